@@ -1,0 +1,23 @@
+# Two entry points, both idempotent: the first run installs into .venv, later runs install nothing new.
+#   make demo   ragtune's main job end to end on its embedded defaults
+#   make test   the test suite (CI runs exactly this)
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench
+install: $(STAMP)
+
+# torch first, pinned to the CPU build this machine carries as a local wheel; an unpinned torch would
+# pull several GB of CUDA packages. On a GPU machine install torch yourself before `make install`.
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ragtune demo $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q $(ARGS)

@@ -1,0 +1,59 @@
+"""Settings: a file, then the environment (RAGTUNE_*), then command-line flags, each overriding the last.
+
+One pydantic-settings model for the values several commands share. Commands pass their flags as
+keyword overrides; a flag left unset (None) does not override.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+CONFIG_ENV = "RAGTUNE_CONFIG"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGTUNE_", extra="ignore")
+
+    index: Path | None = Field(None, description="Knowledge index folder (holds versions/ and CURRENT).")
+    retriever: str | None = Field(
+        None, description="Retriever: a local sentence-transformers folder; default the embedded all-MiniLM-L6-v2."
+    )
+    model: Path | None = Field(None, description="Generator: a local Hugging Face model folder.")
+    backend: str = Field("auto", description="Generation backend: auto, vllm, transformers or openai.")
+    host: str = Field("127.0.0.1", description="Address the server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the server listens on (0 picks a free one).")
+    api_key: SecretStr | None = Field(None, description="Bearer key required on /v1/*; no default.")
+    openai_base_url: str | None = Field(None, description="Remote OpenAI-compatible server for backend=openai.")
+    openai_api_key: SecretStr | None = Field(None, description="Key for the remote OpenAI-compatible server.")
+    top_k: int = Field(4, ge=0, le=100, description="Passages retrieved per question.")
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        cfg = os.environ.get(CONFIG_ENV)
+        if cfg:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cfg))
+        return tuple(sources)
+
+
+def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
+    """Build settings from `config` (YAML; or $RAGTUNE_CONFIG), the environment, then non-None flags."""
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"settings file {path} does not exist; pass an existing YAML file to --config")
+        os.environ[CONFIG_ENV] = str(path)
+    return Settings(**{k: v for k, v in flags.items() if v is not None})
