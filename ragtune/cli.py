@@ -24,10 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("tuner.cli:tune", "Fine-tune the generator or the retriever (LoRA, DoRA, QLoRA, ...)."),
     "export": ("tuner.cli:export", "Merge an adapter into a plain Hugging Face model folder."),
     "check-prompt": ("tuner.cli:check_prompt", "Check that training and serving render the same tokens."),
-    "base": ("tuner.cli:base", "Build the tiny embedded base generator."),
+    "base": ("tuner.base_cli:base", "Build the tiny embedded base generator."),
     "serve": ("serve.cli:serve", "Serve the OpenAI-compatible RAG chat endpoint."),
     "eval": ("eval.cli:eval_group", "Compare base, RAG, fine-tune and both; score predictions."),
-    "demo": ("eval.cli:demo", "Run ragtune's main job end to end on the embedded defaults."),
+    "demo": ("demo.cli:demo", "Run ragtune's main job end to end on the embedded defaults."),
 }
 
 
