@@ -65,6 +65,8 @@ class QAExample:
     answers: tuple[str, ...]  # accepted answers; the first is the reference answer for training
     doc_ids: tuple[str, ...] = ()
     context: str | None = None
+    # freshness questions: the answers that were true before the index was refreshed
+    stale_answers: tuple[str, ...] = ()
 
     @property
     def answer(self) -> str:
@@ -93,13 +95,7 @@ def qa_from_dict(obj: dict[str, Any], where: str = "") -> QAExample:
     q = obj.get("question")
     if not isinstance(q, str) or not q.strip():
         raise RecordError(f"{prefix}`question` must be a non-empty string")
-    ans = obj.get("answer", obj.get("answers"))
-    if isinstance(ans, str):
-        answers = (ans,)
-    elif isinstance(ans, list) and all(isinstance(a, str) for a in ans):
-        answers = tuple(ans)
-    else:
-        raise RecordError(f"{prefix}`answer` must be a string or a list of strings, got {ans!r}")
+    answers = _answer_tuple(obj.get("answer", obj.get("answers")), "answer", prefix)
     if not answers or not any(a.strip() for a in answers):
         raise RecordError(f"{prefix}`answer` is empty; every example needs an answer")
     doc_ids = obj.get("doc_ids") or ()
@@ -114,7 +110,16 @@ def qa_from_dict(obj: dict[str, Any], where: str = "") -> QAExample:
         answers=answers,
         doc_ids=tuple(str(d) for d in doc_ids),
         context=ctx,
+        stale_answers=_answer_tuple(obj.get("stale_answer", obj.get("stale_answers", [])), "stale_answer", prefix),
     )
+
+
+def _answer_tuple(ans: Any, field: str, prefix: str) -> tuple[str, ...]:
+    if isinstance(ans, str):
+        return (ans,)
+    if isinstance(ans, list) and all(isinstance(a, str) for a in ans):
+        return tuple(ans)
+    raise RecordError(f"{prefix}`{field}` must be a string or a list of strings, got {ans!r}")
 
 
 def load_qa(path: str | Path) -> list[QAExample]:

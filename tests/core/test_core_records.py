@@ -21,6 +21,7 @@ from ragtune.settings import load_settings
         ({"question": "q", "answer": 3}, "`answer`"),
         ({"question": "q", "answer": "a", "doc_ids": "d1"}, "`doc_ids`"),
         ({"question": "q", "answer": "a", "context": 5}, "`context`"),
+        ({"question": "q", "answer": "a", "stale_answer": 5}, "`stale_answer`"),
     ],
 )
 def test_bad_qa_names_the_field(obj, field):
@@ -32,11 +33,12 @@ def test_load_qa_accepts_string_or_list_and_names_bad_line(tmp_path):
     p = tmp_path / "qa.jsonl"
     p.write_text(
         json.dumps({"question": "Q1", "answer": "A"}) + "\n\n"
-        + json.dumps({"id": "x", "question": "Q2", "answer": ["B", "b"], "doc_ids": [7]}) + "\n"
+        + json.dumps({"id": "x", "question": "Q2", "answer": ["B", "b"], "doc_ids": [7], "stale_answer": "C"}) + "\n"
     )
     qa = load_qa(p)
     assert [q.id for q in qa] == ["line1", "x"]
     assert qa[1].answers == ("B", "b") and qa[1].answer == "B" and qa[1].doc_ids == ("7",)
+    assert qa[0].stale_answers == () and qa[1].stale_answers == ("C",)
     p.write_text(json.dumps({"question": "Q1", "answer": "A"}) + "\n{not json\n")
     with pytest.raises(RecordError, match=r"qa.jsonl:2: not valid JSON"):
         load_qa(p)
