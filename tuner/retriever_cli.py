@@ -1,0 +1,25 @@
+"""`ragtune tune retriever`: fine-tune the embedder on QA pairs (added to the `tune` group)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("retriever")
+@click.option("--data", "data", required=True, type=click.Path(dir_okay=False), help="QA .jsonl with doc_ids.")
+@click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False), help="ragtune index.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--base", "base", default=None, help="sentence-transformers folder (default: embedded MiniLM).")
+@click.option("--epochs", default=1, show_default=True, type=int)
+@click.option("--batch-size", default=16, show_default=True, type=int)
+@click.option("--lr", "learning_rate", default=2e-4, show_default=True, type=float)
+@click.option("--hard-negatives", default=1, show_default=True, type=int, help="Mined per question.")
+@click.option("--lora-r", default=8, show_default=True, type=int)
+@click.option("--val-fraction", default=0.2, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+def retriever(**kwargs) -> None:
+    """LoRA-tune the retriever with in-batch and mined hard negatives; export a merged model."""
+    from tuner.retriever_train import train_retriever
+
+    result = train_retriever(**kwargs)
+    click.echo(result.summary())
