@@ -1,1 +1,14 @@
-"""ingest stage."""
+"""ingest stage: sources → Documents → Chunks → a new index version (refreshed by content hash).
+
+Importing this package loads neither torch nor sentence-transformers.
+"""
+
+from ingest.chunking import Chunker, ChunkerConfig, embedding_text
+from ingest.pipeline import IngestReport, ingest
+from ingest.readers import Skipped, load_documents, read_sources
+from ingest.refresh import RefreshPlan, document_hash, make_plan
+
+__all__ = [
+    "Chunker", "ChunkerConfig", "embedding_text", "IngestReport", "ingest", "Skipped", "load_documents",
+    "read_sources", "RefreshPlan", "document_hash", "make_plan",
+]

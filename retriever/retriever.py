@@ -1,0 +1,85 @@
+"""Retriever: query text → ranked Passages, from a KnowledgeIndex and the Encoder that built it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from ragtune.records import Passage
+from retriever.encoder import Encoder
+from retriever.index import KnowledgeIndex
+from retriever.versions import current_version
+
+logger = logging.getLogger(__name__)
+
+
+class Retriever:
+    """Search one index version; `refresh()` swaps to a newer published version in place."""
+
+    def __init__(self, index: KnowledgeIndex, encoder: Encoder):
+        index.check_encoder(encoder)
+        self.index = index
+        self.encoder = encoder
+        self._swap = threading.Lock()
+
+    @classmethod
+    def open(cls, index_dir: str | Path, retriever: str | Path | None = None, **encoder_kwargs) -> "Retriever":
+        """Open the CURRENT version. `retriever=None` uses the encoder recorded in the index when that folder
+        exists here (else the embedded default); an explicit retriever must match the index's fingerprint."""
+        index = KnowledgeIndex.open(index_dir)
+        if retriever is None:
+            fp = index.fingerprint
+            model = fp.get("model_path") if fp.get("model_path") and Path(fp["model_path"]).is_dir() else None
+            adapter = fp.get("adapter") if fp.get("adapter") and Path(fp["adapter"]).is_dir() else None
+            encoder_kwargs.setdefault("backend", fp.get("backend", "torch"))
+            encoder = Encoder(model, adapter=adapter, **encoder_kwargs)
+        else:
+            encoder = Encoder(retriever, **encoder_kwargs)
+        try:
+            return cls(index, encoder)
+        except Exception:
+            index.close()
+            raise
+
+    @property
+    def version(self) -> str:
+        return self.index.version
+
+    def search(self, query: str, k: int = 10) -> list[Passage]:
+        return self.search_batch([query], k)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int = 10) -> list[list[Passage]]:
+        if not queries:
+            return []
+        vecs = self.encoder.encode(list(queries))
+        index = self.index  # one version for the whole batch, even if refresh() swaps meanwhile
+        return index.search_vectors(vecs, k)
+
+    def refresh(self) -> bool:
+        """Load the published version if it changed (checking its fingerprint); return True when swapped.
+
+        The old version is closed after the swap; searches already running on it finish first on Linux
+        (the SQLite file is opened immutable and stays readable)."""
+        vid = current_version(self.index.dir)
+        if vid == self.index.version:
+            return False
+        with self._swap:
+            if vid == self.index.version:
+                return False
+            new = KnowledgeIndex.open(self.index.dir, version=vid)
+            try:
+                new.check_encoder(self.encoder)
+            except Exception:
+                new.close()
+                raise
+            old, self.index = self.index, new
+        logger.info("retriever moved from version %s to %s", old.version, vid)
+        return True
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __repr__(self) -> str:
+        return f"Retriever({self.index!r}, {self.encoder!r})"
