@@ -1,0 +1,99 @@
+"""Per-question answer metrics: EM, F1 (SQuAD), ROUGE-L, answer contained, grounding, freshness.
+
+ROUGE-L comes from Google's `rouge-score` package (the reference implementation). Containment,
+grounding and freshness are ours: they are plain string checks on SQuAD-normalised text, small
+enough that a library would add nothing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+from eval.squad import _golds, exact_match, normalize_answer, token_f1
+
+
+@lru_cache(maxsize=1)
+def _rouge():
+    from rouge_score import rouge_scorer
+
+    # No stemming, as HF `evaluate`'s default: answers are short spans, not summaries.
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def rouge_l(prediction: str, golds: str | Iterable[str]) -> float:
+    """ROUGE-L F-measure (0-1) against the best-matching gold answer."""
+    scorer = _rouge()
+    return max(scorer.score(g, prediction)["rougeL"].fmeasure for g in _golds(golds))
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    h, n = normalize_answer(haystack), normalize_answer(needle)
+    if not n:  # the gold normalises to nothing (e.g. "The"): fall back to a plain lower-case search
+        return needle.strip().lower() in haystack.lower() if needle.strip() else False
+    return f" {n} " in f" {h} "
+
+
+def answer_contained(prediction: str, golds: str | Iterable[str]) -> float:
+    """1.0 when a normalised gold answer occurs, on token boundaries, in the normalised prediction."""
+    return float(any(_contains(prediction, g) for g in _golds(golds)))
+
+
+def _passage_text(p: Any) -> str:
+    if isinstance(p, str):
+        return p
+    if isinstance(p, dict):
+        return str(p.get("text", ""))
+    return str(getattr(p, "text", ""))
+
+
+def grounding(prediction: str, passages: Sequence[Any] | None) -> dict[str, float] | None:
+    """Is the answer supported by the passages the system was given (and cites)?
+
+    `supported`: the whole normalised answer occurs in one passage; `support`: the share of the
+    answer's normalised tokens found anywhere in the passages. None when there were no passages
+    (closed-book systems have nothing to be grounded in).
+    """
+    if not passages:
+        return None
+    texts = [_passage_text(p) for p in passages]
+    toks = normalize_answer(prediction).split()
+    if not toks:
+        return {"supported": 0.0, "support": 0.0}
+    supported = float(any(_contains(t, prediction) for t in texts))
+    vocab = set(normalize_answer(" ".join(texts)).split())
+    return {"supported": supported, "support": sum(t in vocab for t in toks) / len(toks)}
+
+
+def _matches(prediction: str, answers: Sequence[str]) -> bool:
+    return bool(answers) and (exact_match(prediction, answers) == 1.0 or answer_contained(prediction, answers) == 1.0)
+
+
+def freshness_label(prediction: str, answers: Sequence[str], stale_answers: Sequence[str]) -> str | None:
+    """'new', 'stale', 'both' or 'neither' for a freshness question; None for an ordinary one."""
+    if not stale_answers:
+        return None
+    new, stale = _matches(prediction, answers), _matches(prediction, stale_answers)
+    return "both" if new and stale else "new" if new else "stale" if stale else "neither"
+
+
+ANSWER_METRICS = ("exact_match", "f1", "rouge_l", "contains")
+
+
+def score_answer(prediction: str, answers: Sequence[str], passages: Sequence[Any] | None = None,
+                 stale_answers: Sequence[str] = ()) -> dict[str, Any]:
+    """Every per-question answer metric for one prediction (0-1 scale)."""
+    row: dict[str, Any] = {
+        "exact_match": exact_match(prediction, answers),
+        "f1": token_f1(prediction, answers),
+        "rouge_l": rouge_l(prediction, answers),
+        "contains": answer_contained(prediction, answers),
+    }
+    g = grounding(prediction, passages)
+    if g is not None:
+        row["grounded"] = g["supported"]
+        row["grounding_support"] = g["support"]
+    fresh = freshness_label(prediction, answers, stale_answers)
+    if fresh is not None:
+        row["freshness"] = fresh
+    return row

@@ -1,0 +1,222 @@
+"""How a system answers: in-process (generator + retriever objects) or over HTTP (a running server).
+
+Both take a batch of (question, messages-builder) and return one row per question:
+{"prediction", "passages", "latency_s", "prompt_tokens", "completion_tokens"}.
+Every check that can fail (missing folder, index/encoder mismatch, unreachable server) happens in
+`open_backend`, before any generation starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ragtune.errors import RagtuneError
+from ragtune.prompt import build_messages
+
+from eval.systems import SystemSpec
+
+logger = logging.getLogger(__name__)
+
+_HASHED = (".safetensors", ".bin", ".json", ".model", ".jinja", ".txt")
+
+
+def folder_hash(folder: str | Path) -> str:
+    """sha256 over the names and bytes of a model folder's weight, config and tokenizer files."""
+    root = Path(folder)
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in _HASHED and p.name != "ragtune.json":
+            h.update(str(p.relative_to(root)).encode())
+            with p.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def check_model_dir(path: str | None, system: str) -> Path:
+    p = Path(path or "")
+    if not p.is_dir():
+        raise RagtuneError(f"system {system!r}: model folder {p} does not exist; build or export it first "
+                           f"(`ragtune base build`, `ragtune tune generator`, `ragtune export`)")
+    if not (p / "config.json").is_file():
+        raise RagtuneError(f"system {system!r}: {p} is not a Hugging Face model folder (no config.json)")
+    return p
+
+
+Messages = list[dict[str, str]]
+Builder = Callable[[str, Sequence[Any] | None], Messages]
+
+
+class InProcess:
+    """A generator folder loaded with serve.load_generator, plus an optional Retriever."""
+
+    def __init__(self, spec: SystemSpec, generator: Any, retriever: Any | None):
+        self.spec, self.generator, self.retriever = spec, generator, retriever
+
+    def describe(self) -> dict[str, Any]:
+        from ragtune.artifacts import read_artifact
+
+        d = {"mode": "in-process", "model_sha256": folder_hash(self.spec.model), "artifact": read_artifact(self.spec.model)}
+        if self.retriever is not None:
+            d["index_version"] = self.retriever.version
+            d["retriever_fingerprint"] = self.retriever.encoder.fingerprint.get("id")
+        return d
+
+    def answer(self, questions: Sequence[str], build: Builder, seed: int) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        passages: list[list[Any] | None] = [None] * len(questions)
+        if self.retriever is not None:
+            passages = self.retriever.search_batch(list(questions), self.spec.top_k)
+        msgs = [build(q, p) for q, p in zip(questions, passages)]
+        comps = self.generator.generate(msgs, max_tokens=self.spec.max_tokens, stop=None, seed=seed)
+        dt = time.perf_counter() - t0  # a batch answers together: each of its questions waited this long
+        return [{"prediction": c.text.strip(), "passages": [p.to_dict() for p in ps] if ps is not None else None,
+                 "latency_s": dt, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens}
+                for c, ps in zip(comps, passages)]
+
+    def close(self) -> None:
+        if self.retriever is not None:
+            self.retriever.close()
+
+
+class Http:
+    """A running `ragtune serve`, asked one question per request with the official openai client."""
+
+    def __init__(self, spec: SystemSpec, client: Any, model_id: str, info: dict[str, Any]):
+        self.spec, self.client, self.model_id, self.info = spec, client, model_id, info
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": "http", "url": self.spec.url, "model_id": self.model_id, **self.info}
+
+    def answer(self, questions: Sequence[str], build: Builder, seed: int) -> list[dict[str, Any]]:
+        out = []
+        for q in questions:
+            msgs = build(q, None)  # the server adds retrieved passages itself when retrieval is on
+            t0 = time.perf_counter()
+            r = self.client.chat.completions.create(
+                model=self.model_id, messages=msgs, max_tokens=self.spec.max_tokens, temperature=0, seed=seed,
+                extra_body={"retrieval": self.spec.retrieval, "top_k": self.spec.top_k})
+            dt = time.perf_counter() - t0
+            extra = r.model_extra or {}
+            sources = extra.get("sources")
+            usage = r.usage
+            out.append({"prediction": (r.choices[0].message.content or "").strip(),
+                        "passages": sources if self.spec.retrieval else None, "latency_s": dt,
+                        "prompt_tokens": getattr(usage, "prompt_tokens", None),
+                        "completion_tokens": getattr(usage, "completion_tokens", None),
+                        "index_version": extra.get("index_version")})
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _open_http(spec: SystemSpec) -> Http:
+    import httpx
+    from openai import OpenAI
+
+    headers = {"Authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
+    try:
+        ready = httpx.get(f"{spec.url}/readyz", timeout=5.0, headers=headers)
+        models = httpx.get(f"{spec.url}/v1/models", timeout=5.0, headers=headers)
+    except httpx.HTTPError as e:
+        raise RagtuneError(f"system {spec.name!r}: server {spec.url} is unreachable ({e.__class__.__name__}: {e}); "
+                           f"start it with `ragtune serve` or fix the URL") from None
+    if ready.status_code != 200:
+        raise RagtuneError(f"system {spec.name!r}: server {spec.url} is not ready (/readyz answered "
+                           f"{ready.status_code}); wait for it or check its log")
+    if models.status_code == 401:
+        raise RagtuneError(f"system {spec.name!r}: server {spec.url} wants an API key; pass --api-key")
+    data = models.json().get("data") or [{}] if models.status_code == 200 else [{}]
+    model_id = data[0].get("id", "ragtune")
+    info = {k: v for k, v in (ready.json() if ready.headers.get("content-type", "").startswith("application/json")
+                              else {}).items() if isinstance(v, (str, int, float, bool))}
+    client = OpenAI(base_url=f"{spec.url}/v1", api_key=spec.api_key or "none", max_retries=0, timeout=300.0)
+    return Http(spec, client, model_id, info)
+
+
+class _Cache:
+    """Generators and retrievers shared by systems that name the same folders."""
+
+    def __init__(self):
+        self.generators: dict[str, Any] = {}
+        self.retrievers: dict[tuple, Any] = {}
+
+
+def open_backend(spec: SystemSpec, cache: _Cache, known_doc_ids: set[str] | None = None) -> InProcess | Http:
+    """Check a system's inputs and open what answers for it; raise RagtuneError before any long work."""
+    if spec.url:
+        return _open_http(spec)
+    model = check_model_dir(spec.model, spec.name)
+    retr = None
+    if spec.retrieval:
+        retr = _open_retriever(spec, cache)
+    key = str(model.resolve())
+    if key not in cache.generators:
+        from serve import load_generator
+
+        cache.generators[key] = load_generator(str(model))
+    return InProcess(spec, cache.generators[key], retr)
+
+
+def _open_retriever(spec: SystemSpec, cache: _Cache) -> Any:
+    from retriever import Encoder, KnowledgeIndex, Retriever
+
+    if not Path(spec.index or "").is_dir():
+        raise RagtuneError(f"system {spec.name!r}: index folder {spec.index} does not exist; build it with "
+                           f"`ragtune ingest SOURCES --index {spec.index}`")
+    key = (str(Path(spec.index).resolve()), spec.index_version, spec.retriever)
+    if key not in cache.retrievers:
+        if spec.index_version is None:
+            cache.retrievers[key] = Retriever.open(spec.index, retriever=spec.retriever)
+        else:  # a pinned version: the same encoder rule as Retriever.open, on that version
+            index = KnowledgeIndex.open(spec.index, version=spec.index_version)
+            try:
+                fp = index.fingerprint
+                local = {k: fp[k] if fp.get(k) and Path(fp[k]).is_dir() else None for k in ("model_path", "adapter")}
+                encoder = Encoder(spec.retriever) if spec.retriever else Encoder(
+                    local["model_path"], adapter=local["adapter"], backend=fp.get("backend", "torch"))
+                cache.retrievers[key] = Retriever(index, encoder)
+            except Exception:
+                index.close()
+                raise
+    return _Shared(cache.retrievers[key])
+
+
+class _Shared:
+    """A retriever shared by several systems; closing one system's view leaves it open."""
+
+    def __init__(self, r: Any):
+        self._r = r
+        self.encoder = r.encoder
+
+    @property
+    def version(self) -> str:
+        return self._r.version
+
+    @property
+    def index(self) -> Any:
+        return self._r.index
+
+    def search_batch(self, qs: Sequence[str], k: int) -> list[list[Any]]:
+        return self._r.search_batch(qs, k)
+
+    def close(self) -> None:
+        pass
+
+
+def message_builder(spec: SystemSpec, shots: Sequence[tuple[str, str]]) -> Builder:
+    """The ONE prompt function, with k-shot examples as earlier turns (rendered by the same function)."""
+    history: list[dict[str, str]] = []
+    for q, a in shots:
+        history.append(build_messages(q, None, spec.system_prompt)[-1])
+        history.append({"role": "assistant", "content": a})
+
+    def build(question: str, passages: Sequence[Any] | None) -> Messages:
+        return build_messages(question, passages, spec.system_prompt, history)
+
+    return build

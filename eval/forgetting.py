@@ -1,0 +1,112 @@
+"""Forgetting: the fine-tuned generator vs its base on a general held-out set.
+
+Two measures, each with a paired bootstrap 95% CI over the same questions:
+- perplexity of the reference answer given the prompt (the ONE prompt function; the example's
+  `context`, if any, as its passage), pooled over tokens: exp(Σ NLL / Σ tokens);
+- QA accuracy (EM and F1 of greedy answers, in percent).
+`forgetting` (F1 points lost: base − fine-tuned) is what `--max-forgetting` gates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ragtune.prompt import build_messages
+from ragtune.records import QAExample
+
+from eval.backends import check_model_dir, folder_hash
+from eval.squad import exact_match, token_f1
+from eval.stats import paired_bootstrap
+
+logger = logging.getLogger(__name__)
+
+
+def _messages(ex: QAExample) -> list[dict[str, str]]:
+    return build_messages(ex.question, [ex.context] if ex.context else None)
+
+
+def answer_nll(model_dir: str | Path, examples: Sequence[QAExample], batch_size: int = 8,
+               progress: bool = False) -> np.ndarray:
+    """[n, 2] array: summed NLL (nats) of each reference answer (with its end token) and its token count."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
+    model.eval()
+    out = np.zeros((len(examples), 2))
+    for i in tqdm(range(len(examples)), desc=f"perplexity {Path(model_dir).name}", disable=not progress):
+        ex = examples[i]
+        msgs = _messages(ex)
+        prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=False)
+        full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": ex.answer}], tokenize=True,
+                                       return_dict=False)
+        if hasattr(prompt, "input_ids"):
+            prompt, full = prompt["input_ids"], full["input_ids"]
+        n_prompt = len(prompt)
+        if full[:n_prompt] != list(prompt) or len(full) <= n_prompt:
+            raise ValueError(f"{model_dir}: the chat template does not extend the prompt with the answer")
+        ids = torch.tensor([full])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, :-1].float()
+        targets = ids[0, 1:]
+        logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
+        ans = logp[n_prompt - 1:]
+        out[i] = (-float(ans.sum()), len(ans))
+    return out
+
+
+def _ppl(x: np.ndarray) -> float:
+    return math.exp(x[:, 0].sum() / max(x[:, 1].sum(), 1))
+
+
+def forgetting(ft_model: str | Path, base_model: str | Path, general_qa: str | Path | Sequence[QAExample], *,
+               seed: int = 0, n_resamples: int = 1000, batch_size: int = 8, max_tokens: int = 32,
+               progress: bool = True) -> dict[str, Any]:
+    """Perplexity and QA accuracy of `ft_model` vs `base_model` on `general_qa`, with paired CIs."""
+    from eval.compare import load_examples
+    from serve import load_generator
+
+    ft, base = check_model_dir(str(ft_model), "fine-tuned"), check_model_dir(str(base_model), "base")
+    examples, desc = load_examples(general_qa, "general QA")
+    res: dict[str, Any] = {"general_qa": desc, "ft_model": str(ft), "base_model": str(base),
+                           "ft_sha256": folder_hash(ft), "base_sha256": folder_hash(base), "seed": seed}
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for name, path in (("base", base), ("ft", ft)):
+        gen = load_generator(str(path))
+        preds: list[str] = []
+        for i in range(0, len(examples), batch_size):
+            batch = examples[i:i + batch_size]
+            comps = gen.generate([_messages(e) for e in batch], max_tokens=max_tokens, stop=None, seed=seed)
+            preds.extend(c.text.strip() for c in comps)
+        nll = answer_nll(path, examples, batch_size, progress)
+        scores[name] = {"em": np.array([exact_match(p, e.answers) for p, e in zip(preds, examples)]),
+                        "f1": np.array([token_f1(p, e.answers) for p, e in zip(preds, examples)]), "nll": nll}
+        res[name] = {"perplexity": _ppl(nll), "exact_match": 100 * scores[name]["em"].mean(),
+                     "f1": 100 * scores[name]["f1"].mean(), "predictions": preds}
+    b, f = scores["base"], scores["ft"]
+    res["delta"] = {
+        "perplexity": paired_bootstrap(f["nll"], b["nll"], n_resamples, seed, statistic=lambda x, y: _ppl(x) - _ppl(y)),
+        "exact_match": paired_bootstrap(f["em"], b["em"], n_resamples, seed, scale=100.0),
+        "f1": paired_bootstrap(f["f1"], b["f1"], n_resamples, seed, scale=100.0),
+    }
+    d = res["delta"]["f1"]
+    res["forgetting"] = {"f1_points": -d["diff"], "low": -d["high"], "high": -d["low"], "n": d["n"]}
+    return res
+
+
+def gate(result: dict[str, Any], max_forgetting: float | None) -> tuple[bool, str]:
+    """(passed, message) for `--max-forgetting POINTS` (F1 points the fine-tune may lose vs its base)."""
+    f = result["forgetting"]
+    msg = (f"forgetting: base − fine-tuned F1 = {f['f1_points']:.2f} points "
+           f"(95% CI {f['low']:.2f} .. {f['high']:.2f}, n={f['n']})")
+    if max_forgetting is None:
+        return True, msg
+    ok = f["f1_points"] <= max_forgetting
+    return ok, msg + (f" ≤ {max_forgetting}: pass" if ok else f" > --max-forgetting {max_forgetting}: FAIL")

@@ -1,0 +1,150 @@
+"""write_report: results.json, report.md (+ charts/*.png), one self-contained report.html, disagreements.md.
+
+The report is built once as a list of blocks (heading, paragraph, table, chart) and rendered twice,
+so the Markdown and the HTML always say the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from eval import charts
+from eval.report_tables import (comparison_table, config_table, cost_table, disagreement_table, findings,
+                                forgetting_table, freshness_table, system_table)
+
+Block = tuple  # ("h1"|"h2"|"h3"|"p", text) | ("table", header, rows) | ("img", name, png_bytes, alt)
+
+
+def _blocks(results: Mapping[str, Any], max_disagreements: int = 20) -> list[Block]:
+    cfg = results.get("config", {})
+    out: list[Block] = [("h1", "ragtune evaluation report"),
+                        ("p", f"Greedy decoding, seed {cfg.get('seed')}; every interval is a "
+                              f"{int(100 * cfg.get('ci', 0.95))}% percentile bootstrap over questions "
+                              f"({cfg.get('n_resamples')} resamples, seeded). Answer metrics in percent "
+                              f"(SQuAD v1.1 normalisation), retrieval metrics on 0–1 against gold document ids.")]
+    for split, s in results.get("splits", {}).items():
+        out.append(("h2", f"{split} (n={s['qa']['n']})"))
+        out.extend(("p", line) for line in findings(s))
+        out.append(("table", *system_table(s)))
+        png = charts.metric_by_system(s)
+        if png:
+            out.append(("img", f"{split}_metrics", png, "answer metrics by system with 95% CIs"))
+        if s["comparisons"]:
+            out.append(("h3", "Differences between systems (paired bootstrap)"))
+            out.append(("table", *comparison_table(s)))
+        if any("freshness" in r for r in s["systems"].values()):
+            out.append(("h3", "Freshness: answers after the index refresh"))
+            out.append(("table", *freshness_table(s)))
+            png = charts.freshness(s)
+            out.append(("img", f"{split}_freshness", png, "new vs stale answers"))
+        png = charts.recall_curve(s)
+        if png:
+            out.append(("h3", "Retrieval"))
+            out.append(("img", f"{split}_recall", png, "recall@k"))
+        out.append(("h3", "Cost"))
+        out.append(("table", *cost_table(s)))
+        png = charts.latency(s)
+        if png:
+            out.append(("img", f"{split}_latency", png, "latency p50/p95"))
+        out.append(("h3", "Configuration"))
+        out.append(("table", *config_table(s)))
+        if s["disagreements"]:
+            shown = s["disagreements"][:max_disagreements]
+            out.append(("h3", f"Disagreements ({len(s['disagreements'])} questions; first {len(shown)} here, "
+                              f"all in disagreements.md)"))
+            out.append(("table", *disagreement_table(shown)))
+    f = results.get("forgetting")
+    if f:
+        out.append(("h2", f"Forgetting (general held-out set, n={f['general_qa']['n']})"))
+        out.append(("table", *forgetting_table(f)))
+        png = charts.forgetting(f)
+        if png:
+            out.append(("img", "forgetting", png, "forgetting"))
+        g = f.get("gate") or {}
+        if g.get("max_forgetting") is not None:
+            out.append(("p", f"Gate --max-forgetting {g['max_forgetting']}: {'passed' if g['passed'] else 'FAILED'}."))
+    return out
+
+
+def _md_cell(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _render_md(blocks: list[Block], chart_dir: str) -> str:
+    lines: list[str] = []
+    for b in blocks:
+        if b[0] in ("h1", "h2", "h3"):
+            lines += ["#" * int(b[0][1]) + " " + b[1], ""]
+        elif b[0] == "p":
+            lines += [b[1], ""]
+        elif b[0] == "table":
+            header, rows = b[1], b[2]
+            lines.append("| " + " | ".join(map(_md_cell, header)) + " |")
+            lines.append("|" + "---|" * len(header))
+            lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
+            lines.append("")
+        elif b[0] == "img":
+            lines += [f"![{b[3]}]({chart_dir}/{b[1]}.png)", ""]
+    return "\n".join(lines)
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+       "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
+       "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}")
+
+
+def _render_html(blocks: list[Block]) -> str:
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>ragtune evaluation report</title>",
+             f"<style>{CSS}</style></head><body>"]
+    for b in blocks:
+        if b[0] in ("h1", "h2", "h3"):
+            parts.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
+        elif b[0] == "p":
+            parts.append(f"<p>{html.escape(b[1])}</p>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1])
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif b[0] == "img":
+            data = base64.b64encode(b[2]).decode()
+            parts.append(f"<img alt='{html.escape(b[3])}' src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if hasattr(o, "item"):  # numpy scalars
+        return _jsonable(o.item())
+    return o
+
+
+def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write results.json, report.md, charts/*.png, report.html and disagreements.md into `out_dir`."""
+    out = Path(out_dir)
+    (out / "charts").mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "md": out / "report.md", "html": out / "report.html",
+             "disagreements": out / "disagreements.md"}
+    paths["json"].write_text(json.dumps(_jsonable(results), indent=1, sort_keys=False), encoding="utf-8")
+    blocks = _blocks(results)
+    for b in blocks:
+        if b[0] == "img":
+            (out / "charts" / f"{b[1]}.png").write_bytes(b[2])
+    paths["md"].write_text(_render_md(blocks, "charts"), encoding="utf-8")
+    paths["html"].write_text(_render_html(blocks), encoding="utf-8")
+    dis: list[Block] = [("h1", "Questions the systems disagree on (exact match)")]
+    for split, s in results.get("splits", {}).items():
+        dis += [("h2", f"{split}: {len(s['disagreements'])} of {s['qa']['n']}"),
+                ("table", *disagreement_table(s["disagreements"]))]
+    paths["disagreements"].write_text(_render_md(dis, "charts"), encoding="utf-8")
+    return paths

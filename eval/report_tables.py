@@ -1,0 +1,122 @@
+"""Tables and plain-language findings of the report, from a results split: (header, rows)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+Table = tuple[list[str], list[list[Any]]]
+NAMES = {"exact_match": "EM", "f1": "F1", "rouge_l": "ROUGE-L", "contains": "contains", "grounded": "grounded"}
+
+
+def _ci(v: Mapping[str, Any] | None, digits: int = 1) -> str:
+    if not v or v.get("mean") is None or v["mean"] != v["mean"]:
+        return "–"
+    return f"{v['mean']:.{digits}f} [{v['low']:.{digits}f}, {v['high']:.{digits}f}]"
+
+
+def _num(v: Any, fmt: str = "{:.3g}") -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    return fmt.format(v) if isinstance(v, (int, float)) else str(v)
+
+
+def system_table(split: Mapping[str, Any]) -> Table:
+    header = ["system", "mode", "retrieval", "EM", "F1", "ROUGE-L", "contains", "grounded", "recall@5", "MRR@10",
+              "nDCG@10"]
+    rows = []
+    for name, s in split["systems"].items():
+        m, spec = s["metrics"], s["spec"]
+        rows.append([name, s["describe"].get("mode", ""), f"top {spec['top_k']}" if spec["retrieval"] else "off",
+                     _ci(m.get("exact_match")), _ci(m.get("f1")), _ci(m.get("rouge_l")), _ci(m.get("contains")),
+                     _ci(m.get("grounded")), _ci(m.get("recall@5"), 3), _ci(m.get("mrr@10"), 3),
+                     _ci(m.get("ndcg@10"), 3)])
+    return header, rows
+
+
+def comparison_table(split: Mapping[str, Any]) -> Table:
+    header = ["a − b", "metric", "difference", "95% CI", "n", "CI excludes 0"]
+    rows = [[f"{c['a']} − {c['b']}", NAMES.get(c["metric"], c["metric"]), f"{c['diff']:+.3g}",
+             f"[{c['low']:+.3g}, {c['high']:+.3g}]", c["n"], "yes" if c["significant"] else "no"]
+            for c in split["comparisons"]]
+    return header, rows
+
+
+def freshness_table(split: Mapping[str, Any]) -> Table:
+    header = ["system", "new fact", "stale fact", "both", "neither", "n", "new rate % [CI]", "stale rate % [CI]"]
+    rows = [[n, f["new"], f["stale"], f["both"], f["neither"], f["n"], _ci(f["new_rate"]), _ci(f["stale_rate"])]
+            for n, s in split["systems"].items() if (f := s.get("freshness"))]
+    return header, rows
+
+
+def _bytes(v: Any) -> str:
+    return "–" if v is None else f"{v / 1e6:.2f} MB"
+
+
+def cost_table(split: Mapping[str, Any]) -> Table:
+    header = ["system", "latency p50 (ms)", "latency p95 (ms)", "tokens/s", "training time (s)", "trainable params",
+              "adapter size"]
+    rows = []
+    for n, s in split["systems"].items():
+        c = s["cost"]
+        rows.append([n, _num(c.get("latency_p50_s") and c["latency_p50_s"] * 1000, "{:.1f}"),
+                     _num(c.get("latency_p95_s") and c["latency_p95_s"] * 1000, "{:.1f}"),
+                     _num(c.get("tokens_per_s"), "{:.1f}"), _num(c.get("train_time_s"), "{:.1f}"),
+                     _num(c.get("trainable_params"), "{:,}"), _bytes(c.get("adapter_bytes"))])
+    return header, rows
+
+
+def config_table(split: Mapping[str, Any]) -> Table:
+    header = ["system", "model / url", "model sha256", "index version", "retriever", "few-shot k (seed)", "cached"]
+    rows = []
+    for n, s in split["systems"].items():
+        spec, d = s["spec"], s["describe"]
+        rows.append([n, spec.get("model") or spec.get("url"), (d.get("model_sha256") or "–")[:12],
+                     d.get("index_version") or spec.get("index_version") or "–",
+                     (d.get("retriever_fingerprint") or spec.get("retriever") or "–")[:16],
+                     f"{spec['fewshot']} ({spec['fewshot_seed']})" if spec["fewshot"] else "0",
+                     f"{s['cached']}/{s['n']}"])
+    return header, rows
+
+
+def disagreement_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    if not rows:
+        return ["id"], []
+    names = list(rows[0]["answers"])
+    header = ["id", "question", "gold"] + names
+    out = [[r["id"], r["question"], " / ".join(r["gold"])] +
+           [("✓ " if n in r["correct"] else "✗ ") + r["answers"][n] for n in names] for r in rows]
+    return header, out
+
+
+def forgetting_table(f: Mapping[str, Any]) -> Table:
+    header = ["measure", "base", "fine-tuned", "fine-tuned − base [95% CI]", "n"]
+    rows = []
+    for key, label in (("perplexity", "answer perplexity"), ("exact_match", "EM %"), ("f1", "F1 %")):
+        d = f["delta"][key]
+        rows.append([label, f"{f['base'][key]:.3g}", f"{f['ft'][key]:.3g}",
+                     f"{d['diff']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]", d["n"]])
+    return header, rows
+
+
+def findings(split: Mapping[str, Any]) -> list[str]:
+    """Plain sentences on what the numbers show (whatever it is), from the CIs."""
+    systems = split["systems"]
+    scored = [(n, s["metrics"]["f1"]["mean"]) for n, s in systems.items() if "f1" in s["metrics"]]
+    if not scored:
+        return []
+    best = max(scored, key=lambda x: x[1])
+    lines = [f"Highest F1: {best[0]} ({best[1]:.1f})."]
+    sig = [c for c in split["comparisons"] if c["metric"] == "f1" and c["significant"]]
+    flat = [c for c in split["comparisons"] if c["metric"] == "f1" and not c["significant"]]
+    if sig:
+        lines.append("F1 differences whose 95% CI excludes zero: " + "; ".join(
+            f"{c['a']} − {c['b']} = {c['diff']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]" for c in sig) + ".")
+    if flat:
+        lines.append("Not distinguishable at this n (CI includes zero): " + ", ".join(
+            f"{c['a']} vs {c['b']}" for c in flat) + ".")
+    for n, s in systems.items():
+        f = s.get("freshness")
+        if f:
+            lines.append(f"{n}: {f['new']} of {f['n']} changed facts answered with the new value, "
+                         f"{f['stale']} with the stale one.")
+    return lines
