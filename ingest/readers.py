@@ -73,7 +73,13 @@ def read_text(path: Path) -> tuple[str, str]:
     return text, title
 
 
+_BLOCKS = ["p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "h1", "h2", "h3", "h4",
+           "h5", "h6", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "pre", "blockquote", "figcaption", "hr"]
+_PARA, _LINE = "\u2029", "\u2028"
+
+
 def read_html(path: Path) -> tuple[str, str]:
+    """Visible text: block elements become paragraphs, inline ones flow, scripts and styles are dropped."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_decode(path.read_bytes()), "html.parser")
@@ -84,9 +90,14 @@ def read_html(path: Path) -> tuple[str, str]:
         soup.head.decompose()
     if not title and soup.h1:
         title = soup.h1.get_text(" ", strip=True)
-    lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in soup.get_text("\n").split("\n")]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    return text, title
+    for tag in soup.find_all(_BLOCKS):
+        tag.insert_before(_PARA)
+        tag.insert_after(_PARA)
+    for tag in soup.find_all(["br", "td", "th"]):
+        tag.insert_after(_LINE if tag.name == "br" else " ")
+    flat = re.sub(r"[ \t\n\r\f\v\xa0]+", " ", soup.get_text(""))  # source layout whitespace, not the markers
+    paras = ["\n".join(x.strip() for x in p.split(_LINE) if x.strip()) for p in flat.split(_PARA)]
+    return "\n\n".join(p for p in paras if p), title
 
 
 def read_pdf(path: Path) -> tuple[str, str]:

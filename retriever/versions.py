@@ -109,7 +109,8 @@ def fsync_dir(path: Path) -> None:
 def publish(index_dir: str | Path, vid: str) -> None:
     """Point CURRENT at `vid` by an atomic rename: readers see the old or the new version, never a mix."""
     d = Path(index_dir)
-    tmp = d / f"{CURRENT}.{os.getpid()}.tmp"
+    (d / TMP).mkdir(exist_ok=True)
+    tmp = d / TMP / f"{CURRENT}.{os.getpid()}"  # same file system as CURRENT; leftovers are cleaned with tmp/
     with open(tmp, "w", encoding="ascii") as f:
         f.write(vid + "\n")
         f.flush()
@@ -152,7 +153,10 @@ def _clean_tmp(d: Path) -> None:
     if tmp.is_dir():
         for p in tmp.iterdir():
             logger.info("removing %s left by an interrupted ingest", p)
-            shutil.rmtree(p, ignore_errors=True)
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def list_versions(index_dir: str | Path) -> list[dict]:
