@@ -1,1 +1,34 @@
-"""serve stage."""
+"""serve stage: the OpenAI-compatible RAG chat server, its generation backends and an in-process generator.
+
+Public API (imported lazily, so `import serve` loads neither torch nor FastAPI):
+  create_app(settings=None, backend=None, **settings_fields) -> FastAPI
+  load_generator(model_dir, backend="transformers") -> Generator with
+      .generate(list_of_message_lists, max_tokens=64, stop=None, seed=0) -> list[Completion]
+  start_server(model_dir, index_dir, retriever=None, port=0, api_key=None, extra_args=()) -> ServerHandle
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "create_app": "serve.app",
+    "ServeSettings": "serve.config",
+    "load_serve_settings": "serve.config",
+    "load_generator": "serve.backends",
+    "load_backend": "serve.backends",
+    "Generator": "serve.backends",
+    "start_server": "serve.launcher",
+    "ServerHandle": "serve.launcher",
+    "Completion": "serve.types",
+    "SamplingOptions": "serve.types",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'serve' has no attribute {name!r}")

@@ -1,0 +1,254 @@
+"""The FastAPI app: lifespan (load backend, encoder and index once), thin routers, auth, metrics.
+
+Routers only parse, call the serving logic (serve/chat.py, serve/knowledge.py) and return; errors are
+`APIError`s that serve/errors.py turns into OpenAI-style objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ragtune.artifacts import read_artifact
+from ragtune.errors import RagtuneError
+from ragtune.prompt import PROMPT_FORMAT
+from serve.auth import check_bearer
+from serve.backends import load_backend, resolve_backend
+from serve.chat import ChatLimits, ChatService, to_source
+from serve.config import ServeSettings
+from serve.errors import APIError, BodySizeLimit, error_response, install_error_handlers
+from serve.knowledge import KnowledgeHolder
+from serve.metrics import Metrics
+from serve.schemas import (ChatCompletionRequest, ChatCompletionResponse, ErrorResponse, IndexInfo, ModelCard,
+                           ModelList, ReloadResponse, RetrieveRequest, RetrieveResponse)
+from serve.types import Backend, BackendError
+
+logger = logging.getLogger(__name__)
+
+KNOWN_PROMPT_FORMATS = (PROMPT_FORMAT,)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 502, 503)}
+
+
+@dataclass
+class State:
+    settings: ServeSettings
+    metrics: Metrics
+    backend: Backend | None = None
+    knowledge: KnowledgeHolder | None = None
+    chat: ChatService | None = None
+    model_id: str = ""
+    created: int = 0
+    ready: bool = False
+
+
+def prompt_spec(model: str | Path | None) -> str | None:
+    """The system prompt the model was trained with (None: the default); refuse an unknown prompt format."""
+    if model is None or not Path(model).is_dir():
+        return None
+    try:
+        art = read_artifact(model)
+    except ValueError as e:
+        raise RagtuneError(str(e)) from None
+    fmt = art.get("prompt_format", PROMPT_FORMAT)  # documented default: ragtune-rag-v1
+    if fmt not in KNOWN_PROMPT_FORMATS:
+        raise RagtuneError(f"{model}/ragtune.json says the model was trained with prompt format {fmt!r}, but this "
+                           f"server renders {', '.join(KNOWN_PROMPT_FORMATS)}; retrain or re-export the model")
+    return art.get("system_prompt")
+
+
+def create_app(settings: ServeSettings | None = None, backend: Backend | None = None, **overrides: Any) -> FastAPI:
+    """The app. `settings` (or keyword overrides of ServeSettings fields); `backend` replaces loading one."""
+    cfg = settings or ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    system_prompt = prompt_spec(cfg.model)
+    metrics = Metrics()
+    st = State(settings=cfg, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        t0 = time.perf_counter()
+        st.backend = backend or await asyncio.to_thread(
+            load_backend, cfg.backend, cfg.model, model_id=cfg.model_id, max_batch_size=cfg.max_batch_size,
+            batch_window_ms=cfg.batch_window_ms, on_batch=metrics.batch_size.observe,
+            openai_base_url=cfg.openai_base_url,
+            openai_api_key=cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else None,
+            vllm_options=cfg.vllm_options())
+        try:
+            if hasattr(st.backend, "start"):
+                await st.backend.start()
+            st.model_id = cfg.model_id or st.backend.model_id
+            if cfg.index is not None:
+                st.knowledge = await asyncio.to_thread(
+                    KnowledgeHolder, cfg.index, cfg.retriever, cfg.poll_interval, metrics.set_index_version,
+                    lambda result: metrics.index_reloads.labels(result=result).inc())
+                st.knowledge.start_polling()
+            limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k)
+            st.chat = ChatService(st.backend, st.knowledge, metrics, limits, system_prompt)
+            st.created, st.ready = int(time.time()), True
+            logger.info("serving %s with the %s backend%s (ready in %.1f s)", st.model_id, st.backend.kind,
+                        f", index {cfg.index} version {st.knowledge.version}" if st.knowledge else ", no index",
+                        time.perf_counter() - t0)
+            yield
+        finally:
+            st.ready = False
+            if st.knowledge is not None:
+                await st.knowledge.aclose()
+            await st.backend.aclose()
+            logger.info("server stopped")
+
+    app = FastAPI(title="ragtune", version="0.1.0", lifespan=lifespan,
+                  description="OpenAI-compatible RAG chat with sources, over a live-refreshing knowledge index.")
+    app.state.serve = st
+    install_error_handlers(app)
+
+    @app.exception_handler(BackendError)
+    async def _backend_error(request: Request, exc: BackendError):
+        return error_response(exc.status, str(exc), code="backend_error")
+
+    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.include_router(public)
+    app.include_router(v1)
+    return app
+
+
+def get_state(request: Request) -> State:
+    return request.app.state.serve
+
+
+def get_chat(request: Request) -> ChatService:
+    st = get_state(request)
+    if st.chat is None:
+        raise APIError(503, "not ready: the server is still loading")
+    return st.chat
+
+
+def get_knowledge(request: Request) -> KnowledgeHolder:
+    st = get_state(request)
+    if st.knowledge is None:
+        raise APIError(404, "this server has no knowledge index; start it with --index DIR", code="no_index")
+    return st.knowledge
+
+
+async def authorized(request: Request) -> None:
+    key = get_state(request).settings.api_key
+    check_bearer(request, key.get_secret_value() if key else None)
+
+
+StateDep = Annotated[State, Depends(get_state)]
+ChatDep = Annotated[ChatService, Depends(get_chat)]
+KnowledgeDep = Annotated[KnowledgeHolder, Depends(get_knowledge)]
+
+public = APIRouter()
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=ERRORS)
+
+
+@public.get("/healthz", summary="Liveness: the process answers.")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@public.get("/readyz", summary="Readiness: model and index loaded.", responses={503: {"model": ErrorResponse}})
+async def readyz(st: StateDep):
+    if not st.ready:
+        return error_response(503, "not ready: the model or the index is still loading, or shutting down")
+    return {"status": "ready", "model": st.model_id, "backend": st.backend.kind,
+            "index_version": st.knowledge.version if st.knowledge else None}
+
+
+@public.get("/metrics", summary="Prometheus metrics.", response_class=Response)
+async def metrics(st: StateDep) -> Response:
+    return Response(st.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@v1.get("/models", response_model=ModelList)
+async def models(st: StateDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=st.model_id, created=st.created,
+                                     max_model_len=st.backend.max_context if st.backend else None)])
+
+
+@v1.post("/chat/completions", response_model=ChatCompletionResponse)
+async def chat_completions(req: ChatCompletionRequest, request: Request, st: StateDep, chat: ChatDep):
+    if req.model not in (st.model_id, str(st.settings.model)):
+        raise APIError(404, f"model {req.model!r} is not served here; use {st.model_id!r} (GET /v1/models)",
+                       param="model", code="model_not_found")
+    turn = await chat.build_turn(req)
+    if req.stream:
+        lines = await chat.start_stream(req, turn, st.model_id)
+        return StreamingResponse(lines, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return await _until_disconnect(request, chat.complete(req, turn, st.model_id), st.metrics)
+
+
+@v1.post("/retrieve", response_model=RetrieveResponse)
+async def retrieve(req: RetrieveRequest, chat: ChatDep, kn: KnowledgeDep) -> RetrieveResponse:
+    k = req.top_k or chat.limits.default_top_k or 4
+    passages, version = await chat.retrieve(req.query, k)
+    return RetrieveResponse(index_version=version or kn.version, data=[to_source(p) for p in passages])
+
+
+@v1.get("/index", response_model=IndexInfo)
+async def index_info(kn: KnowledgeDep) -> IndexInfo:
+    with kn.lease() as retriever:
+        m = retriever.index.manifest
+        return IndexInfo(version=retriever.version, dir=str(kn.index_dir), counts=m.get("counts", {}),
+                         encoder={k: v for k, v in m.get("encoder", {}).items() if k != "model_path"},
+                         created=m.get("created"), parent=m.get("parent"), last_refused=kn.last_refused)
+
+
+@v1.post("/index/reload", response_model=ReloadResponse, summary="Load the published index version now (admin).")
+async def index_reload(kn: KnowledgeDep) -> ReloadResponse:
+    return ReloadResponse(**await kn.reload())
+
+
+async def _until_disconnect(request: Request, coro, metrics: Metrics) -> Any:
+    """Run a non-streaming generation; cancel it (and its batch row) if the client disconnects first."""
+    task = asyncio.ensure_future(coro)
+    metrics.in_flight.inc()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                logger.info("client disconnected; generation cancelled")
+                return JSONResponse({}, status_code=499)
+    finally:
+        metrics.in_flight.dec()
+        if not task.done():
+            task.cancel()
+
+
+class RequestMetrics:
+    """ASGI middleware: count requests by route template and status, and time them."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(route=name, status=str(status[0])).inc()
+            self.metrics.latency.labels(route=name).observe(time.perf_counter() - t0)

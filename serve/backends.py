@@ -1,0 +1,114 @@
+"""Choosing and loading a generation backend, and the in-process generator other stages use.
+
+`auto` picks vLLM when it is installed and a CUDA device is present, else transformers; `openai` is
+never picked automatically (it needs a remote URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ragtune.errors import RagtuneError
+from serve.types import Backend, Completion, Delta, SamplingOptions
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "vllm", "transformers", "openai")
+
+
+def resolve_backend(name: str) -> str:
+    from serve.vllm_backend import cuda_available, is_vllm_available
+
+    if name not in BACKENDS:
+        raise RagtuneError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if name == "auto":
+        return "vllm" if is_vllm_available() and cuda_available() else "transformers"
+    return name
+
+
+def check_model_dir(model: str | Path | None, kind: str) -> None:
+    if kind == "openai":
+        return
+    if model is None:
+        raise RagtuneError("no model: pass --model DIR (a Hugging Face model folder, e.g. from `ragtune export`)")
+    path = Path(model)
+    if not (path / "config.json").is_file():
+        raise RagtuneError(f"--model {model} is not a Hugging Face model folder (no config.json there); pass a "
+                           "folder written by `ragtune export` or `ragtune base build`")
+
+
+def load_backend(kind: str, model: str | Path | None, *, model_id: str | None = None,
+                 max_batch_size: int = 16, batch_window_ms: float = 10.0,
+                 on_batch: Callable[[int], None] | None = None, openai_base_url: str | None = None,
+                 openai_api_key: str | None = None, vllm_options: dict[str, Any] | None = None) -> Backend:
+    kind = resolve_backend(kind)
+    check_model_dir(model, kind)
+    if kind == "transformers":
+        from serve.hf_backend import TransformersBackend
+
+        return TransformersBackend(model, max_batch_size=max_batch_size, batch_window_ms=batch_window_ms,
+                                   model_id=model_id, on_batch=on_batch)
+    if kind == "vllm":
+        from serve.vllm_backend import VLLMBackend
+
+        return VLLMBackend(model, model_id=model_id, **(vllm_options or {}))
+    from serve.openai_backend import OpenAIBackend
+
+    return OpenAIBackend(openai_base_url or "", openai_api_key, model, model_id=model_id)
+
+
+class Generator:
+    """Synchronous generation from chat messages (no retrieval): `generate(list_of_message_lists)`."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.backend, "tokenizer", None)
+
+    def generate(self, messages: Sequence[Sequence[dict[str, str]]], max_tokens: int = 64,
+                 stop: Sequence[str] | str | None = None, seed: int = 0, temperature: float = 0.0) -> list[Completion]:
+        """One Completion per message list, in order; greedy when temperature is 0."""
+        stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        opts = SamplingOptions(max_tokens=max_tokens, stop=stops, seed=seed, temperature=temperature)
+        prepared = [self.backend.prepare(m) for m in messages]
+        if hasattr(self.backend, "generate_prepared"):
+            return self.backend.generate_prepared([p.prompt_ids for p in prepared], opts)
+        return self._run(asyncio.gather(*(self._one(p, opts) for p in prepared)))
+
+    async def _one(self, prepared, opts: SamplingOptions) -> Completion:
+        parts, last = [], Delta()
+        async for d in self.backend.stream(prepared, opts):
+            if d.error:
+                raise RuntimeError(d.error)
+            parts.append(d.text)
+            last = d
+        n_prompt = prepared.prompt_tokens if prepared.prompt_tokens is not None else (last.prompt_tokens or 0)
+        return Completion("".join(parts), n_prompt, last.completion_tokens, last.finish_reason or "stop")
+
+    def _run(self, coro) -> Any:
+        # Async backends keep loop-bound clients: run them on one private loop in a daemon thread.
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name="ragtune-generator", daemon=True).start()
+            start = getattr(self.backend, "start", None)
+            if start is not None:
+                asyncio.run_coroutine_threadsafe(start(), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self.backend.aclose(), self._loop).result(60)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+
+
+def load_generator(model_dir: str | Path, backend: str = "transformers", **options: Any) -> Generator:
+    """A Generator over `model_dir` (transformers by default; `options` go to `load_backend`)."""
+    return Generator(load_backend(backend, model_dir, **options))

@@ -1,0 +1,193 @@
+"""The transformers backend (CPU or GPU): dynamic batching with left padding and token streaming.
+
+One worker thread owns the model. Requests wait in a queue; the worker takes the first, waits a short
+collection window (`batch_window_ms`) for more, then runs them as one left-padded batch: a prefill, then
+a decode loop on the KV cache. A row that finishes (EOS, stop sequence, max_tokens, cancelled because
+its client went away) leaves the batch at once (`Cache.batch_select_indices`), so the others run on.
+Requests arriving meanwhile form the next batch. Each row streams its text through its own sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import AsyncIterator, Callable, Sequence
+
+from serve.decoding import Job, RowState, sample_next
+from serve.prompting import render, special_strings
+from serve.types import Completion, Delta, Messages, Prepared, SamplingOptions
+
+logger = logging.getLogger(__name__)
+
+
+class TransformersBackend:
+    kind = "transformers"
+
+    def __init__(self, model_dir: str | Path, device: str | None = None, max_batch_size: int = 16,
+                 batch_window_ms: float = 10.0, model_id: str | None = None,
+                 on_batch: Callable[[int], None] | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if max_batch_size < 1:
+            raise ValueError(f"`max_batch_size` should be a positive integer but the value passed is {max_batch_size}")
+        self.model_dir = Path(model_dir)
+        self.model_id = model_id or self.model_dir.name
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        self.tokenizer.padding_side = "left"
+        self._specials = special_strings(self.tokenizer)
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), local_files_only=True, dtype=dtype)
+        self.model.to(self.device).eval()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
+        self.max_batch_size = max_batch_size
+        self.batch_window = batch_window_ms / 1000.0
+        self.on_batch = on_batch
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._model_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._closed = False
+
+    # --- prompts --------------------------------------------------------------------------------
+    def prepare(self, messages: Messages) -> Prepared:
+        safe, ids = render(self.tokenizer, messages, self._specials)
+        return Prepared(messages=safe, prompt_ids=ids)
+
+    # --- async streaming (the server) --------------------------------------------------------------
+    async def stream(self, prepared: Prepared, opts: SamplingOptions) -> AsyncIterator[Delta]:
+        """Queue one request and yield its Deltas; closing this generator early cancels the generation."""
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[Delta] = asyncio.Queue()
+        job = Job(prepared.prompt_ids or [], opts, lambda d: loop.call_soon_threadsafe(inbox.put_nowait, d))
+        self._ensure_worker()
+        self._queue.put(job)
+        try:
+            while True:
+                delta = await inbox.get()
+                yield delta
+                if delta.finish_reason is not None:
+                    return
+        finally:
+            job.cancelled.set()  # no-op when finished; stops the row at its next step otherwise
+
+    # --- sync batch (eval, in process) -------------------------------------------------------------
+    def generate_prepared(self, prompts: Sequence[list[int]], opts: SamplingOptions) -> list[Completion]:
+        out: list[Completion] = []
+        for start in range(0, len(prompts), self.max_batch_size):
+            chunk = prompts[start:start + self.max_batch_size]
+            parts: list[list[Delta]] = [[] for _ in chunk]
+            jobs = [Job(list(p), opts, parts[i].append) for i, p in enumerate(chunk)]
+            self.run_batch(jobs)
+            for p, ds in zip(chunk, parts):
+                last = ds[-1]
+                if last.error:
+                    raise RuntimeError(last.error)
+                out.append(Completion("".join(d.text for d in ds), len(p), last.completion_tokens,
+                                      last.finish_reason or "stop"))
+        return out
+
+    # --- the batch loop -----------------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="ragtune-batcher", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + self.batch_window
+            while len(batch) < self.max_batch_size:
+                try:
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                self.run_batch(batch)
+            except Exception as e:  # the worker must survive: fail this batch, keep serving the next
+                logger.exception("generation batch of %d failed", len(batch))
+                for job in batch:
+                    job.sink(Delta(finish_reason="error", error=f"generation failed: {type(e).__name__}: {e}"))
+
+    def run_batch(self, jobs: list[Job]) -> None:
+        """Generate for `jobs` as one left-padded batch, streaming each row's text into its sink."""
+        import torch
+
+        rows = []
+        for job in jobs:
+            limit = job.opts.max_tokens
+            if self.max_context:
+                limit = min(limit, self.max_context - len(job.prompt_ids))
+            st = RowState(job, self.tokenizer, self.eos_ids, limit)
+            if job.cancelled.is_set():
+                st.cancel_now()
+            elif not job.prompt_ids or limit < 1:
+                st.fail(f"prompt of {len(job.prompt_ids)} tokens leaves no room in a context of {self.max_context}")
+            else:
+                rows.append(st)
+        if not rows:
+            return
+        if self.on_batch is not None:
+            self.on_batch(len(rows))
+        with self._model_lock, torch.inference_mode():
+            width = max(len(st.job.prompt_ids) for st in rows)
+            ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, st in enumerate(rows):
+                n = len(st.job.prompt_ids)
+                ids[r, width - n:] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
+                mask[r, width - n:] = 1
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            past, logits, next_pos = out.past_key_values, out.logits[:, -1, :], pos[:, -1] + 1
+            active = rows
+            while True:
+                toks = sample_next(logits, active)
+                for st, t in zip(active, toks.tolist()):
+                    st.push(t)
+                keep = [r for r, st in enumerate(active) if not st.done]
+                if not keep:
+                    return
+                if len(keep) < len(active):
+                    idx = torch.tensor(keep, device=mask.device)
+                    past.batch_select_indices(idx)
+                    mask, next_pos, toks = mask[idx], next_pos[idx], toks[idx]
+                    active = [active[r] for r in keep]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                out = self.model(input_ids=toks[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                                 past_key_values=past, use_cache=True)
+                past, logits, next_pos = out.past_key_values, out.logits[:, -1, :], next_pos + 1
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._worker.join, 30)
+            self._worker = None
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    for src in (getattr(model, "generation_config", None), model.config):
+        eos = getattr(src, "eos_token_id", None) if src is not None else None
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif eos:
+            ids.update(int(e) for e in eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids

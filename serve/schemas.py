@@ -1,0 +1,165 @@
+"""Request and response schemas of the HTTP API (pydantic), OpenAI's shape plus ragtune's extensions.
+
+Extension fields of a chat request (send them with the openai client's `extra_body`):
+  `retrieval` (bool, default true): search the index for the last user message and quote the passages;
+  `top_k` (int): passages to retrieve (default: the server's --top-k);
+  `raw_prompt` (bool, default false): send the messages to the model as they are (no RAG prompt), for a
+      gateway in front of this server that has already built the prompt.
+Unknown extra fields are ignored (OpenAI clients send many); known fields of the wrong type are a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_STOP = 4
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text"] = "text"
+    text: str = Field(max_length=1_000_000)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = Field(None, description="Text, or a list of text parts.")
+    name: str | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(max_length=512, description="The served model id (see GET /v1/models).")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1024)
+    max_tokens: int | None = Field(None, ge=1, description="Tokens to generate at most (capped by the server).")
+    max_completion_tokens: int | None = Field(None, ge=1, description="OpenAI's newer name for max_tokens.")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="0 = greedy.")
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = Field(None, description=f"Up to {MAX_STOP} stop sequences.")
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    n: int = Field(1, ge=1, le=1, description="Only n=1 is supported.")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(None, max_length=512)
+    # ragtune extensions
+    retrieval: bool = Field(True, description="Retrieve passages for the last user message (ragtune extension).")
+    top_k: int | None = Field(None, ge=0, le=100, description="Passages to retrieve (ragtune extension).")
+    raw_prompt: bool = Field(False, description="Send the messages verbatim, no RAG prompt (ragtune extension).")
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, v: str | list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        stops = [v] if isinstance(v, str) else v
+        if len(stops) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences are allowed, got {len(stops)}")
+        if any(len(s) > 256 for s in stops):
+            raise ValueError("each stop sequence must be at most 256 characters")
+        return [s for s in stops if s]
+
+
+class Source(BaseModel):
+    chunk_id: str
+    doc_id: str
+    title: str = ""
+    source: str = ""
+    score: float
+    snippet: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ResponseMessage
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    sources: list[Source] = Field(default_factory=list, description="Passages quoted in the prompt (ragtune).")
+    index_version: str | None = Field(None, description="The index version the sources come from (ragtune).")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ragtune"
+    max_model_len: int | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    query: str = Field(min_length=1, max_length=100_000)
+    top_k: int | None = Field(None, ge=1, le=100)
+
+
+class RetrieveResponse(BaseModel):
+    object: Literal["list"] = "list"
+    index_version: str
+    data: list[Source]
+
+
+class IndexInfo(BaseModel):
+    version: str
+    dir: str
+    counts: dict[str, Any]
+    encoder: dict[str, Any]
+    created: str | None = None
+    parent: str | None = None
+    last_refused: dict[str, Any] | None = Field(None, description="The last version refused, and why.")
+
+
+class ReloadResponse(BaseModel):
+    changed: bool
+    version: str
+    previous: str | None = None
+    error: str | None = None
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
