@@ -1,0 +1,206 @@
+"""PEFT methods: checks that need only the model's config, model loading, and the adapter for a method.
+
+Everything in `preflight` reads config.json (and builds the model on the meta device to list its
+modules), so bad input fails in a second, before any weights are loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import RagtuneError
+
+log = logging.getLogger(__name__)
+
+# All linear layers of attention and MLP: the QLoRA-paper default, better than q/v only.
+_LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+DEFAULT_TARGETS: dict[str, list[str]] = {
+    **{t: _LLAMA_LIKE for t in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text",
+                                "granite", "olmo", "olmo2", "smollm3", "cohere", "starcoder2_llama")},
+    "mixtral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+    "bloom": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+    "falcon": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+}
+
+
+@dataclass
+class ModelFacts:
+    model_type: str
+    max_positions: int | None
+    module_names: list[str]
+    hidden_size: int | None
+
+
+@functools.lru_cache(maxsize=1)
+def is_bitsandbytes_available() -> bool:
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_qlora_runtime() -> None:
+    """QLoRA needs a CUDA GPU and bitsandbytes; say so before anything is loaded."""
+    if not cuda_available():
+        raise RagtuneError("method qlora needs a CUDA GPU (4-bit bitsandbytes kernels), and none is visible; "
+                           "use --method lora on this machine")
+    if not is_bitsandbytes_available():
+        raise RagtuneError("method qlora needs bitsandbytes: pip install 'ragtune[gpu]' (or use --method lora)")
+
+
+def model_facts(base: str | Path) -> ModelFacts:
+    """Architecture facts from config.json, with module names from a weightless (meta) instance."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(base)
+    except (OSError, ValueError) as e:
+        raise RagtuneError(f"cannot read the model config in {base}: {e}") from None
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    names = [n for n, _ in model.named_modules() if n]
+    text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    maxpos = next((getattr(text_cfg, a) for a in ("max_position_embeddings", "n_positions", "max_seq_len")
+                   if isinstance(getattr(text_cfg, a, None), int)), None)
+    return ModelFacts(config.model_type, maxpos, names, getattr(text_cfg, "hidden_size", None))
+
+
+def default_target_modules(facts: ModelFacts) -> list[str] | str:
+    if facts.model_type in DEFAULT_TARGETS:
+        return DEFAULT_TARGETS[facts.model_type]
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_map
+
+    return list(peft_map.get(facts.model_type, [])) or "all-linear"
+
+
+def check_target_modules(targets: list[str], facts: ModelFacts) -> None:
+    suffixes = {n.rsplit(".", 1)[-1] for n in facts.module_names}
+    missing = [t for t in targets if t not in suffixes and t not in facts.module_names]
+    if missing:
+        linear_like = sorted(s for s in suffixes if not s.isdigit())
+        raise RagtuneError(
+            f"`target_modules` {missing} do not exist in this {facts.model_type} model; "
+            f"choose from its module names, e.g. {linear_like[:20]} (or leave unset for the default)"
+        )
+
+
+def resolve_max_length(requested: int | None, facts: ModelFacts) -> int:
+    limit = facts.max_positions
+    if requested is None:
+        return min(limit or 1024, 1024)
+    if limit is not None and requested > limit:
+        raise RagtuneError(f"`max_length` {requested} is over the model's limit of {limit} positions; "
+                           f"pass --max-length {limit} or less")
+    return requested
+
+
+def choose_dtype(name: str, method: str) -> Any:
+    import torch
+
+    if name == "auto":
+        if cuda_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if name in ("bfloat16", "float16") and not cuda_available():
+        raise RagtuneError(f"`dtype` {name} needs a GPU here; use --dtype float32 (or auto) on CPU")
+    return getattr(torch, name)
+
+
+def load_base_model(base: str, method: str, dtype: Any) -> Any:
+    """Load the base causal LM (4-bit NF4 for qlora) ready for training."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if method == "qlora":
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.bfloat16,
+        )
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model
+
+
+def peft_config(method: str, *, r: int, alpha: int, dropout: float, targets: Any, num_virtual_tokens: int,
+                hidden_size: int | None) -> Any:
+    import peft
+
+    if method in ("lora", "dora", "qlora"):
+        return peft.LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=alpha, lora_dropout=dropout,
+                               target_modules=targets, use_dora=method == "dora", bias="none")
+    if method == "prefix":
+        return peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens)
+    if method == "prompt":
+        return peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens)
+    if method == "ptuning":
+        return peft.PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens,
+                                        encoder_hidden_size=min(hidden_size or 128, 512))
+    raise RagtuneError(f"unknown method {method!r}")
+
+
+def wrap_model(model: Any, method: str, cfg: Any, facts: ModelFacts, targets: Any, adapter: str | None) -> Any:
+    """Attach a new adapter for `method`, or reopen `adapter` trainable (sequential fine-tuning)."""
+    if method == "full":
+        return model
+    from peft import PeftModel, get_peft_model
+
+    if adapter:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    pc = peft_config(method, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=targets,
+                     num_virtual_tokens=cfg.num_virtual_tokens, hidden_size=facts.hidden_size)
+    return get_peft_model(model, pc)
+
+
+def count_params(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def adapter_base(adapter_dir: str | Path) -> str:
+    """The base model folder an adapter was trained on (ragtune.json first, then adapter_config.json)."""
+    from ragtune.artifacts import read_artifact
+
+    adapter_dir = Path(adapter_dir)
+    cfg_path = adapter_dir / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise RagtuneError(f"{adapter_dir} holds no adapter_config.json; pass a folder written by `ragtune tune generator`")
+    base = read_artifact(adapter_dir).get("base_model") or json.loads(cfg_path.read_text())["base_model_name_or_path"]
+    if not base or not Path(base).is_dir():
+        raise RagtuneError(f"the adapter's base model {base!r} is not a folder here; pass --base MODEL_DIR")
+    return str(base)
+
+
+def adapter_method(adapter_dir: str | Path) -> str:
+    from ragtune.artifacts import read_artifact
+
+    method = read_artifact(adapter_dir).get("method")
+    if method:
+        return method
+    cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
+    peft_type = cfg.get("peft_type", "LORA")
+    return {"LORA": "dora" if cfg.get("use_dora") else "lora", "PREFIX_TUNING": "prefix",
+            "PROMPT_TUNING": "prompt", "P_TUNING": "ptuning"}.get(peft_type, peft_type.lower())
