@@ -96,4 +96,7 @@ def score_answer(prediction: str, answers: Sequence[str], passages: Sequence[Any
     fresh = freshness_label(prediction, answers, stale_answers)
     if fresh is not None:
         row["freshness"] = fresh
+        if passages:  # which fact did the system's passages carry? (retriever vs generator memory)
+            row["context_freshness"] = freshness_label(" ".join(_passage_text(p) for p in passages), answers,
+                                                       stale_answers)
     return row

@@ -95,14 +95,18 @@ class Http:
     def answer(self, questions: Sequence[str], build: Builder, seed: int) -> list[dict[str, Any]]:
         out = []
         for q in questions:
-            msgs = build(q, None)  # the server adds retrieved passages itself when retrieval is on
+            # The server builds the RAG prompt itself from the last user message (the bare question), the
+            # earlier turns and a system message if any: the same build_messages call as in-process.
+            msgs = [m for m in build(q, None)[:-1] if m["role"] != "system" or self.spec.system_prompt]
+            msgs.append({"role": "user", "content": q})
             t0 = time.perf_counter()
             r = self.client.chat.completions.create(
                 model=self.model_id, messages=msgs, max_tokens=self.spec.max_tokens, temperature=0, seed=seed,
                 extra_body={"retrieval": self.spec.retrieval, "top_k": self.spec.top_k})
             dt = time.perf_counter() - t0
             extra = r.model_extra or {}
-            sources = extra.get("sources")
+            # Sources carry a snippet (the passage's first characters), not the whole passage text.
+            sources = [{**s, "text": s.get("snippet", "")} for s in extra.get("sources") or []]
             usage = r.usage
             out.append({"prediction": (r.choices[0].message.content or "").strip(),
                         "passages": sources if self.spec.retrieval else None, "latency_s": dt,
@@ -131,10 +135,18 @@ def _open_http(spec: SystemSpec) -> Http:
                            f"{ready.status_code}); wait for it or check its log")
     if models.status_code == 401:
         raise RagtuneError(f"system {spec.name!r}: server {spec.url} wants an API key; pass --api-key")
-    data = models.json().get("data") or [{}] if models.status_code == 200 else [{}]
+    data = (models.json().get("data") or [{}]) if models.status_code == 200 else [{}]
     model_id = data[0].get("id", "ragtune")
-    info = {k: v for k, v in (ready.json() if ready.headers.get("content-type", "").startswith("application/json")
-                              else {}).items() if isinstance(v, (str, int, float, bool))}
+    info = {f"server_{k}": v for k, v in ready.json().items() if isinstance(v, (str, int, float, bool))}
+    if spec.retrieval:
+        idx = httpx.get(f"{spec.url}/v1/index", timeout=5.0, headers=headers)
+        if idx.status_code == 404:
+            raise RagtuneError(f"system {spec.name!r} asks for retrieval but server {spec.url} has no index; "
+                               f"start it with --index DIR")
+        if idx.status_code == 200:
+            body = idx.json()
+            info["index_version"] = body.get("version")
+            info["retriever_fingerprint"] = (body.get("encoder") or {}).get("id")
     client = OpenAI(base_url=f"{spec.url}/v1", api_key=spec.api_key or "none", max_retries=0, timeout=300.0)
     return Http(spec, client, model_id, info)
 
@@ -210,13 +222,20 @@ class _Shared:
 
 
 def message_builder(spec: SystemSpec, shots: Sequence[tuple[str, str]]) -> Builder:
-    """The ONE prompt function, with k-shot examples as earlier turns (rendered by the same function)."""
+    """The ONE prompt function, with k-shot examples as earlier turns (rendered by the same function).
+
+    The system prompt is the spec's, else the one the model's ragtune.json records (as the server does)."""
+    system = spec.system_prompt
+    if system is None and spec.model:
+        from ragtune.artifacts import read_artifact
+
+        system = read_artifact(spec.model).get("system_prompt")
     history: list[dict[str, str]] = []
     for q, a in shots:
-        history.append(build_messages(q, None, spec.system_prompt)[-1])
+        history.append(build_messages(q, None, system)[-1])
         history.append({"role": "assistant", "content": a})
 
     def build(question: str, passages: Sequence[Any] | None) -> Messages:
-        return build_messages(question, passages, spec.system_prompt, history)
+        return build_messages(question, passages, system, history)
 
     return build

@@ -97,7 +97,7 @@ def forgetting(ft_model: str | Path, base_model: str | Path, general_qa: str | P
         "f1": paired_bootstrap(f["f1"], b["f1"], n_resamples, seed, scale=100.0),
     }
     d = res["delta"]["f1"]
-    res["forgetting"] = {"f1_points": -d["diff"], "low": -d["high"], "high": -d["low"], "n": d["n"]}
+    res["forgetting"] = {"f1_points": 0.0 - d["diff"], "low": 0.0 - d["high"], "high": 0.0 - d["low"], "n": d["n"]}
     return res
 
 

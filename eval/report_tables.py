@@ -42,8 +42,10 @@ def comparison_table(split: Mapping[str, Any]) -> Table:
 
 
 def freshness_table(split: Mapping[str, Any]) -> Table:
-    header = ["system", "new fact", "stale fact", "both", "neither", "n", "new rate % [CI]", "stale rate % [CI]"]
-    rows = [[n, f["new"], f["stale"], f["both"], f["neither"], f["n"], _ci(f["new_rate"]), _ci(f["stale_rate"])]
+    header = ["system", "answer: new fact", "stale fact", "both", "neither", "n", "new rate % [CI]",
+              "stale rate % [CI]", "passages: new / stale / both / neither"]
+    rows = [[n, f["new"], f["stale"], f["both"], f["neither"], f["n"], _ci(f["new_rate"]), _ci(f["stale_rate"]),
+             " / ".join(str(f["passages"][k]) for k in ("new", "stale", "both", "neither")) if "passages" in f else "–"]
             for n, s in split["systems"].items() if (f := s.get("freshness"))]
     return header, rows
 
@@ -105,7 +107,10 @@ def findings(split: Mapping[str, Any]) -> list[str]:
     if not scored:
         return []
     best = max(scored, key=lambda x: x[1])
-    lines = [f"Highest F1: {best[0]} ({best[1]:.1f})."]
+    if all(v == best[1] for _, v in scored):
+        lines = [f"All systems have the same F1 ({best[1]:.1f})."]
+    else:
+        lines = [f"Highest F1: {best[0]} ({best[1]:.1f})."]
     sig = [c for c in split["comparisons"] if c["metric"] == "f1" and c["significant"]]
     flat = [c for c in split["comparisons"] if c["metric"] == "f1" and not c["significant"]]
     if sig:

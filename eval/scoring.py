@@ -63,6 +63,9 @@ def aggregate(rows: Sequence[Mapping[str, Any]], n_resamples: int = 1000, seed: 
         out["freshness"] = {k: c.get(k, 0) for k in ("new", "stale", "both", "neither")} | {"n": len(fresh)}
         out["freshness"]["new_rate"] = bootstrap_mean([f in ("new",) for f in fresh], n_resamples, seed, 100.0)
         out["freshness"]["stale_rate"] = bootstrap_mean([f in ("stale",) for f in fresh], n_resamples, seed, 100.0)
+        ctx = Counter(r["context_freshness"] for r in rows if "context_freshness" in r)
+        if ctx:
+            out["freshness"]["passages"] = {k: ctx.get(k, 0) for k in ("new", "stale", "both", "neither")}
     return out
 
 
