@@ -25,10 +25,11 @@ class Retriever:
         self._swap = threading.Lock()
 
     @classmethod
-    def open(cls, index_dir: str | Path, retriever: str | Path | None = None, **encoder_kwargs) -> "Retriever":
-        """Open the CURRENT version. `retriever=None` uses the encoder recorded in the index when that folder
-        exists here (else the embedded default); an explicit retriever must match the index's fingerprint."""
-        index = KnowledgeIndex.open(index_dir)
+    def open(cls, index_dir: str | Path, retriever: str | Path | None = None, version: str | None = None,
+             **encoder_kwargs) -> "Retriever":
+        """Open the CURRENT version (or `version`). `retriever=None` uses the encoder recorded in the index when
+        that folder exists here (else the embedded default); an explicit retriever must match its fingerprint."""
+        index = KnowledgeIndex.open(index_dir, version=version)
         if retriever is None:
             fp = index.fingerprint
             model = fp.get("model_path") if fp.get("model_path") and Path(fp["model_path"]).is_dir() else None

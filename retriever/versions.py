@@ -186,6 +186,8 @@ def rollback(index_dir: str | Path, vid: str) -> None:
     from retriever.index import KnowledgeIndex
 
     d = Path(index_dir)
+    if not (d / VERSIONS).is_dir():
+        raise not_found(d)
     with index_lock(d):
         if vid not in version_ids(d):
             known = ", ".join(version_ids(d)) or "none"
@@ -201,6 +203,8 @@ def prune(index_dir: str | Path, keep: int) -> list[str]:
     if keep < 1:
         raise RagtuneError(f"--keep must be at least 1, got {keep}")
     d = Path(index_dir)
+    if not (d / VERSIONS).is_dir():
+        raise not_found(d)
     with index_lock(d):
         cur = current_version(d)
         ids = version_ids(d)

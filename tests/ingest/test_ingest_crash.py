@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, write_tree
+from ingest_helpers import REPO_ROOT, write_tree
 from ingest import ingest
 from retriever import IndexLocked, KnowledgeIndex, Retriever, current_version, list_versions
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import make_pdf, write_tree
+from ingest_helpers import make_pdf, write_tree
 from ingest import load_documents, read_sources
 from ragtune.errors import RagtuneError
 

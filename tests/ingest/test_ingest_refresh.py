@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import FACTS, write_tree
+from ingest_helpers import FACTS, write_tree
 from ingest import ingest
 from retriever import IndexOptions, KnowledgeIndex, Retriever, current_version, list_versions, prune, rollback
 
