@@ -134,3 +134,12 @@ def test_mining_never_returns_gold_and_recall_aggregates_chunks_by_max():
     assert t.positive == "gold b" and t.negatives == ("near", "far")
     assert doc_recall([_ex(0, "g")], q, chunks, table, k=1) == 0.0
     assert doc_recall([_ex(0, "g")], q, chunks, table, k=2) == 1.0  # doc g scores max(0.2, 0.5) > y's 0.1
+
+
+def test_cli_reports_bad_input_without_a_traceback(world, tmp_path):
+    from conftest import run_cli
+
+    write_jsonl(tmp_path / "qa.jsonl", [{"question": "Who?", "answer": "x", "doc_ids": ["nope"]}])
+    proc = run_cli("tune", "retriever", "--data", str(tmp_path / "qa.jsonl"), "--index", str(world / "index"),
+                   "--out", str(tmp_path / "out"), check=False)
+    assert proc.returncode == 2 and "does not hold" in proc.stderr and "Traceback" not in proc.stderr
