@@ -90,7 +90,12 @@ class Http:
         self.spec, self.client, self.model_id, self.info = spec, client, model_id, info
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": "http", "url": self.spec.url, "model_id": self.model_id, **self.info}
+        d = {"mode": "http", "url": self.spec.url, "model_id": self.model_id, **self.info}
+        if self.spec.model:  # the folder the server serves, named by the caller: its hash and ragtune.json
+            from ragtune.artifacts import read_artifact
+
+            d.update(model_sha256=folder_hash(self.spec.model), artifact=read_artifact(self.spec.model))
+        return d
 
     def answer(self, questions: Sequence[str], build: Builder, seed: int) -> list[dict[str, Any]]:
         out = []
@@ -162,6 +167,8 @@ class _Cache:
 def open_backend(spec: SystemSpec, cache: _Cache, known_doc_ids: set[str] | None = None) -> InProcess | Http:
     """Check a system's inputs and open what answers for it; raise RagtuneError before any long work."""
     if spec.url:
+        if spec.model:
+            check_model_dir(spec.model, spec.name)
         return _open_http(spec)
     model = check_model_dir(spec.model, spec.name)
     retr = None

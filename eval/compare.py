@@ -177,7 +177,7 @@ def training_info(spec: SystemSpec, describe: Mapping[str, Any]) -> dict[str, An
     found = {**{k: v for k, v in art.items() if not isinstance(v, (dict, list))}, **(art.get("metrics") or {}),
              **(art.get("training") or {})}
     out = {}
-    for want, names in {"train_time_s": ("train_time_s", "train_runtime", "training_time_s", "wall_s"),
+    for want, names in {"train_time_s": ("train_seconds", "train_time_s", "train_runtime", "training_time_s"),
                         "trainable_params": ("trainable_params", "trainable_parameters"),
                         "total_params": ("total_params", "all_params"),
                         "adapter_bytes": ("adapter_bytes", "adapter_size_bytes"),
@@ -185,10 +185,12 @@ def training_info(spec: SystemSpec, describe: Mapping[str, Any]) -> dict[str, An
         v = next((found[n] for n in names if n in found), None)
         if v is not None:
             out[want] = v
-    if spec.model and "adapter_bytes" not in out:
-        ad = Path(spec.model) / "adapter_model.safetensors"
-        if ad.is_file():
-            out["adapter_bytes"] = ad.stat().st_size
+    if spec.model and "adapter_bytes" not in out:  # the adapter itself, or the one a merged model came from
+        for folder in (Path(spec.model), Path(str(art.get("source_adapter") or spec.model))):
+            ad = folder / "adapter_model.safetensors"
+            if ad.is_file():
+                out["adapter_bytes"] = ad.stat().st_size
+                break
     return out
 
 

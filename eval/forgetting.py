@@ -78,10 +78,12 @@ def forgetting(ft_model: str | Path, base_model: str | Path, general_qa: str | P
     res: dict[str, Any] = {"general_qa": desc, "ft_model": str(ft), "base_model": str(base),
                            "ft_sha256": folder_hash(ft), "base_sha256": folder_hash(base), "seed": seed}
     scores: dict[str, dict[str, np.ndarray]] = {}
+    from tqdm.auto import tqdm
+
     for name, path in (("base", base), ("ft", ft)):
         gen = load_generator(str(path))
         preds: list[str] = []
-        for i in range(0, len(examples), batch_size):
+        for i in tqdm(range(0, len(examples), batch_size), desc=f"general QA {name}", disable=not progress):
             batch = examples[i:i + batch_size]
             comps = gen.generate([_messages(e) for e in batch], max_tokens=max_tokens, stop=None, seed=seed)
             preds.extend(c.text.strip() for c in comps)

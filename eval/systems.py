@@ -22,7 +22,8 @@ class SystemSpec:
     """One system under test. Every field is recorded in results.json."""
 
     name: str = field(metadata={"help": "Name in the report (unique)."})
-    model: str | None = field(default=None, metadata={"help": "Generator folder (in-process)."})
+    model: str | None = field(default=None, metadata={
+        "help": "Generator folder: loaded in-process; with `url`, only read for its hash and training figures."})
     url: str | None = field(default=None, metadata={"help": "Base URL of a running `ragtune serve` (black box)."})
     retrieval: bool = field(default=False, metadata={"help": "Retrieve passages and put them in the prompt."})
     top_k: int = field(default=4, metadata={"help": "Passages retrieved per question."})
@@ -39,16 +40,15 @@ class SystemSpec:
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
             raise RagtuneError(f"system `name` must be a non-empty string, got {self.name!r}")
-        if bool(self.model) == bool(self.url):
-            raise RagtuneError(f"system {self.name!r}: give exactly one of `model` (a folder) or `url` (a server), "
-                               f"got model={self.model!r} url={self.url!r}")
+        if not self.model and not self.url:
+            raise RagtuneError(f"system {self.name!r}: give `model` (a folder, in-process) or `url` (a running server)")
         if self.top_k < 1 and self.retrieval:
             raise RagtuneError(f"system {self.name!r}: `top_k` must be ≥ 1 with retrieval, got {self.top_k}")
         if self.fewshot < 0:
             raise RagtuneError(f"system {self.name!r}: `fewshot` must be ≥ 0, got {self.fewshot}")
         if self.max_tokens < 1:
             raise RagtuneError(f"system {self.name!r}: `max_tokens` must be ≥ 1, got {self.max_tokens}")
-        if self.retrieval and self.model and not self.index:
+        if self.retrieval and self.mode == "in-process" and not self.index:
             raise RagtuneError(f"system {self.name!r} retrieves in-process but names no index; pass --index DIR "
                                f"(or `index:` in the systems YAML)")
         if self.url:
