@@ -78,18 +78,26 @@ def build_hash(files: Sequence[str | Path], cfg: TinyModelConfig, train: BaseTra
     return h.hexdigest()[:16]
 
 
-def encode(tok, texts: list[str], chats: list[list[dict]], max_len: int) -> list[tuple[list[int], int]]:
-    """Token ids per example and where its answer starts (len(ids) for plain text: no answer)."""
-    out: list[tuple[list[int], int]] = []
-    for ids in tok([f"{tok.bos_token}{t}{tok.eos_token}" for t in texts], add_special_tokens=False)["input_ids"]:
-        ids = ids[:max_len]
-        out.append((ids, len(ids)))
+def encode(tok, texts: list[str], chats: list[list[dict]], max_len: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids per example and the positions of answer tokens (assistant turns, their `<|end|>` included)."""
+    out: list[tuple[list[int], list[int]]] = []
+    wrapped = [f"{tok.bos_token}{t}{tok.eos_token}" for t in texts]
+    for ids in tok(wrapped, add_special_tokens=False)["input_ids"] if wrapped else []:
+        out.append((ids[:max_len], []))
     rendered = [tok.apply_chat_template(m, tokenize=False) for m in chats]
-    asst = tok.convert_tokens_to_ids("<|assistant|>")
+    if not rendered:
+        return out
+    asst, end = tok.convert_tokens_to_ids("<|assistant|>"), tok.eos_token_id
     for ids in tok(rendered, add_special_tokens=False)["input_ids"]:
         ids = ids[-max_len:]
-        start = max((i for i, t in enumerate(ids) if t == asst), default=len(ids) - 1) + 1
-        out.append((ids, start))
+        answer, inside = [], False
+        for i, t in enumerate(ids):
+            if inside:
+                answer.append(i)
+                inside = t != end
+            elif t == asst:
+                inside = True
+        out.append((ids, answer))
     return out
 
 
@@ -114,10 +122,10 @@ def collate(examples, idx, pad_id: int, answer_weight: float):
     ids = torch.full((len(idx), L), pad_id, dtype=torch.long)
     weight = torch.zeros((len(idx), L))
     for r, i in enumerate(idx):
-        seq, start = examples[i]
+        seq, answer = examples[i]
         ids[r, :len(seq)] = torch.tensor(seq)
         weight[r, :len(seq)] = 1.0
-        weight[r, start:len(seq)] = 1.0 + answer_weight
+        weight[r, answer] = 1.0 + answer_weight
     return ids, weight
 
 

@@ -1,0 +1,58 @@
+"""The demo's two presets: full (≤ 15 min on 2 CPU cores) and quick (≤ 4 min, runs in the test suite).
+
+Both run the same steps end to end; quick has a smaller world, a smaller base model and fewer steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tuner.base_build import BaseTrainConfig
+from tuner.base_model import TinyModelConfig
+
+
+@dataclass
+class GeneralCorpusConfig:
+    n_people: int = field(default=3000, metadata={"help": "People in the general world (base model data)."})
+    n_heldout: int = field(default=200, metadata={"help": "Unseen general people for the copy-from-context check."})
+    n_reading: int = field(default=20000, metadata={"help": "RAG-format reading examples."})
+    n_closed_book: int = field(default=3000, metadata={"help": "Closed-book examples about well-known people."})
+    max_passages: int = field(default=4, metadata={"help": "Most passages in one reading example."})
+
+
+@dataclass
+class DemoConfig:
+    name: str = "full"
+    seed: int = field(default=0, metadata={"help": "Seed for the world, training and evaluation."})
+    n_people: int = field(default=120, metadata={"help": "People in the target world."})
+    n_test: int = field(default=240, metadata={"help": "Test questions (one per sampled fact)."})
+    n_validation: int = field(default=80, metadata={"help": "Validation questions."})
+    update_fraction: float = field(default=0.2, metadata={"help": "Share of people with a changed fact."})
+    top_k: int = field(default=3, metadata={"help": "Passages retrieved per question."})
+    general: GeneralCorpusConfig = field(default_factory=GeneralCorpusConfig)
+    base_model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    base_train: BaseTrainConfig = field(default_factory=BaseTrainConfig)
+    retriever_epochs: int = field(default=1, metadata={"help": "Retriever fine-tuning epochs."})
+    generator_method: str = field(default="lora", metadata={"help": "PEFT method for the generator."})
+    generator_epochs: float = field(default=6, metadata={"help": "Generator fine-tuning epochs (closed-book)."})
+    raft_epochs: float = field(default=2, metadata={"help": "Generator fine-tuning epochs (RAFT)."})
+    generator_lr: float = field(default=3e-3, metadata={"help": "Generator learning rate."})
+    fewshot: int = field(default=3, metadata={"help": "Examples in the few-shot baseline's prompt."})
+    n_general_eval: int = field(default=200, metadata={"help": "General held-out questions for forgetting."})
+
+
+FULL = DemoConfig()
+
+QUICK = DemoConfig(
+    name="quick",
+    n_people=40,
+    n_test=80,
+    n_validation=40,
+    general=GeneralCorpusConfig(n_people=1500, n_reading=8000, n_closed_book=1000),
+    base_train=BaseTrainConfig(steps=400),
+    generator_epochs=4,
+    raft_epochs=1,
+    n_general_eval=100,
+)
+
+PRESETS = {"full": FULL, "quick": QUICK}

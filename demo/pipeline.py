@@ -1,0 +1,194 @@
+"""`ragtune demo` end to end: every step is another stage's public API, run on the embedded defaults.
+
+base model → target world → ingest → tune retriever → re-embed index → tune generator (closed-book,
+RAFT) → export → serve → evaluate every system over HTTP → refresh the index with the update set
+(no retraining) → freshness → forgetting → report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from demo.base import build_or_reuse, general_qa_rows
+from demo.config import DemoConfig
+from demo.world import make_world, write_world
+from ragtune.records import write_jsonl
+
+log = logging.getLogger(__name__)
+
+N_STEPS = 11
+
+
+class Steps:
+    """Numbered progress lines with the wall time of each step."""
+
+    def __init__(self, echo: Callable[[str], None], total: int = N_STEPS):
+        self.echo, self.total, self.n, self.times = echo, total, 0, {}
+
+    @contextlib.contextmanager
+    def __call__(self, title: str):
+        self.n += 1
+        self.echo(f"[{self.n}/{self.total}] {title} ...")
+        t0 = time.perf_counter()
+        yield
+        dt = time.perf_counter() - t0
+        self.times[title] = round(dt, 1)
+        self.echo(f"[{self.n}/{self.total}] {title}: done in {dt:.1f} s")
+
+
+def measure_base(base_dir: Path, corpus_dir: Path, n: int) -> float:
+    """Copy-from-context exact match on held-out general questions, cached in the base's ragtune.json."""
+    from demo.measure import answer_accuracy
+    from ragtune.artifacts import read_artifact, write_artifact
+    from ragtune.records import iter_jsonl
+
+    metrics = read_artifact(base_dir).get("metrics", {})
+    key = f"copy_from_context_em@{n}"
+    if key not in metrics:
+        rows = [o for _, o in iter_jsonl(corpus_dir / "heldout.jsonl")][:n]
+        metrics[key] = round(100 * answer_accuracy(base_dir, rows), 1)
+        write_artifact(base_dir, metrics=metrics)
+    return metrics[key]
+
+
+def systems(cfg: DemoConfig, urls: dict[str, str]) -> list[dict[str, Any]]:
+    k = cfg.top_k
+    return [
+        {"name": "base", "url": urls["base"]},
+        {"name": "fewshot", "url": urls["base"], "fewshot": cfg.fewshot, "fewshot_seed": cfg.seed},
+        {"name": "rag", "url": urls["base"], "retrieval": True, "top_k": k},
+        {"name": "ft", "url": urls["ft"]},
+        {"name": "ft+rag", "url": urls["ft"], "retrieval": True, "top_k": k},
+        {"name": "raft+rag", "url": urls["raft"], "retrieval": True, "top_k": k},
+    ]
+
+
+def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
+             progress: bool = True) -> dict[str, Any]:
+    """Run the whole demo into `out_dir`; return the summary (also written to `summary.json`)."""
+    from eval import forgetting, merge_results, run_comparison, write_report
+    from ingest import ingest
+    from serve import start_server
+    from tuner import export_model, train_generator, train_retriever
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    step = Steps(echo)
+    summary: dict[str, Any] = {"preset": cfg.name, "out_dir": str(out)}
+
+    with step("build or reuse the tiny base model"):
+        base_dir, corpus_dir, reused = build_or_reuse(cfg, progress)
+        summary["base_model"] = {"dir": str(base_dir), "reused": reused,
+                                 "copy_from_context_em": measure_base(base_dir, corpus_dir, cfg.general.n_heldout)}
+        echo(f"    base model {base_dir} ({'reused' if reused else 'built'}); copy-from-context EM on "
+             f"unseen general questions: {summary['base_model']['copy_from_context_em']}%")
+
+    with step("write the target world"):
+        paths = write_world(make_world(cfg.n_people, seed=cfg.seed), out / "world", n_test=cfg.n_test,
+                            n_validation=cfg.n_validation, update_fraction=cfg.update_fraction)
+        docs_dir = out / "world" / "knowledge"  # the folder the index follows; refreshed in step 9
+        shutil.rmtree(docs_dir, ignore_errors=True)
+        docs_dir.mkdir()
+        shutil.copy(paths["documents"], docs_dir / "people.jsonl")
+        general = out / "world" / "qa" / "general_heldout.jsonl"
+        write_jsonl(general, general_qa_rows(corpus_dir, cfg.n_general_eval))
+
+    index_base, index = out / "index-base", out / "index"
+    with step("ingest the documents (base retriever)"):
+        ingest([docs_dir], index_base, show_progress=progress)
+
+    with step("fine-tune the retriever"):
+        r = train_retriever(paths["train"], index_base, out / "retriever", epochs=cfg.retriever_epochs, seed=cfg.seed)
+        summary["retriever"] = {"recall_k": r.recall_k, "recall_before": r.recall_before,
+                                "recall_after": r.recall_after, "train_seconds": r.train_seconds}
+        ingest([docs_dir], index, retriever=str(out / "retriever"), full=True, show_progress=progress)
+
+    common = dict(epochs=cfg.generator_epochs, learning_rate=cfg.generator_lr, seed=cfg.seed, val_fraction=0.0)
+    models: dict[str, Path] = {"base": base_dir}
+    with step("fine-tune the generator closed-book and export"):
+        res = train_generator(str(base_dir), str(paths["train"]), str(out / "adapters" / "ft"),
+                              method=cfg.generator_method, mode="closed-book", **common)
+        models["ft"] = export_model(res.out_dir, out / "models" / "ft")
+    with step("fine-tune the generator RAFT-style and export"):
+        res = train_generator(str(base_dir), str(paths["train"]), str(out / "adapters" / "raft"),
+                              method=cfg.generator_method, mode="raft", index=str(index), k=cfg.top_k,
+                              **{**common, "epochs": cfg.raft_epochs})
+        models["raft"] = export_model(res.out_dir, out / "models" / "raft")
+
+    with contextlib.ExitStack() as stack:
+        with step("start the servers"):
+            urls = {}
+            for name, model in models.items():
+                srv = stack.enter_context(start_server(model, index, retriever=out / "retriever"))
+                urls[name] = srv.url
+        specs = systems(cfg, urls)
+        eval_dir = out / "eval"
+        with step("evaluate every system through HTTP"):
+            test = run_comparison(paths["test"], specs, out_dir=eval_dir, train_qa=paths["train"], seed=cfg.seed,
+                                  progress=progress, resume=False)
+        with step("refresh the index with the update set (no retraining)"):
+            shutil.copy(paths["updated_documents"], docs_dir / "people.jsonl")
+            rep = ingest([docs_dir], index, retriever=str(out / "retriever"), show_progress=progress)
+            summary["refresh"] = _jsonable(rep)
+            _wait_for_swap(urls.values(), index)
+        with step("evaluate freshness on the changed facts"):
+            fresh = run_comparison(paths["freshness"], specs, out_dir=eval_dir, split="freshness", seed=cfg.seed,
+                                   progress=progress, resume=False)
+    with step("measure forgetting and write the report"):
+        forget = forgetting(models["ft"], base_dir, general, seed=cfg.seed, progress=progress)
+        results = merge_results(test, fresh, {"forgetting": forget})
+        files = write_report(results, out / "report")
+    summary["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    summary["step_seconds"] = step.times
+    summary["report"] = {k: str(v) for k, v in files.items()}
+    summary["headline"] = headline(results)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    return summary
+
+
+def _jsonable(obj: Any) -> Any:
+    to_dict = getattr(obj, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(obj)
+
+
+def _wait_for_swap(urls, index: Path, timeout: float = 60.0) -> None:
+    """Wait until every server reports the index's CURRENT version (they poll it and hot-swap)."""
+    import httpx
+
+    from retriever import current_version
+
+    want = current_version(index)
+    deadline = time.monotonic() + timeout
+    pending = set(urls)
+    while pending and time.monotonic() < deadline:
+        for u in list(pending):
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                info = httpx.get(f"{u}/readyz", timeout=5).json()
+                if want in json.dumps(info):
+                    pending.discard(u)
+        if pending:
+            time.sleep(0.5)
+    if pending:
+        log.warning("servers %s did not report index version %s within %.0f s", sorted(pending), want, timeout)
+
+
+def headline(results: dict[str, Any]) -> dict[str, Any]:
+    """Per split and system: exact match with its 95% CI, as the report states it."""
+    out: dict[str, Any] = {}
+    for split, s in results.get("splits", {}).items():
+        out[split] = {name: _em(v) for name, v in s.get("systems", {}).items()}
+    return out
+
+
+def _em(v: dict[str, Any]) -> Any:
+    for key in ("exact_match", "em"):
+        if key in v.get("metrics", v):
+            return v.get("metrics", v)[key]
+    return None
