@@ -66,8 +66,13 @@ def prompt_spec(model: str | Path | None) -> str | None:
     return art.get("system_prompt")
 
 
-def create_app(settings: ServeSettings | None = None, backend: Backend | None = None, **overrides: Any) -> FastAPI:
-    """The app. `settings` (or keyword overrides of ServeSettings fields); `backend` replaces loading one."""
+def create_app(settings: ServeSettings | None = None, backend: Backend | str | None = None,
+               **overrides: Any) -> FastAPI:
+    """The app, from `settings` or keyword ServeSettings fields (`model=`, `index=`, `backend="openai"`, ...).
+
+    `backend` may also be a ready Backend object, used instead of loading one (tests, embedding)."""
+    if isinstance(backend, str):
+        overrides["backend"], backend = backend, None
     cfg = settings or ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     system_prompt = prompt_spec(cfg.model)
     metrics = Metrics()

@@ -80,7 +80,10 @@ class Generator:
         prepared = [self.backend.prepare(m) for m in messages]
         if hasattr(self.backend, "generate_prepared"):
             return self.backend.generate_prepared([p.prompt_ids for p in prepared], opts)
-        return self._run(asyncio.gather(*(self._one(p, opts) for p in prepared)))
+        return self._run(self._all(prepared, opts))
+
+    async def _all(self, prepared, opts: SamplingOptions) -> list[Completion]:
+        return list(await asyncio.gather(*(self._one(p, opts) for p in prepared)))
 
     async def _one(self, prepared, opts: SamplingOptions) -> Completion:
         parts, last = [], Delta()

@@ -53,7 +53,8 @@ class TransformersBackend:
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._model_lock = threading.Lock()
         self._worker: threading.Thread | None = None
-        self._closed = False
+        self.tokens_generated = 0  # sampled tokens, all rows (cancelled rows stop adding to it)
+        self.batches_run = 0
 
     # --- prompts --------------------------------------------------------------------------------
     def prepare(self, messages: Messages) -> Prepared:
@@ -140,6 +141,7 @@ class TransformersBackend:
                 rows.append(st)
         if not rows:
             return
+        self.batches_run += 1
         if self.on_batch is not None:
             self.on_batch(len(rows))
         with self._model_lock, torch.inference_mode():
@@ -157,6 +159,7 @@ class TransformersBackend:
             active = rows
             while True:
                 toks = sample_next(logits, active)
+                self.tokens_generated += len(active)
                 for st, t in zip(active, toks.tolist()):
                     st.push(t)
                 keep = [r for r, st in enumerate(active) if not st.done]
@@ -173,7 +176,6 @@ class TransformersBackend:
                 past, logits, next_pos = out.past_key_values, out.logits[:, -1, :], next_pos + 1
 
     async def aclose(self) -> None:
-        self._closed = True
         if self._worker is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._worker.join, 30)

@@ -62,3 +62,12 @@ def uvicorn_in_thread(app, timeout: float = 120.0):
         sock.close()
 
 
+
+
+def pick_stop(text: str, start: int = 3) -> str:
+    """A two-letter ASCII piece of `text` (at or after `start`) whose first occurrence is there."""
+    for i in range(start, len(text) - 1):
+        piece = text[i:i + 2]
+        if piece.isascii() and piece.isalnum() and text.find(piece) == i:
+            return piece
+    raise AssertionError(f"no usable stop sequence in {text!r}")
