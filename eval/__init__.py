@@ -20,7 +20,8 @@ Systems under test:
                max_tokens=32, base_model=None)
       - `model`: a Hugging Face model folder, generated in-process via serve.load_generator;
       - `url`:   a running `ragtune serve` base URL (http://host:port), queried with the openai client
-                 (black box; retrieval on/off and top_k go through its extension fields);
+                 (black box; retrieval on/off and top_k go through its extension fields); `model` may be
+                 given too: it is then only read for its hash and ragtune.json (training time, params);
       - `retrieval=True` needs `index` (in-process) or a server that has one (url).
     parse_systems("base,rag,ft,ft+rag", base_model=..., ft_model=..., index=...) / load_systems_yaml(path)
 
@@ -32,8 +33,10 @@ Running and reporting:
         and returns a JSON-ready results dict. Questions that carry `stale_answers` are freshness
         questions: the result counts who answers new vs stale. Call it again after an index refresh
         with split="freshness" and the update's QA, then merge.
-    forgetting(ft_model, base_model, general_qa, *, out_dir=None, seed=0, ...) -> dict
-    merge_results(*results) -> dict                 one report from several runs (e.g. test + freshness)
+    forgetting(ft_model, base_model, general_qa, *, seed=0, n_resamples=1000, batch_size=8,
+               max_tokens=32, progress=True) -> dict     (merge as {"forgetting": result})
+    merge_results(*results) -> dict                 one report from several runs (test, freshness, forgetting)
+    score_predictions(qa, predictions) -> dict      what `ragtune eval score` prints
     write_report(results, out_dir) -> dict[str, Path]   report.md, report.html, results.json,
                                                         disagreements.md
     evaluate_beir(beir_dir, index_dir, retriever=None, split="test", ks=(1,10,100)) -> dict
