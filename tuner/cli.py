@@ -20,7 +20,7 @@ _OPTIONS = [
     ("--base", "base", str), ("--method", "method", str), ("--mode", "mode", str), ("--index", "index", str),
     ("--out", "out_dir", str), ("--adapter", "adapter", str), ("--k", "k", int), ("--p-gold", "p_gold", float),
     ("--system-prompt", "system_prompt", str), ("--user-template", "user_template", str),
-    ("--val-fraction", "val_fraction", float), ("--lr", "learning_rate", float), ("--batch-size", "batch_size", int),
+    ("--val-fraction", "val_fraction", float), ("--lr --learning-rate", "learning_rate", float), ("--batch-size", "batch_size", int),
     ("--grad-accum", "grad_accum", int), ("--epochs", "epochs", float), ("--max-steps", "max_steps", int),
     ("--weight-decay", "weight_decay", float), ("--warmup-ratio", "warmup_ratio", float),
     ("--scheduler", "scheduler", str), ("--max-length", "max_length", int), ("--seed", "seed", int),
@@ -35,10 +35,11 @@ _OPTIONS = [
 
 def _config_options(f):
     for flag, name, typ in reversed(_OPTIONS):
+        names = flag.split()
         if typ is None:
-            f = click.option(flag, name, default=None, help=_HELP[name])(f)
+            f = click.option(*names, name, default=None, help=_HELP[name])(f)
         else:
-            f = click.option(flag, name, type=typ, default=None, help=_HELP[name])(f)
+            f = click.option(*names, name, type=typ, default=None, help=_HELP[name])(f)
     return f
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class GeneratorTrainResult:
     stopped_early: bool = False
     train_losses: list[dict] = field(default_factory=list)  # [{step, epoch, loss}] every logging_steps
     resumed_from: str | None = None
+    world_size: int = 1  # processes that trained (torchrun / accelerate)
 
     @property
     def trainable_pct(self) -> float:
@@ -61,7 +63,8 @@ class GeneratorTrainResult:
                 "best_eval_loss": self.best_eval_loss, "eval_losses": self.eval_losses, "steps": self.steps,
                 "epochs": self.epochs, "stopped_early": self.stopped_early, "train_seconds": self.train_seconds,
                 "tokens_per_second": self.tokens_per_second, "trainable_params": self.trainable_params,
-                "total_params": self.total_params, "n_train": self.n_train, "n_val": self.n_val}
+                "total_params": self.total_params, "n_train": self.n_train, "n_val": self.n_val,
+                "world_size": self.world_size}
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "trainable_pct": self.trainable_pct}
@@ -199,7 +202,7 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
     output = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - t0
     state = trainer.state
-    world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     avg_len = sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
     start_step = int(resume_from.rsplit("-", 1)[1]) if resume_from else 0
     tokens = (state.global_step - start_step) * cfg.batch_size * cfg.grad_accum * world * avg_len
@@ -211,6 +214,7 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
         n_train=len(train_rows), n_val=len(val_rows), data_hash=info["data_hash"], eval_loss_before=eval_before,
         eval_losses=val_hist, best_eval_loss=state.best_metric, best_checkpoint=state.best_model_checkpoint,
         stopped_early=state.global_step < state.max_steps, train_losses=train_hist, resumed_from=resume_from,
+        world_size=world,
     )
     if not math.isfinite(output.training_loss):
         raise RagtuneError(f"training diverged (loss {output.training_loss}); lower --lr (was {cfg.lr})")

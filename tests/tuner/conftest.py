@@ -1,33 +1,18 @@
-"""Tuner test data: a tiny fixed world of people and towns (documents + QA with gold doc_ids)."""
+"""Fixtures of the tuner tests: the tiny world's files and a real index over its documents."""
 
 from __future__ import annotations
 
-import json
+import importlib.util
 from pathlib import Path
 
 import pytest
+from tuner_world import world_rows, write_jsonl
 
-PEOPLE = [("Mara Quill", "Brightwater", "potter"), ("Tomas Reed", "Greenhollow", "baker"),
-          ("Ilse Varn", "Selby", "smith"), ("Bren Oakes", "Avalon", "weaver"), ("Cato Lind", "Marrow", "miller"),
-          ("Dara Fenn", "Ostry", "tailor"), ("Edda Moss", "Pike", "mason"), ("Fenn Hale", "Rook", "cooper")]
-QUESTIONS = ["Where does {n} live?", "What town is home to {n}?", "What is the job of {n}?", "{n} works as what?"]
-
-
-def world_rows() -> tuple[list[dict], list[dict]]:
-    """(documents, QA rows): one document per person, four questions each (32 examples, 8 documents)."""
-    docs, qa = [], []
-    for i, (name, town, job) in enumerate(PEOPLE):
-        docs.append({"id": f"person{i}", "title": name,
-                     "text": f"{name} lives in {town}. {name} works as a {job} and keeps bees."})
-        for j, q in enumerate(QUESTIONS):
-            qa.append({"id": f"q{i}-{j}", "question": q.format(n=name), "answer": town if j < 2 else job,
-                       "doc_ids": [f"person{i}"]})
-    return docs, qa
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+# `from conftest import run_cli` resolves to this file inside tests/tuner: re-export the lead's helper.
+_spec = importlib.util.spec_from_file_location("_tests_root_conftest_tuner", Path(__file__).parents[1] / "conftest.py")
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+run_cli = _root.run_cli
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +29,16 @@ def world_index(world, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("index") / "idx"
     ingest.ingest([str(world["docs"])], str(out))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread(monkeypatch):
+    """Tiny models train ~10x faster on one thread when the shared CPU is busy (OpenMP spin-waits);
+    the subprocesses started here get the same through OMP_NUM_THREADS."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(before)

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import write_jsonl  # tests/tuner/conftest.py
+from tuner_world import write_jsonl
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt import build_messages
