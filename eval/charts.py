@@ -102,19 +102,20 @@ def latency(split: Mapping[str, Any]) -> bytes | None:
 
 
 def recall_curve(split: Mapping[str, Any]) -> bytes | None:
-    systems = {n: s["metrics"] for n, s in split["systems"].items() if any(k.startswith("recall@") for k in s["metrics"])}
+    systems = {n: s for n, s in split["systems"].items() if any(k.startswith("recall@") for k in s["metrics"])}
     if not systems:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    for j, (n, m) in enumerate(systems.items()):
-        ks = sorted(int(k.split("@")[1]) for k in m if k.startswith("recall@"))
+    for j, (n, s) in enumerate(systems.items()):
+        m, depth = s["metrics"], s["spec"]["top_k"]
+        ks = sorted(k for k in (int(k.split("@")[1]) for k in m if k.startswith("recall@")) if k <= depth)
         ax.errorbar(ks, [m[f"recall@{k}"]["mean"] for k in ks],
                     yerr=[[m[f"recall@{k}"]["mean"] - m[f"recall@{k}"]["low"] for k in ks],
                           [m[f"recall@{k}"]["high"] - m[f"recall@{k}"]["mean"] for k in ks]],
                     marker="o", capsize=3, label=n, color=COLORS[j % len(COLORS)])
-    ax.set_xscale("log")
-    ax.set_xlabel("k (passages)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("k (passages given to the generator)")
     ax.set_ylabel("recall@k of gold documents")
     ax.set_ylim(0, 1.05)
     ax.set_title("Retrieval recall@k")

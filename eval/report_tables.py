@@ -21,14 +21,14 @@ def _num(v: Any, fmt: str = "{:.3g}") -> str:
 
 
 def system_table(split: Mapping[str, Any]) -> Table:
-    header = ["system", "mode", "retrieval", "EM", "F1", "ROUGE-L", "contains", "grounded", "recall@5", "MRR@10",
-              "nDCG@10"]
+    header = ["system", "mode", "retrieval", "EM", "F1", "ROUGE-L", "contains", "grounded", "recall@top-k",
+              "MRR@10", "nDCG@10"]
     rows = []
     for name, s in split["systems"].items():
         m, spec = s["metrics"], s["spec"]
         rows.append([name, s["describe"].get("mode", ""), f"top {spec['top_k']}" if spec["retrieval"] else "off",
                      _ci(m.get("exact_match")), _ci(m.get("f1")), _ci(m.get("rouge_l")), _ci(m.get("contains")),
-                     _ci(m.get("grounded")), _ci(m.get("recall@5"), 3), _ci(m.get("mrr@10"), 3),
+                     _ci(m.get("grounded")), _ci(m.get(f"recall@{spec['top_k']}"), 3), _ci(m.get("mrr@10"), 3),
                      _ci(m.get("ndcg@10"), 3)])
     return header, rows
 

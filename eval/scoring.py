@@ -23,6 +23,8 @@ HEADLINE = ("exact_match", "f1", "rouge_l", "contains")
 
 def score_rows(examples: Sequence[QAExample], preds: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per example: id, prediction and every metric that applies (missing prediction = "")."""
+    depth = max((len(p.get("passages") or []) for p in preds.values()), default=0)
+    ks = sorted(set(RETRIEVAL_KS) | set(range(1, depth + 1)))  # every k up to the passages given: the curve
     rows = []
     for ex in examples:
         p = preds.get(ex.id) or {}
@@ -31,7 +33,7 @@ def score_rows(examples: Sequence[QAExample], preds: Mapping[str, Mapping[str, A
         row: dict[str, Any] = {"id": ex.id, "prediction": pred, "missing": ex.id not in preds,
                                **score_answer(pred, ex.answers, passages, ex.stale_answers)}
         if passages is not None:
-            r = qa_retrieval_row(ex.doc_ids, passages, RETRIEVAL_KS)
+            r = qa_retrieval_row(ex.doc_ids, passages, ks)
             if r is not None:
                 row["retrieval"] = r
         rows.append(row)
