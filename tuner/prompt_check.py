@@ -67,6 +67,10 @@ def prompt_parity(model_dir: str | Path, question: str = "Who founded Brightwate
         report.checks.append(("prompt_format", fmt == PROMPT_FORMAT,
                               f"trained with {fmt}, this ragtune serves {PROMPT_FORMAT}"))
     system = art.get("system_prompt")
+    template = art.get("user_template")
+    if template and template != "{question}":
+        report.checks.append(("user_template", False, f"trained with user template {template!r}, but the server "
+                              "sends the question as is; retrain without --user-template or wrap questions client-side"))
     for name, passages in (("rag prompt", SAMPLE_PASSAGES), ("closed-book prompt", None)):
         msgs = build_messages(question, passages, system)
         train = training_prompt_ids(tokenizer, [*msgs, {"role": "assistant", "content": "Mara Quill"}])

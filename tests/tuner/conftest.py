@@ -25,9 +25,10 @@ def world(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def world_index(world, tmp_path_factory) -> Path:
     """A real ragtune index (FAISS + chunk store, MiniLM) over the world's documents."""
-    ingest = pytest.importorskip("ingest", reason="the ingest stage has not landed")
+    from ingest import ingest
+
     out = tmp_path_factory.mktemp("index") / "idx"
-    ingest.ingest([str(world["docs"])], str(out))
+    ingest([str(world["docs"])], str(out), show_progress=False)
     return out
 
 

@@ -11,6 +11,7 @@ from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
 from ragtune.prompt import PROMPT_FORMAT, build_messages
 from tuner import export_model, train_generator
+from tuner.prompt_check import prompt_parity
 
 
 def _prompt_ids(tok):
@@ -77,13 +78,18 @@ def test_export_refuses_prompt_adapters_and_bad_folders(tiny_generator, world, t
 
 
 def test_check_prompt_cli(tiny_generator, tmp_path):
-    ok = run_cli("check-prompt", str(tiny_generator))
-    assert "[ok] rag prompt" in ok.stdout and "[ok] closed-book prompt" in ok.stdout
+    ok = prompt_parity(tiny_generator)
+    assert ok.ok and "[ok] rag prompt" in ok.text() and "[ok] closed-book prompt" in ok.text()
     # a model trained with another prompt format is refused with exit status 2
     bad = tmp_path / "bad"
     bad.mkdir()
     for f in tiny_generator.iterdir():
         (bad / f.name).write_bytes(f.read_bytes())
     (bad / "ragtune.json").write_text(json.dumps({"prompt_format": "other-v0"}))
+    assert not prompt_parity(bad).ok
+    (bad / "ragtune.json").write_text(json.dumps({"prompt_format": PROMPT_FORMAT, "user_template": "Q: {question}"}))
+    assert "user_template" in prompt_parity(bad).problem
+    (bad / "ragtune.json").write_text(json.dumps({"prompt_format": "other-v0"}))
     proc = run_cli("check-prompt", str(bad), check=False)
     assert proc.returncode == 2 and "[FAIL] prompt_format" in proc.stdout and "error: prompt parity failed" in proc.stderr
+    assert "[ok] rag prompt" in proc.stdout
