@@ -7,8 +7,9 @@ enough that a library would add nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from eval.squad import _golds, exact_match, normalize_answer, token_f1
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-from ragtune.errors import RagtuneError
-from ragtune.prompt import build_messages
+from typing import Any
 
 from eval.systems import SystemSpec
+from ragtune.errors import RagtuneError
+from ragtune.prompt import build_messages
 
 logger = logging.getLogger(__name__)
 

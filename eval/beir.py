@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
-
-from ragtune.errors import RagtuneError
-from ragtune.records import RecordError, iter_jsonl
+from typing import Any
 
 from eval.ir import aggregate_retrieval, doc_scores, retrieval_metrics
+from ragtune.errors import RagtuneError
+from ragtune.records import RecordError, iter_jsonl
 
 logger = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--url", "urls", multiple=True, help="Running servers: NAME=URL (black box via HTTP).")
 @click.option("--api-key", default=None, envvar="RAGTUNE_API_KEY", help="Bearer key of the servers.")
 @click.option("--index", default=None, help="Index folder for in-process retrieval.")
+@click.option("--index-version", default=None, help="Pin an index version (default: CURRENT).")
 @click.option("--retriever", default=None, help="Retriever folder (default: the index's own).")
 @click.option("--top-k", default=4, show_default=True, help="Passages retrieved per question.")
 @click.option("--train", "train_qa", default=None, help="Training split: few-shot examples are drawn from it.")
@@ -46,7 +47,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--no-resume", is_flag=True, help="Ignore cached predictions in --out.")
 @click.pass_context
 def eval_group(ctx: click.Context, qa, systems, systems_file, base_dir, ft_dir, models, urls, api_key, index,
-               retriever, top_k, train_qa, fewshot, freshness_qa, general_qa, max_forgetting, max_tokens,
+               index_version, retriever, top_k, train_qa, fewshot, freshness_qa, general_qa, max_forgetting, max_tokens,
                batch_size, n_resamples, seed, out, no_resume) -> None:
     """Compare base, few-shot, RAG, fine-tune and both on the same questions; write the report."""
     if ctx.invoked_subcommand is not None:
@@ -63,7 +64,8 @@ def eval_group(ctx: click.Context, qa, systems, systems_file, base_dir, ft_dir, 
     else:
         named = _pairs(models, "--model")
         named.update({k: v for k, v in (("base", base_dir), ("ft", ft_dir)) if v})
-        specs = parse_systems(systems, models=named, urls=_pairs(urls, "--url"), index=index, retriever=retriever,
+        specs = parse_systems(systems, models=named, urls=_pairs(urls, "--url"), index=index,
+                              index_version=index_version, retriever=retriever,
                               top_k=top_k, fewshot=fewshot, seed=seed, max_tokens=max_tokens, api_key=api_key)
     ft_spec = next((s for s in specs if s.model and s.base_model), None)
     if general_qa and ft_spec is None:

@@ -12,15 +12,15 @@ import hashlib
 import json
 import logging
 import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-
-from ragtune.errors import RagtuneError
-from ragtune.records import QAExample, RecordError, iter_jsonl, load_qa
+from typing import Any
 
 from eval import scoring
 from eval.backends import _Cache, message_builder, open_backend
 from eval.systems import SystemSpec, as_spec
+from ragtune.errors import RagtuneError
+from ragtune.records import QAExample, RecordError, iter_jsonl, load_qa
 
 logger = logging.getLogger(__name__)
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-
-from ragtune.prompt import build_messages
-from ragtune.records import QAExample
 
 from eval.backends import check_model_dir, folder_hash
 from eval.squad import exact_match, token_f1
 from eval.stats import paired_bootstrap
+from ragtune.prompt import build_messages
+from ragtune.records import QAExample
 
 logger = logging.getLogger(__name__)
 

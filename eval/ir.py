@@ -7,7 +7,8 @@ split documents: a document's score is the maximum score of its chunks.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 DEFAULT_KS = (1, 5, 10, 100)
 
@@ -17,7 +18,7 @@ def doc_scores(passages: Sequence[Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     n = len(passages)
     for rank, p in enumerate(passages):
-        d = p if isinstance(p, dict) else p.to_dict() if hasattr(p, "to_dict") else {"doc_id": getattr(p, "doc_id")}
+        d = p if isinstance(p, dict) else p.to_dict() if hasattr(p, "to_dict") else {"doc_id": p.doc_id}
         doc_id = str(d.get("doc_id") or d.get("id") or "")
         if not doc_id:
             continue

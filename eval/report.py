@@ -10,12 +10,21 @@ import base64
 import html
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from eval import charts
-from eval.report_tables import (comparison_table, config_table, cost_table, disagreement_table, findings,
-                                forgetting_table, freshness_table, system_table)
+from eval.report_tables import (
+    comparison_table,
+    config_table,
+    cost_table,
+    disagreement_table,
+    findings,
+    forgetting_table,
+    freshness_table,
+    system_table,
+)
 
 Block = tuple  # ("h1"|"h2"|"h3"|"p", text) | ("table", header, rows) | ("img", name, png_bytes, alt)
 
@@ -47,6 +56,9 @@ def _blocks(results: Mapping[str, Any], max_disagreements: int = 20) -> list[Blo
             out.append(("h3", "Retrieval"))
             out.append(("img", f"{split}_recall", png, "recall@k"))
         out.append(("h3", "Cost"))
+        out.append(("p", f"Latency is wall time per question including retrieval: over HTTP one request at a time; "
+                         f"in-process in batches of {cfg.get('batch_size')}, where each question counts its batch's "
+                         f"time. Training figures come from each model's ragtune.json, where recorded."))
         out.append(("table", *cost_table(s)))
         png = charts.latency(s)
         if png:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 Table = tuple[list[str], list[list[Any]]]
 NAMES = {"exact_match": "EM", "f1": "F1", "rouge_l": "ROUGE-L", "contains": "contains", "grounded": "grounded"}

@@ -7,14 +7,14 @@ the SQuAD script; retrieval metrics (recall@k, mrr@k, ndcg@k) on 0-1 like BEIR.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from itertools import combinations
-from typing import Any, Mapping, Sequence
-
-from ragtune.records import QAExample
+from typing import Any
 
 from eval.answers import ANSWER_METRICS, score_answer
 from eval.ir import qa_retrieval_row
 from eval.stats import bootstrap_mean, paired_bootstrap, percentiles
+from ragtune.records import QAExample
 
 PERCENT = {"exact_match", "f1", "rouge_l", "contains", "grounded", "grounding_support"}
 RETRIEVAL_KS = (1, 5, 10)

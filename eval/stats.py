@@ -7,7 +7,7 @@ for the plain paired percentile bootstrap with a fixed seed, which is clearer to
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -10,9 +10,10 @@ A system is either in-process (`model`: a Hugging Face folder, generated through
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ragtune.errors import RagtuneError
 
@@ -65,7 +66,7 @@ class SystemSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> "SystemSpec":
+    def from_dict(cls, d: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> SystemSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         merged = {**{k: v for k, v in (defaults or {}).items() if k in names}, **d}
         unknown = sorted(set(d) - names)
@@ -79,7 +80,8 @@ def as_spec(s: SystemSpec | Mapping[str, Any]) -> SystemSpec:
 
 
 def parse_systems(names: str, *, models: Mapping[str, str] | None = None, urls: Mapping[str, str] | None = None,
-                  index: str | None = None, retriever: str | None = None, top_k: int = 4, fewshot: int = 3,
+                  index: str | None = None, index_version: str | None = None, retriever: str | None = None,
+                  top_k: int = 4, fewshot: int = 3,
                   seed: int = 0, max_tokens: int = 32, api_key: str | None = None) -> list[SystemSpec]:
     """`base,fewshot,rag,ft,ft+rag` → SystemSpecs. `models`/`urls` map model names (base, ft, ...) to
     folders/servers; `rag` is `base+rag`; `fewshot` is the base model with `fewshot` examples."""
@@ -99,7 +101,8 @@ def parse_systems(names: str, *, models: Mapping[str, str] | None = None, urls: 
                                f"--model {model_name}=DIR (or --url {model_name}=URL); known: {known}")
         out.append(SystemSpec(
             name=raw, model=models.get(model_name), url=None if model_name in models else urls[model_name],
-            retrieval=suffix == "rag", top_k=top_k, index=index, retriever=retriever, fewshot=k,
+            retrieval=suffix == "rag", top_k=top_k, index=index, index_version=index_version, retriever=retriever,
+            fewshot=k,
             fewshot_seed=seed, max_tokens=max_tokens, api_key=api_key,
             base_model=models.get("base") if model_name != "base" else None))
     if not out:

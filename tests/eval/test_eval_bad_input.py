@@ -47,7 +47,7 @@ def _foreign_index(toy, tmp_path):
 ])
 def test_bad_input_fails_before_generation(case, message, tiny_generator, toy, tmp_path):
     gen, qa, out = str(tiny_generator), toy["qa"], tmp_path / "out"
-    systems = lambda **kw: [SystemSpec("s", **({"model": gen} | kw))]  # noqa: E731
+    systems = lambda **kw: [SystemSpec("s", **({"model": gen} | kw))]
     with pytest.raises(RagtuneError, match=None) as err:
         if case == "missing model":
             run_comparison(qa, systems(model=str(tmp_path / "nope")), out_dir=out, progress=False)

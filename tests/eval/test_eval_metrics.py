@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from eval import (answer_contained, bootstrap_mean, doc_scores, exact_match, grounding, normalize_answer,
-                  paired_bootstrap, retrieval_metrics, rouge_l, squad_scores, token_f1)
+from eval import (
+    answer_contained,
+    bootstrap_mean,
+    doc_scores,
+    exact_match,
+    grounding,
+    normalize_answer,
+    paired_bootstrap,
+    retrieval_metrics,
+    rouge_l,
+    squad_scores,
+    token_f1,
+)
 from eval.answers import freshness_label
 
 
