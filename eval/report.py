@@ -45,6 +45,8 @@ def _blocks(results: Mapping[str, Any], max_disagreements: int = 20) -> list[Blo
             out.append(("img", f"{split}_metrics", png, "answer metrics by system with 95% CIs"))
         if s["comparisons"]:
             out.append(("h3", "Differences between systems (paired bootstrap)"))
+            out.append(("p", "EM and F1 in points, nDCG@10 on 0–1; the same for ROUGE-L, contains, recall@5 and "
+                             "MRR@10 is in results.json (`comparisons`)."))
             out.append(("table", *comparison_table(s)))
         if any("freshness" in r for r in s["systems"].values()):
             out.append(("h3", "Freshness: answers after the index refresh"))
