@@ -10,23 +10,35 @@ Unknown extra fields are ignored (OpenAI clients send many); known fields of the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 MAX_STOP = 4
+
+
+def _valid_unicode(s: str) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"text holds a lone surrogate ({s[e.start]!r} at {e.start}), which is not valid Unicode; "
+                         "send UTF-8 text") from None
+    return s
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
 
 
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: Literal["text"] = "text"
-    text: str = Field(max_length=1_000_000)
+    text: Text = Field(max_length=1_000_000)
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = Field(None, description="Text, or a list of text parts.")
+    content: Text | list[TextPart] | None = Field(None, description="Text, or a list of text parts.")
     name: str | None = None
 
     def text(self) -> str:
@@ -50,7 +62,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, description="OpenAI's newer name for max_tokens.")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="0 = greedy.")
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    stop: str | list[str] | None = Field(None, description=f"Up to {MAX_STOP} stop sequences.")
+    stop: Text | list[Text] | None = Field(None, description=f"Up to {MAX_STOP} stop sequences.")
     seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
     n: int = Field(1, ge=1, le=1, description="Only n=1 is supported.")
     stream: bool = False
@@ -127,7 +139,7 @@ class ModelList(BaseModel):
 
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    query: str = Field(min_length=1, max_length=100_000)
+    query: Text = Field(min_length=1, max_length=100_000)
     top_k: int | None = Field(None, ge=1, le=100)
 
 

@@ -71,3 +71,15 @@ def pick_stop(text: str, start: int = 3) -> str:
         if piece.isascii() and piece.isalnum() and text.find(piece) == i:
             return piece
     raise AssertionError(f"no usable stop sequence in {text!r}")
+
+
+def run_ragtune(*args: str, env: dict | None = None, timeout: float = 300):
+    """The real `python -m ragtune ...` in a subprocess. (tests/conftest.py's run_cli cannot be imported
+    from here: this folder's conftest.py shadows the module name `conftest`.)"""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "ragtune", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=repo)
