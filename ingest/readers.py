@@ -215,6 +215,7 @@ def read_source(source: str | Path, include: Sequence[str] = (), exclude: Sequen
     if _is_beir(root):
         _read_file(root / "corpus.jsonl", "corpus.jsonl", out)
         return out
+    files: list[tuple[Path, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         keep = []
@@ -235,11 +236,14 @@ def read_source(source: str | Path, include: Sequence[str] = (), exclude: Sequen
                 continue
             if p.is_symlink():
                 out.skipped.append(Skipped(str(p), "symlink refused"))
-                continue
-            if not p.resolve().is_relative_to(root):
+            elif not p.resolve().is_relative_to(root):
                 out.skipped.append(Skipped(str(p), f"path leaves the source root {root}; refused"))
-                continue
-            _read_file(p, rel, out)
+            else:
+                files.append((p, rel))
+    from tqdm.auto import tqdm
+
+    for p, rel in tqdm(files, desc=f"reading {src.name or src}", unit="file", disable=len(files) < 200):
+        _read_file(p, rel, out)
     return out
 
 
