@@ -39,11 +39,9 @@ def _index_dir(index: str | None) -> str:
 @click.option("--nlist", default=0, show_default=True, type=int, help="IVF lists (0: 4*sqrt(chunks)).")
 @click.option("--nprobe", default=32, show_default=True, type=int, help="IVF lists probed per query.")
 @click.option("--batch-size", default=64, show_default=True, type=int, help="Texts per encoder batch.")
-@click.option("--backend", type=click.Choice(["torch", "onnx-int8"]), default="torch", show_default=True,
-              help="Encoder backend (onnx-int8: dynamic int8 quantised ONNX, exported locally).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def ingest(paths, index, retriever, full, dry_run, keep_missing, include, exclude, chunk_size, overlap, index_kind,
-           hnsw_m, ef_search, nlist, nprobe, batch_size, backend, as_json) -> None:
+           hnsw_m, ef_search, nlist, nprobe, batch_size, as_json) -> None:
     """Ingest PATHS (files, folders, .jsonl, BEIR folders) into a knowledge index, refreshing by content hash."""
     from ingest.pipeline import ingest as run_ingest
     from ragtune.settings import load_settings
@@ -51,7 +49,7 @@ def ingest(paths, index, retriever, full, dry_run, keep_missing, include, exclud
 
     index_dir = _index_dir(index)
     retriever = load_settings(retriever=retriever).retriever
-    encoder = Encoder(retriever, batch_size=batch_size, backend=backend)
+    encoder = Encoder(retriever, batch_size=batch_size)
     opts = IndexOptions(kind=index_kind, hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
     report = run_ingest(list(paths), index_dir, encoder=encoder, full=full, dry_run=dry_run,
                         delete_missing=not keep_missing, include=include, exclude=exclude, chunk_size=chunk_size,

@@ -92,6 +92,7 @@ def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any
         raise RagtuneError(f"no readable documents in {', '.join(map(str, sources))}; "
                            + "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5]))
 
+    _refuse_foreign_folder(index_dir)
     lock = _NoLock() if dry_run else index_lock(index_dir)
     with lock:
         parent = None
@@ -178,6 +179,19 @@ def _write(writer: Any, plan: RefreshPlan, current: list[tuple[Document, str, st
             bar.update(len(block))
     report.chunks_embedded = len(flat)
     writer.put_documents(rows)
+
+
+def _refuse_foreign_folder(index_dir: Path) -> None:
+    """Never write an index into a folder that holds something else."""
+    if not index_dir.exists():
+        return
+    if not index_dir.is_dir():
+        raise RagtuneError(f"--index {index_dir} is a file; pass a folder (new or an existing ragtune index)")
+    ours = {"CURRENT", "versions", "tmp", "ingest.lock", "ingest.lock.owner"}
+    foreign = sorted(p.name for p in index_dir.iterdir() if p.name not in ours)
+    if foreign and not (index_dir / "versions").is_dir():
+        raise RagtuneError(f"{index_dir} is not a ragtune index and not empty (it holds {', '.join(foreign[:3])}"
+                           f"{', ...' if len(foreign) > 3 else ''}); pass a new or empty folder to --index")
 
 
 class _NoLock:

@@ -61,8 +61,9 @@ class Retriever:
     def refresh(self) -> bool:
         """Load the published version if it changed (checking its fingerprint); return True when swapped.
 
-        The old version is closed after the swap; searches already running on it finish first on Linux
-        (the SQLite file is opened immutable and stays readable)."""
+        The old version is not closed here (searches may still run on it); it closes when garbage-collected.
+        Pruning a version that is still open is safe on Linux: its FAISS index is in memory and its SQLite
+        file is opened immutable, so it stays readable until closed."""
         vid = current_version(self.index.dir)
         if vid == self.index.version:
             return False

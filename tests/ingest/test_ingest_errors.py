@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ingest import ingest
+from ragtune.errors import RagtuneError
 from retriever import (Encoder, FingerprintMismatch, IndexCorrupt, IndexNotFound, KnowledgeIndex, Retriever,
                        current_version)
 
@@ -127,6 +128,14 @@ def test_corrupted_or_foreign_index_names_the_file_and_the_fix(built, tmp_path, 
     assert "ragtune ingest" in str(e.value) or "ragtune index rollback" in str(e.value)
     if name in ("truncated faiss", "flipped sqlite"):  # the rebuild command names the real sources
         assert f"ragtune ingest {built / 'src'} --index {idx} --full" in str(e.value)
+
+
+def test_ingest_refuses_a_foreign_folder(encoder, built, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(RagtuneError, match=r"mine is not a ragtune index and not empty \(it holds thesis.tex\)"):
+        ingest([built / "src"], tmp_path / "mine", encoder=encoder, show_progress=False)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
 
 
 def test_ingest_into_a_corrupted_index_needs_full(encoder, built, tmp_path):
