@@ -63,3 +63,31 @@ def build_messages(
     msgs.extend(m for m in history if m.get("role") != "system")
     msgs.append({"role": "user", "content": user})
     return msgs
+
+
+def control_token_strings(tokenizer: Any) -> list[str]:
+    """The text of every special (control) token of `tokenizer`, longest first."""
+    found = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for tok in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values():
+        if getattr(tok, "special", False):
+            found.add(str(tok.content))
+    return sorted((s for s in found if len(s) > 1), key=len, reverse=True)
+
+
+def defuse_control_tokens(messages: Sequence[dict[str, str]], tokenizer: Any,
+                          specials: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """Messages whose content cannot place control tokens: `<|end|>` in a text becomes `< |end|>`.
+
+    A document containing the text of a special token would otherwise tokenize as that token and could
+    open a turn of its own; only the chat template may place control tokens. Training and serving both
+    render through this, so they see the same tokens.
+    """
+    specials = control_token_strings(tokenizer) if specials is None else specials
+
+    def defuse(text: str) -> str:
+        for s in specials:
+            if s in text:
+                text = text.replace(s, f"{s[0]} {s[1:]}")
+        return text
+
+    return [{**m, "content": defuse(m.get("content") or "")} for m in messages]
