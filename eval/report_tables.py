@@ -123,9 +123,8 @@ def findings(split: Mapping[str, Any]) -> list[str]:
     if flat:
         lines.append("Not distinguishable at this n (CI includes zero): " + ", ".join(
             f"{c['a']} vs {c['b']}" for c in flat) + ".")
-    for n, s in systems.items():
-        f = s.get("freshness")
-        if f:
-            lines.append(f"{n}: {f['new']} of {f['n']} changed facts answered with the new value, "
-                         f"{f['stale']} with the stale one.")
+    fresh = [f"{n} {f['new']} new / {f['stale']} stale" for n, s in systems.items() if (f := s.get("freshness"))]
+    if fresh:
+        n_fresh = next(s["freshness"]["n"] for s in systems.values() if "freshness" in s)
+        lines.append(f"Changed facts (n={n_fresh}) answered with the new vs the stale value: " + "; ".join(fresh) + ".")
     return lines
