@@ -25,15 +25,23 @@ _HASHED = (".safetensors", ".bin", ".json", ".model", ".jinja", ".txt")
 
 
 def folder_hash(folder: str | Path) -> str:
-    """sha256 over the names and bytes of a model folder's weight, config and tokenizer files."""
-    root = Path(folder)
+    """sha256 over the names and bytes of a model folder's weight, config and tokenizer files.
+
+    Cached per process on (path, sizes, mtimes): a big model is read once, not once per split."""
+    root = Path(folder).resolve()
+    files = [p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in _HASHED and p.name != "ragtune.json"]
+    return _folder_hash(root, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+@lru_cache(maxsize=64)
+def _folder_hash(root: Path, files: tuple[tuple[str, int, int], ...]) -> str:
     h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix in _HASHED and p.name != "ragtune.json":
-            h.update(str(p.relative_to(root)).encode())
-            with p.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+    for name, _, _ in files:
+        p = Path(name)
+        h.update(str(p.relative_to(root)).encode())
+        with p.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):  # noqa: B023 - f is bound per iteration
+                h.update(block)
     return h.hexdigest()
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,8 @@ def _generate(name: str, backend: Any, spec: SystemSpec, examples: list[QAExampl
     key_src = {"spec": {k: v for k, v in spec.to_dict().items() if k not in ("name", "api_key", "url")},
                "describe": {k: v for k, v in describe.items() if k not in ("artifact",)}, "seed": seed, "shots": shots}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()
-    path, cfg_path = out / f"{name}.jsonl", out / f"{name}.config.json"
+    safe = re.sub(r"[^A-Za-z0-9_.+@=-]", "_", name)  # a system name is free text; a file name is not
+    path, cfg_path = out / f"{safe}.jsonl", out / f"{safe}.config.json"
     cached = _read_cache(path, cfg_path, key) if resume else {}
     if not resume and path.exists():
         path.unlink()
@@ -154,7 +156,7 @@ def run_comparison(qa: str | Path | Sequence[QAExample], systems: Sequence[Syste
                                                    batch_size, progress, resume)
             rows = scoring.score_rows(examples, preds)
             per_system[s.name] = rows
-            systems_out[s.name] = {"spec": s.to_dict(), "describe": describe, "fewshot_ids": shots[s.name] and
+            systems_out[s.name] = {"spec": s.to_dict(), "describe": describe, "fewshot_questions":
                                    [q for q, _ in shots[s.name]], "generated": generated,
                                    "cached": len(examples) - generated,
                                    **scoring.aggregate(rows, n_resamples, seed),

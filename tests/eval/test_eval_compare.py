@@ -40,7 +40,7 @@ def test_rerun_is_identical_and_the_report_is_complete(first_run, tiny_generator
     assert _stable(again) == _stable(res)
     systems = res["splits"]["test"]["systems"]
     assert systems["rag"]["metrics"]["recall@5"]["mean"] == 1.0  # 3 documents, top 2, gold first
-    assert systems["fewshot"]["fewshot_ids"] and systems["base"]["fewshot_ids"] == []
+    assert len(systems["fewshot"]["fewshot_questions"]) == 2 and systems["base"]["fewshot_questions"] == []
     assert systems["rag"]["describe"]["index_version"] and len(systems["base"]["describe"]["model_sha256"]) == 64
     paths = write_report(res, tmp_path / "report")
     html = paths["html"].read_text()
