@@ -1,10 +1,12 @@
 """The transformers backend (CPU or GPU): dynamic batching with left padding and token streaming.
 
-One worker thread owns the model. Requests wait in a queue; the worker takes the first, waits a short
-collection window (`batch_window_ms`) for more, then runs them as one left-padded batch: a prefill, then
-a decode loop on the KV cache. A row that finishes (EOS, stop sequence, max_tokens, cancelled because
-its client went away) leaves the batch at once (`Cache.batch_select_indices`), so the others run on.
-Requests arriving meanwhile form the next batch. Each row streams its text through its own sink.
+One worker thread owns the model. Requests wait in a queue; when idle, the worker takes the first, waits
+a short collection window (`batch_window_ms`) for more, and prefills them as one left-padded batch. Then
+it decodes step by step on the KV cache. Between two steps, requests that arrived meanwhile are prefilled
+together and join the running batch (their cache and mask left-padded to the same length): continuous
+batching, so a newcomer does not wait for the longest running request. A row that finishes (EOS, stop
+sequence, max_tokens, cancelled because its client went away) leaves the batch at once
+(`Cache.batch_select_indices`). Each row streams its text through its own sink.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from serve.decoding import Job, RowState, sample_next
 from serve.prompting import render, special_strings
@@ -100,31 +103,54 @@ class TransformersBackend:
             self._worker = threading.Thread(target=self._work, name="ragtune-batcher", daemon=True)
             self._worker.start()
 
-    def _work(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            deadline = time.monotonic() + self.batch_window
-            while len(batch) < self.max_batch_size:
-                try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
+    def _collect(self, block: bool, room: int) -> tuple[list[Job], bool]:
+        """Jobs from the queue: when `block`, wait for one, then up to the collection window for more."""
+        jobs: list[Job] = []
+        deadline = time.monotonic() + self.batch_window
+        while len(jobs) < room:
             try:
-                self.run_batch(batch)
+                if block and not jobs:
+                    job = self._queue.get()
+                elif block:
+                    job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _work(self) -> None:
+        """Continuous batching: new requests join the running batch between decode steps."""
+        batch: _Batch | None = None
+        closing = False
+        while not (closing and batch is None):
+            room = self.max_batch_size - (len(batch.rows) if batch else 0)
+            jobs, stop = self._collect(block=batch is None and not closing, room=room) if room > 0 else ([], False)
+            closing = closing or stop
+            try:
+                if jobs:
+                    fresh = self._prefill(jobs)
+                    batch = fresh if batch is None else self._merge(batch, fresh)
+                if batch is not None:
+                    batch = self._step(batch)
             except Exception as e:  # the worker must survive: fail this batch, keep serving the next
-                logger.exception("generation batch of %d failed", len(batch))
-                for job in batch:
-                    job.sink(Delta(finish_reason="error", error=f"generation failed: {type(e).__name__}: {e}"))
+                logger.exception("generation batch failed")
+                rows = (batch.rows if batch else []) + [RowState(j, self.tokenizer, self.eos_ids, 1) for j in jobs]
+                for st in rows:
+                    if not st.done:
+                        st.fail(f"generation failed: {type(e).__name__}: {e}")
+                batch = None
 
     def run_batch(self, jobs: list[Job]) -> None:
         """Generate for `jobs` as one left-padded batch, streaming each row's text into its sink."""
+        batch = self._prefill(jobs)
+        while batch is not None:
+            batch = self._step(batch)
+
+    def _prefill(self, jobs: list[Job]) -> "_Batch | None":
         import torch
 
         rows = []
@@ -140,46 +166,85 @@ class TransformersBackend:
             else:
                 rows.append(st)
         if not rows:
-            return
+            return None
         self.batches_run += 1
+        width = max(len(st.job.prompt_ids) for st in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, st in enumerate(rows):
+            n = len(st.job.prompt_ids)
+            ids[r, width - n:] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
+            mask[r, width - n:] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
+        with self._model_lock, torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        batch = _Batch(rows, out.past_key_values, mask, pos[:, -1] + 1, out.logits[:, -1, :])
         if self.on_batch is not None:
             self.on_batch(len(rows))
+        return batch
+
+    def _merge(self, a: "_Batch", b: "_Batch") -> "_Batch":
+        """One batch from two: left-pad the shorter KV cache and mask, then stack the rows."""
+        import torch
+        import torch.nn.functional as F
+
+        width = max(a.mask.shape[1], b.mask.shape[1])
+        for x in (a, b):
+            pad = width - x.mask.shape[1]
+            if pad:
+                x.mask = F.pad(x.mask, (pad, 0), value=0)
+                for layer in x.past.layers:
+                    layer.keys = F.pad(layer.keys, (0, 0, pad, 0))
+                    layer.values = F.pad(layer.values, (0, 0, pad, 0))
+        for la, lb in zip(a.past.layers, b.past.layers):
+            la.keys = torch.cat([la.keys, lb.keys], dim=0)
+            la.values = torch.cat([la.values, lb.values], dim=0)
+        merged = _Batch(a.rows + b.rows, a.past, torch.cat([a.mask, b.mask]), torch.cat([a.next_pos, b.next_pos]),
+                        torch.cat([a.logits, b.logits]))
+        if self.on_batch is not None:
+            self.on_batch(len(merged.rows))
+        return merged
+
+    def _step(self, batch: "_Batch") -> "_Batch | None":
+        """Sample one token per row, stream it, drop finished rows, run one decode step for the rest."""
+        import torch
+
+        toks = sample_next(batch.logits, batch.rows)
+        self.tokens_generated += len(batch.rows)
+        for st, t in zip(batch.rows, toks.tolist()):
+            st.push(t)
+        keep = [r for r, st in enumerate(batch.rows) if not st.done]
+        if not keep:
+            return None
+        if len(keep) < len(batch.rows):
+            idx = torch.tensor(keep, device=batch.mask.device)
+            batch.past.batch_select_indices(idx)
+            batch.mask, batch.next_pos, toks = batch.mask[idx], batch.next_pos[idx], toks[idx]
+            batch.rows = [batch.rows[r] for r in keep]
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
         with self._model_lock, torch.inference_mode():
-            width = max(len(st.job.prompt_ids) for st in rows)
-            ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, st in enumerate(rows):
-                n = len(st.job.prompt_ids)
-                ids[r, width - n:] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
-                mask[r, width - n:] = 1
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            past, logits, next_pos = out.past_key_values, out.logits[:, -1, :], pos[:, -1] + 1
-            active = rows
-            while True:
-                toks = sample_next(logits, active)
-                self.tokens_generated += len(active)
-                for st, t in zip(active, toks.tolist()):
-                    st.push(t)
-                keep = [r for r, st in enumerate(active) if not st.done]
-                if not keep:
-                    return
-                if len(keep) < len(active):
-                    idx = torch.tensor(keep, device=mask.device)
-                    past.batch_select_indices(idx)
-                    mask, next_pos, toks = mask[idx], next_pos[idx], toks[idx]
-                    active = [active[r] for r in keep]
-                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-                out = self.model(input_ids=toks[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                                 past_key_values=past, use_cache=True)
-                past, logits, next_pos = out.past_key_values, out.logits[:, -1, :], next_pos + 1
+            out = self.model(input_ids=toks[:, None], attention_mask=batch.mask,
+                             position_ids=batch.next_pos[:, None], past_key_values=batch.past, use_cache=True)
+        batch.past, batch.logits, batch.next_pos = out.past_key_values, out.logits[:, -1, :], batch.next_pos + 1
+        return batch
 
     async def aclose(self) -> None:
         if self._worker is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._worker.join, 30)
             self._worker = None
+
+
+@dataclass
+class _Batch:
+    """A running batch: its rows, KV cache, attention mask, next position per row, last logits."""
+
+    rows: list[RowState]
+    past: Any
+    mask: Any
+    next_pos: Any
+    logits: Any
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -1,0 +1,280 @@
+"""Benchmark of `ragtune serve` on loopback, with vLLM benchmark_serving's definitions.
+
+    .venv/bin/python bench/serve.py [--model DIR --index DIR] [--requests-per-client 4] [--max-tokens 32]
+
+Without --model/--index it builds a tiny model (untrained Llama, hidden 128, 4 layers; its output layer is
+untied so that it emits text) and an index of the first --docs abstracts of BEIR SciFact. Then, against
+`ragtune serve` (a subprocess, transformers backend), streaming, every request asking for --max-tokens:
+  1. per concurrency 1, 4, 8, 16: TTFT (request sent → first content chunk), TPOT ((e2e − TTFT) ÷ (output
+     tokens − 1)), end-to-end latency, each p50/p99, and throughput (completed requests/s, output tokens/s);
+  2. gateway overhead at 8 clients: mean e2e of the full gateway (HTTP + retrieval + prompt) ÷ mean e2e
+     of the backend alone (the same prompts, already built, streamed from the same TransformersBackend in
+     this process) — goal ≤ 1.05; and ÷ the same server with the prompts prebuilt (`raw_prompt`), which
+     isolates retrieval and prompt building from HTTP;
+  3. batching gain: output-token throughput at 8 clients ÷ at 1 (goal ≥ 3 on the tiny model);
+  4. two index swaps (re-ingests of a changed document) under 8 streaming clients: failed requests (goal 0).
+Bounded: --requests-per-client requests per client per level and a --time-limit per level. The machine is
+shared: re-run before quoting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+SCIFACT = REPO.parent / "shared" / "data" / "beir_scifact"
+QUESTIONS = ["What causes inflammation in the lungs?", "How does insulin resistance develop?",
+             "Which genes are linked to breast cancer?", "Does vitamin D reduce fracture risk?",
+             "How do T cells recognise antigens?", "What is the effect of statins on mortality?",
+             "How does the gut microbiome affect obesity?", "What drives tumour metastasis?"]
+
+
+def build_model(out: Path) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tuner.base_model import TinyModelConfig, build_untrained
+
+    texts = [json.loads(line)["text"] for line in open(SCIFACT / "corpus.jsonl", encoding="utf-8")][:300]
+    build_untrained(texts, out, TinyModelConfig(max_position_embeddings=2048), seed=0)
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    model.config.tie_word_embeddings = False
+    gen = torch.Generator().manual_seed(1)
+    model.lm_head.weight = torch.nn.Parameter(torch.randn(model.lm_head.weight.shape, generator=gen) * 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+def build_index(root: Path, docs: int) -> tuple[Path, Path]:
+    from ingest import ingest
+
+    rows = []
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            obj = json.loads(line)
+            rows.append({"id": obj["_id"], "title": obj.get("title", ""), "text": obj["text"]})
+            if len(rows) == docs:
+                break
+    src = root / "docs.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ingest([src], root / "index", show_progress=False)
+    return root / "index", src
+
+
+async def stream_one(client, url: str, body: dict) -> dict:
+    """One streamed request: TTFT, e2e, output tokens (from usage), or the error."""
+    t0 = time.perf_counter()
+    ttft, tokens, version = None, 0, None
+    try:
+        async with client.stream("POST", url, json=body, timeout=300) as r:
+            if r.status_code != 200:
+                return {"ok": False, "error": f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"}
+            done = False
+            async for line in r.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                if line == "data: [DONE]":
+                    done = True
+                    break
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    return {"ok": False, "error": chunk["error"]["message"]}
+                version = chunk.get("index_version", version)
+                if chunk.get("usage"):
+                    tokens = chunk["usage"]["completion_tokens"]
+                for c in chunk.get("choices", []):
+                    if c["delta"].get("content") and ttft is None:
+                        ttft = time.perf_counter() - t0
+            if not done:
+                return {"ok": False, "error": "stream ended without [DONE]"}
+    except Exception as e:  # a benchmark counts every failure, whatever it is
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    e2e = time.perf_counter() - t0
+    return {"ok": True, "ttft": ttft if ttft is not None else e2e, "e2e": e2e, "tokens": tokens, "version": version}
+
+
+async def run_level(url: str, bodies: list[dict], clients: int, per_client: int, time_limit: float,
+                    stop: asyncio.Event | None = None) -> dict:
+    import httpx
+
+    results: list[dict] = []
+    deadline = time.perf_counter() + time_limit
+
+    async def client_loop(i: int, client) -> None:
+        n = 0
+        while (stop is None and n < per_client and time.perf_counter() < deadline) or \
+                (stop is not None and not stop.is_set()):
+            results.append(await stream_one(client, url, bodies[(i + n * clients) % len(bodies)]))
+            n += 1
+
+    limits = httpx.Limits(max_connections=clients + 4)
+    async with httpx.AsyncClient(limits=limits, timeout=300) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client_loop(i, client) for i in range(clients)))
+        wall = time.perf_counter() - t0
+    return summarize(results, wall, clients)
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def summarize(results: list[dict], wall: float, clients: int) -> dict:
+    ok = [r for r in results if r["ok"]]
+    tpot = [(r["e2e"] - r["ttft"]) / (r["tokens"] - 1) for r in ok if r["tokens"] > 1]
+    out = {"clients": clients, "requests": len(results), "failed": len(results) - len(ok), "wall_s": wall,
+           "req_per_s": len(ok) / wall, "out_tok_per_s": sum(r["tokens"] for r in ok) / wall,
+           "errors": sorted({r["error"] for r in results if not r["ok"]})[:5],
+           "versions": sorted({r.get("version") for r in ok if r.get("version")})}
+    for name, xs in (("ttft", [r["ttft"] for r in ok]), ("tpot", tpot), ("e2e", [r["e2e"] for r in ok])):
+        out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = pct(xs, 50) * 1e3, pct(xs, 99) * 1e3
+        out[f"{name}_mean_ms"] = statistics.fmean(xs) * 1e3 if xs else float("nan")
+    return out
+
+
+async def backend_alone(model: Path, messages: list[list[dict]], clients: int, per_client: int,
+                        max_tokens: int) -> dict:
+    """The same prompts streamed from a TransformersBackend in this process: no HTTP, no retrieval."""
+    from serve.hf_backend import TransformersBackend
+    from serve.types import SamplingOptions
+
+    be = TransformersBackend(model)
+    opts = SamplingOptions(max_tokens=max_tokens)
+    results: list[dict] = []
+
+    async def one(i: int) -> None:
+        for n in range(per_client):
+            t0, ttft, last = time.perf_counter(), None, None
+            async for d in be.stream(be.prepare(messages[(i + n * clients) % len(messages)]), opts):
+                if d.text and ttft is None:
+                    ttft = time.perf_counter() - t0
+                last = d
+            e2e = time.perf_counter() - t0
+            results.append({"ok": True, "ttft": ttft or e2e, "e2e": e2e, "tokens": last.completion_tokens})
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    wall = time.perf_counter() - t0
+    await be.aclose()
+    return summarize(results, wall, clients)
+
+
+def rag_messages(index: Path, k: int) -> list[list[dict]]:
+    from ragtune.prompt import build_messages
+    from retriever import Retriever
+
+    r = Retriever.open(index)
+    try:
+        return [build_messages(q, r.search(q, k)) for q in QUESTIONS]
+    finally:
+        r.close()
+
+
+async def swaps_under_load(url: str, bodies: list[dict], index: Path, src: Path, clients: int) -> dict:
+    from ingest import ingest
+
+    stop = asyncio.Event()
+    load = asyncio.create_task(run_level(url, bodies, clients, 0, 0, stop=stop))
+    versions = []
+    await asyncio.sleep(2)
+    for i in range(2):
+        rows = [json.loads(line) for line in src.read_text().splitlines()]
+        rows[0]["text"] = f"Revision {i + 1}: " + rows[0]["text"]
+        src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        report = await asyncio.to_thread(ingest, [src], index, show_progress=False)
+        versions.append(report.version)
+        await asyncio.sleep(3)  # the server polls CURRENT every 0.5 s
+    stop.set()
+    out = await load
+    out["published"] = versions
+    return out
+
+
+def fmt(level: dict) -> str:
+    return (f"{level['clients']:>3} | {level['requests']:>4} | {level['failed']:>2} | "
+            f"{level['ttft_p50_ms']:8.1f} | {level['ttft_p99_ms']:8.1f} | {level['tpot_p50_ms']:6.2f} | "
+            f"{level['tpot_p99_ms']:6.2f} | {level['e2e_p50_ms']:8.1f} | {level['e2e_p99_ms']:8.1f} | "
+            f"{level['req_per_s']:6.2f} | {level['out_tok_per_s']:7.1f}")
+
+
+async def main_async(args) -> dict:
+    from serve import start_server
+
+    work = Path(tempfile.mkdtemp(prefix="ragtune-bench-serve-"))
+    model = Path(args.model) if args.model else build_model(work / "model")
+    if args.index:
+        index, src = Path(args.index), None
+    else:
+        index, src = build_index(work, args.docs)
+    extra = ["--poll-interval", "0.5", "--max-batch-size", "16", "--top-k", str(args.top_k)]
+    report: dict = {"model": str(model), "index": str(index), "max_tokens": args.max_tokens, "levels": []}
+    with start_server(model, index, extra_args=extra) as srv:
+        url = f"{srv.url}/v1/chat/completions"
+        model_id = model.name
+        base = {"model": model_id, "max_tokens": args.max_tokens, "stream": True,
+                "stream_options": {"include_usage": True}}
+        bodies = [{**base, "messages": [{"role": "user", "content": q}]} for q in QUESTIONS]
+        await run_level(url, bodies, 2, 1, 60)  # warm-up
+        print("clients | reqs | failed | TTFT p50 ms | TTFT p99 | TPOT p50 ms | TPOT p99 | e2e p50 ms | e2e p99 | "
+              "req/s | out tok/s")
+        for c in args.clients:
+            level = await run_level(url, bodies, c, args.requests_per_client, args.time_limit)
+            report["levels"].append(level)
+            print(fmt(level), flush=True)
+        by = {lv["clients"]: lv for lv in report["levels"]}
+        msgs = rag_messages(index, args.top_k)
+        raw = [{**base, "raw_prompt": True, "messages": m} for m in msgs]
+        report["raw_http_8"] = await run_level(url, raw, 8, args.requests_per_client, args.time_limit)
+        if src is not None:
+            report["swaps"] = await swaps_under_load(url, bodies, index, src, 8)
+    report["backend_alone_8"] = await backend_alone(model, msgs, 8, args.requests_per_client, args.max_tokens)
+    if 8 in by:
+        g, b, h = by[8]["e2e_mean_ms"], report["backend_alone_8"]["e2e_mean_ms"], report["raw_http_8"]["e2e_mean_ms"]
+        report["gateway_overhead_vs_backend"] = g / b
+        report["gateway_overhead_vs_raw_http"] = g / h
+    if 1 in by and 8 in by:
+        report["batching_gain_8_over_1"] = by[8]["out_tok_per_s"] / by[1]["out_tok_per_s"]
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="model folder (default: build the tiny bench model)")
+    ap.add_argument("--index", help="index folder (default: build one from SciFact; swaps need it built here)")
+    ap.add_argument("--docs", type=int, default=300, help="SciFact abstracts in the built index")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
+    ap.add_argument("--requests-per-client", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--top-k", type=int, default=2)
+    ap.add_argument("--time-limit", type=float, default=120.0, help="seconds per concurrency level at most")
+    ap.add_argument("--json", help="write the full report here")
+    args = ap.parse_args()
+    report = asyncio.run(main_async(args))
+    b = report["backend_alone_8"]
+    print(f"backend alone, 8 clients: e2e mean {b['e2e_mean_ms']:.1f} ms, {b['out_tok_per_s']:.1f} out tok/s")
+    print(f"raw-prompt HTTP, 8 clients: e2e mean {report['raw_http_8']['e2e_mean_ms']:.1f} ms")
+    for key in ("gateway_overhead_vs_backend", "gateway_overhead_vs_raw_http", "batching_gain_8_over_1"):
+        if key in report:
+            print(f"{key}: {report[key]:.3f}")
+    if "swaps" in report:
+        s = report["swaps"]
+        print(f"index swaps under 8 clients: published {s['published']}, {s['requests']} requests, "
+              f"{s['failed']} failed, versions served {s['versions']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
