@@ -32,12 +32,13 @@ def _index_dir(index: str | None) -> str:
 @click.option("--chunk-size", default=200, show_default=True, type=int,
               help="Tokens per chunk (the embedder's tokenizer; clamped to its max sequence length).")
 @click.option("--overlap", default=40, show_default=True, type=int, help="Tokens shared by neighbouring chunks.")
-@click.option("--index-kind", type=click.Choice(["auto", "flat", "hnsw", "ivf"]), default="auto", show_default=True,
-              help="FAISS index: flat (exact), hnsw or ivf; auto = flat below 200k chunks, else hnsw.")
-@click.option("--hnsw-m", default=32, show_default=True, type=int, help="HNSW graph degree.")
-@click.option("--ef-search", default=128, show_default=True, type=int, help="HNSW search beam.")
-@click.option("--nlist", default=0, show_default=True, type=int, help="IVF lists (0: 4*sqrt(chunks)).")
-@click.option("--nprobe", default=32, show_default=True, type=int, help="IVF lists probed per query.")
+@click.option("--index-kind", type=click.Choice(["auto", "flat", "hnsw", "ivf"]), default=None,
+              help="FAISS index: flat (exact), hnsw or ivf; auto = flat below 200k chunks, else hnsw. "
+              "Default: as the current version (auto for a new index).")
+@click.option("--hnsw-m", default=None, type=int, help="HNSW graph degree (default 32).")
+@click.option("--ef-search", default=None, type=int, help="HNSW search beam (default 128).")
+@click.option("--nlist", default=None, type=int, help="IVF lists (default 0: 4*sqrt(chunks)).")
+@click.option("--nprobe", default=None, type=int, help="IVF lists probed per query (default 32).")
 @click.option("--batch-size", default=64, show_default=True, type=int, help="Texts per encoder batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def ingest(paths, index, retriever, full, dry_run, keep_missing, include, exclude, chunk_size, overlap, index_kind,
@@ -50,7 +51,9 @@ def ingest(paths, index, retriever, full, dry_run, keep_missing, include, exclud
     index_dir = _index_dir(index)
     retriever = load_settings(retriever=retriever).retriever
     encoder = Encoder(retriever, batch_size=batch_size)
-    opts = IndexOptions(kind=index_kind, hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
+    given = {k: v for k, v in dict(kind=index_kind, hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist,
+                                   nprobe=nprobe).items() if v is not None}
+    opts = IndexOptions(**given) if given else None
     report = run_ingest(list(paths), index_dir, encoder=encoder, full=full, dry_run=dry_run,
                         delete_missing=not keep_missing, include=include, exclude=exclude, chunk_size=chunk_size,
                         overlap=overlap, index_options=opts, show_progress=not as_json)

@@ -69,7 +69,8 @@ def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any
     """Bring the index at `index_dir` in line with `sources`, embedding only added and changed documents.
 
     `encoder`: a retriever.Encoder (default: built from `retriever`, else the embedded MiniLM).
-    `index_options`: a retriever.IndexOptions (FAISS kind and parameters; default flat below 200k chunks).
+    `index_options`: a retriever.IndexOptions (FAISS kind and parameters); default: the current version's,
+    or IndexOptions() (flat below 200k chunks, else HNSW) for a new index.
     """
     from retriever import IndexCorrupt, IndexNotFound, IndexOptions, KnowledgeIndex, VersionWriter, index_lock
 
@@ -77,7 +78,6 @@ def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any
     if not sources:
         raise RagtuneError("no sources given; pass one or more files or folders to ingest")
     cfg = ChunkerConfig(chunk_size, overlap, title_in_embedding)
-    opts = index_options or IndexOptions()
     index_dir = Path(index_dir)
     loaded = read_sources(sources, include, exclude)
     skipped = [s for part in loaded for s in part.skipped]
@@ -125,6 +125,8 @@ def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any
                     report.documents, report.chunks = len(previous), parent.ntotal
                 report.seconds = time.perf_counter() - t0
                 return report
+            opts = index_options or (IndexOptions(**parent.manifest["index"]["options"]) if parent is not None
+                                     else IndexOptions())
             writer = VersionWriter(index_dir, encoder.fingerprint, opts, parent=parent, full=full)
             try:
                 _write(writer, plan, current, chunker, encoder, report, show_progress)

@@ -102,11 +102,10 @@ def test_documents_of_other_sources_are_kept(encoder, tmp_path):
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_index_kinds_handle_removals(encoder, corpus, tmp_path, kind):
     idx = tmp_path / "idx"
-    opts = IndexOptions(kind=kind)
-    run(encoder, corpus, idx, index_options=opts)
+    run(encoder, corpus, idx, index_options=IndexOptions(kind=kind))
     _delete(corpus)
     _change(corpus)
-    report = run(encoder, corpus, idx, index_options=opts)
+    report = run(encoder, corpus, idx)  # no options: the current version's are kept
     assert (report.chunks_removed, report.chunks_embedded, report.chunks) == (2, 1, 4)
     index = KnowledgeIndex.open(idx)
     assert index.manifest["index"]["kind"] == kind and index.ntotal == 4
@@ -114,6 +113,12 @@ def test_index_kinds_handle_removals(encoder, corpus, tmp_path, kind):
     assert "ships.txt" not in all_doc_ids(r)
     assert r.search("Who bakes rye bread?", 1)[0].doc_id == "bakers/ina.md"
     assert "990" in r.search("When was Brightwater founded?", 1)[0].text
+    _add(corpus)
+    other = "ivf" if kind == "flat" else "flat"  # another kind: rebuilt from the stored vectors
+    run(encoder, corpus, idx, index_options=IndexOptions(kind=other))
+    r = Retriever(KnowledgeIndex.open(idx), encoder)
+    assert r.index.manifest["index"]["kind"] == other and len(r.index) == 5
+    assert r.search("Who bakes rye bread?", 1)[0].doc_id == "bakers/ina.md"
 
 
 def test_rollback_prune_and_hot_swap(encoder, corpus, tmp_path):
