@@ -16,7 +16,11 @@ from eval.squad import _golds, exact_match, normalize_answer, token_f1
 
 @lru_cache(maxsize=1)
 def _rouge():
+    import logging
+
     from rouge_score import rouge_scorer
+
+    logging.getLogger("absl").setLevel(logging.WARNING)  # rouge-score logs "Using default tokenizer" at INFO
 
     # No stemming, as HF `evaluate`'s default: answers are short spans, not summaries.
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
