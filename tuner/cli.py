@@ -27,7 +27,7 @@ _OPTIONS = [
     ("--lora-r", "lora_r", int), ("--lora-alpha", "lora_alpha", int), ("--lora-dropout", "lora_dropout", float),
     ("--num-virtual-tokens", "num_virtual_tokens", int), ("--eval-steps", "eval_steps", int),
     ("--early-stopping-patience", "early_stopping_patience", int), ("--save-total-limit", "save_total_limit", int),
-    ("--dtype", "dtype", str), ("--logging-steps", "logging_steps", int),
+    ("--dtype", "dtype", str), ("--logging-steps", "logging_steps", int), ("--cpu-threads", "cpu_threads", int),
     ("--quote/--no-quote", "quote", None), ("--resume/--no-resume", "resume", None),
     ("--gradient-checkpointing/--no-gradient-checkpointing", "gradient_checkpointing", None),
 ]

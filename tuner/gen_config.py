@@ -75,6 +75,7 @@ class GeneratorConfig:
     dtype: str = _f("auto", "auto (bf16 on a CUDA GPU that has it, else float32), float32, bfloat16, float16.")
     gradient_checkpointing: bool = _f(False, "Trade compute for activation memory.")
     logging_steps: int = _f(5, "Log the training loss every N steps.")
+    cpu_threads: int | None = _f(None, "torch CPU threads while training (1 is fastest for tiny models on busy cores).")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> "GeneratorConfig":
@@ -166,6 +167,8 @@ class GeneratorConfig:
             raise bad("dtype", f"must be one of {', '.join(DTYPES)}")
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 16):
             raise bad("max_length", "must be an integer >= 16")
+        if self.cpu_threads is not None and (not isinstance(self.cpu_threads, int) or self.cpu_threads <= 0):
+            raise bad("cpu_threads", "should be a positive integer (or unset for torch's default)")
         if self.eval_steps is not None and self.eval_steps <= 0:
             raise bad("eval_steps", "must be a positive number of steps (or unset for once per epoch)")
         if self.early_stopping_patience is not None and self.early_stopping_patience <= 0:

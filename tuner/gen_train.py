@@ -162,7 +162,15 @@ def train_generator(base: str | None, data: Any, out_dir: str, *, method: str = 
     train_rows = encode_all(tokenizer, train_ex, max_length, "training data")
     val_rows = encode_all(tokenizer, val_ex, max_length, "validation data") if val_ex else []
     log.info("%d training and %d validation examples (split by source document)", len(train_rows), len(val_rows))
-    return _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing)
+    import torch
+
+    threads = torch.get_num_threads()
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        return _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -> GeneratorTrainResult:

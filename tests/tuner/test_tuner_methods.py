@@ -78,3 +78,11 @@ def test_early_stopping_and_best_checkpoint(tiny_generator, world, tmp_path):
     assert r.stopped_early and r.steps < 40
     assert r.best_eval_loss == min(losses)
     assert r.best_checkpoint.endswith(f"checkpoint-{r.eval_losses[losses.index(min(losses))]['step']}")
+
+
+def test_validation_each_epoch(tiny_generator, world, tmp_path):
+    r = train_generator(str(tiny_generator), str(world["qa"]), str(tmp_path / "ep"), epochs=2, batch_size=8,
+                        val_fraction=0.25, learning_rate=1e-2)
+    assert [round(e["epoch"], 3) for e in r.eval_losses] == [1.0, 2.0]
+    assert r.steps == 2 * 3  # 24 training examples / batch 8 per epoch
+    assert r.best_eval_loss == min(e["eval_loss"] for e in r.eval_losses)
