@@ -29,9 +29,10 @@ def _index_dir(index: str | None) -> str:
               "(default: remove them from the index).")
 @click.option("--include", multiple=True, help="Glob of files to read inside folders (repeatable), e.g. '*.md'.")
 @click.option("--exclude", multiple=True, help="Glob of files or folders to skip (repeatable).")
-@click.option("--chunk-size", default=200, show_default=True, type=int,
-              help="Tokens per chunk (the embedder's tokenizer; clamped to its max sequence length).")
-@click.option("--overlap", default=40, show_default=True, type=int, help="Tokens shared by neighbouring chunks.")
+@click.option("--chunk-size", default=None, type=int, help="Tokens per chunk (the embedder's tokenizer; clamped to "
+              "its max sequence length). Default: as the current version (200 for a new index).")
+@click.option("--overlap", default=None, type=int,
+              help="Tokens shared by neighbouring chunks. Default: as the current version (40 for a new index).")
 @click.option("--index-kind", type=click.Choice(["auto", "flat", "hnsw", "ivf"]), default=None,
               help="FAISS index: flat (exact), hnsw or ivf; auto = flat below 200k chunks, else hnsw. "
               "Default: as the current version (auto for a new index).")

@@ -63,11 +63,12 @@ class IngestReport:
 
 def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any = None, full: bool = False,
            dry_run: bool = False, delete_missing: bool = True, include: Sequence[str] = (),
-           exclude: Sequence[str] = (), chunk_size: int = ChunkerConfig.chunk_size,
-           overlap: int = ChunkerConfig.overlap, title_in_embedding: bool = True, retriever: str | None = None,
+           exclude: Sequence[str] = (), chunk_size: int | None = None,
+           overlap: int | None = None, title_in_embedding: bool | None = None, retriever: str | None = None,
            index_options: Any = None, show_progress: bool = True) -> IngestReport:
     """Bring the index at `index_dir` in line with `sources`, embedding only added and changed documents.
 
+    `chunk_size`, `overlap`, `title_in_embedding`: None keeps the current version's (200, 40, True for a new index).
     `encoder`: a retriever.Encoder (default: built from `retriever`, else the embedded MiniLM).
     `index_options`: a retriever.IndexOptions (FAISS kind and parameters); default: the current version's,
     or IndexOptions() (flat below 200k chunks, else HNSW) for a new index.
@@ -77,7 +78,8 @@ def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any
     t0 = time.perf_counter()
     if not sources:
         raise RagtuneError("no sources given; pass one or more files or folders to ingest")
-    cfg = ChunkerConfig(chunk_size, overlap, title_in_embedding)
+    # validate what was asked before any work; None = as the current version (defaults for a new index)
+    ChunkerConfig(chunk_size or ChunkerConfig.chunk_size, ChunkerConfig.overlap if overlap is None else overlap)
     index_dir = Path(index_dir)
     loaded = read_sources(sources, include, exclude)
     skipped = [s for part in loaded for s in part.skipped]
@@ -86,7 +88,6 @@ def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any
         from retriever import Encoder
 
         encoder = Encoder(retriever)
-    chunker = Chunker(encoder.tokenizer, encoder.max_seq_length, cfg)
     current = [(d, part.origin, document_hash(d)) for part in loaded for d in part.documents]
     if not current and not any(part.is_folder for part in loaded):
         raise RagtuneError(f"no readable documents in {', '.join(map(str, sources))}; "
@@ -106,6 +107,11 @@ def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any
                 raise
             logger.warning("the current version of %s is unreadable; --full builds a new one", index_dir)
         try:
+            old = parent.manifest.get("chunker", {}) if parent is not None else {}
+            asked = dict(chunk_size=chunk_size, overlap=overlap, title_in_embedding=title_in_embedding)
+            cfg = ChunkerConfig(**{k: v if v is not None else old.get(k, getattr(ChunkerConfig, k))
+                                   for k, v in asked.items()})
+            chunker = Chunker(encoder.tokenizer, encoder.max_seq_length, cfg)
             if parent is not None and not full:
                 parent.check_encoder(encoder)
                 old_cfg = parent.manifest.get("chunker")

@@ -89,6 +89,11 @@ def test_full_dry_run_and_keep_missing(encoder, corpus, tmp_path):
     m = KnowledgeIndex.open(idx).manifest
     assert m["parent"] == "v000002" and sorted(m["documents"]) == sorted(set(FACTS) - {"ships.txt"} | {"new.txt"})
     assert m["counts"]["documents"] == 5 and m["encoder"]["model"] == "all-MiniLM-L6-v2"
+    rechunk = run(encoder, corpus, idx, chunk_size=100, overlap=10)  # new chunker settings: all re-embedded
+    assert rechunk.plan.full and rechunk.chunks_embedded == 5
+    same = run(encoder, corpus, idx)  # no settings given: the current version's are kept
+    assert not same.published and same.chunks_embedded == 0
+    assert KnowledgeIndex.open(idx).manifest["chunker"] == dict(chunk_size=100, overlap=10, title_in_embedding=True)
 
 
 def test_documents_of_other_sources_are_kept(encoder, tmp_path):
