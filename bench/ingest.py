@@ -93,7 +93,7 @@ def main() -> None:
         def full_ingest():
             return ingest([src], work / "idx", encoder=enc, full=True, show_progress=False)
 
-        t_ingest, report = timed(full_ingest, args.repeat)
+        t_ingest, _ = timed(full_ingest, args.repeat)
         with KnowledgeIndex.open(work / "idx") as index:
             texts = [embedding_text(_as_chunk(p)) for p in index.iter_passages()]
         t_raw, _ = timed(lambda: enc.model.encode(texts, batch_size=64, normalize_embeddings=True,

@@ -9,6 +9,15 @@ from ingest.readers import Skipped, load_documents, read_sources
 from ingest.refresh import RefreshPlan, document_hash, make_plan
 
 __all__ = [
-    "Chunker", "ChunkerConfig", "embedding_text", "IngestReport", "ingest", "Skipped", "load_documents",
-    "read_sources", "RefreshPlan", "document_hash", "make_plan",
+    "Chunker",
+    "ChunkerConfig",
+    "IngestReport",
+    "RefreshPlan",
+    "Skipped",
+    "document_hash",
+    "embedding_text",
+    "ingest",
+    "load_documents",
+    "make_plan",
+    "read_sources",
 ]

@@ -8,8 +8,9 @@ words. Every chunk is an exact slice `doc.text[start:end]`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.records import Chunk, Document

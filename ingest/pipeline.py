@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ingest.chunking import Chunker, ChunkerConfig, embedding_text
 from ingest.readers import Skipped, read_sources

@@ -11,9 +11,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from ragtune.errors import RagtuneError
 from ragtune.records import Document
@@ -68,7 +68,7 @@ def read_text(path: Path) -> tuple[str, str]:
     text = _normalise(_decode(path.read_bytes()))
     title = ""
     if path.suffix.lower() in (".md", ".markdown"):
-        m = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.M)
+        m = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
         title = m.group(1) if m else ""
     return text, title
 

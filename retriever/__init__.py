@@ -12,7 +12,20 @@ from retriever.versions import current_version, index_lock, list_versions, prune
 from retriever.writer import VersionWriter
 
 __all__ = [
-    "DEFAULT_MODEL_NAME", "Encoder", "default_model_dir", "FingerprintMismatch", "IndexCorrupt", "IndexLocked",
-    "IndexNotFound", "IndexOptions", "KnowledgeIndex", "Retriever", "current_version", "index_lock",
-    "list_versions", "prune", "rollback", "VersionWriter",
+    "DEFAULT_MODEL_NAME",
+    "Encoder",
+    "FingerprintMismatch",
+    "IndexCorrupt",
+    "IndexLocked",
+    "IndexNotFound",
+    "IndexOptions",
+    "KnowledgeIndex",
+    "Retriever",
+    "VersionWriter",
+    "current_version",
+    "default_model_dir",
+    "index_lock",
+    "list_versions",
+    "prune",
+    "rollback",
 ]

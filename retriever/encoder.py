@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from retriever.fingerprint import folder_hash, fingerprint_id
+from retriever.fingerprint import fingerprint_id, folder_hash
 
 logger = logging.getLogger(__name__)
 

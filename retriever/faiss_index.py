@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list every CPU build it tries
-import faiss  # noqa: E402
+import faiss
 
 from ragtune.errors import RagtuneError
 

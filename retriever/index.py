@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -14,8 +15,14 @@ from retriever import faiss_index
 from retriever.errors import FingerprintMismatch, IndexCorrupt
 from retriever.fingerprint import describe, file_sha256, same_space
 from retriever.store import ChunkStore
-from retriever.versions import (FAISS_FILE, STORE_FILE, current_version, read_manifest, rebuild_hint,
-                                version_dir)
+from retriever.versions import (
+    FAISS_FILE,
+    STORE_FILE,
+    current_version,
+    read_manifest,
+    rebuild_hint,
+    version_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +39,7 @@ class KnowledgeIndex:
         faiss_index.configure(index, faiss_index.IndexOptions(**manifest["index"]["options"]))
 
     @classmethod
-    def open(cls, index_dir: str | Path, version: str | None = None, verify: bool = True) -> "KnowledgeIndex":
+    def open(cls, index_dir: str | Path, version: str | None = None, verify: bool = True) -> KnowledgeIndex:
         """Open `version` (default: CURRENT); raise IndexNotFound / IndexCorrupt naming the bad file."""
         d = Path(index_dir)
         vid = version or current_version(d)
@@ -136,7 +143,7 @@ class KnowledgeIndex:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "KnowledgeIndex":
+    def __enter__(self) -> KnowledgeIndex:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,8 +12,9 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class Int8Model:
             self.session.get_outputs()[0].shape[-1], int) else None
         self._lock = threading.Lock()
 
-    def eval(self) -> "Int8Model":
+    def eval(self) -> Int8Model:
         return self
 
     def get_embedding_dimension(self) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ragtune.records import Passage
 from retriever.encoder import Encoder
@@ -26,7 +26,7 @@ class Retriever:
 
     @classmethod
     def open(cls, index_dir: str | Path, retriever: str | Path | None = None, version: str | None = None,
-             **encoder_kwargs) -> "Retriever":
+             **encoder_kwargs) -> Retriever:
         """Open the CURRENT version (or `version`). `retriever=None` uses the encoder recorded in the index when
         that folder exists here (else the embedded default); an explicit retriever must match its fingerprint."""
         index = KnowledgeIndex.open(index_dir, version=version)

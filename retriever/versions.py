@@ -14,8 +14,8 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from retriever.errors import IndexCorrupt, IndexLocked, IndexNotFound
 

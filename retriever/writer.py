@@ -6,13 +6,16 @@ INDEX_DIR/tmp/ (removed by the next writer); CURRENT still names the previous, i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +24,18 @@ from retriever import faiss_index
 from retriever.fingerprint import file_sha256
 from retriever.index import KnowledgeIndex
 from retriever.store import ChunkStore
-from retriever.versions import (FAISS_FILE, FORMAT, MANIFEST, STORE_FILE, TMP, VERSIONS, fsync_dir,
-                                next_version_id, publish, version_dir)
+from retriever.versions import (
+    FAISS_FILE,
+    FORMAT,
+    MANIFEST,
+    STORE_FILE,
+    TMP,
+    VERSIONS,
+    fsync_dir,
+    next_version_id,
+    publish,
+    version_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +145,6 @@ class VersionWriter:
         return self.vid
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # already closed, or failing: the folder goes anyway
             self.store.close()
-        except Exception:  # noqa: BLE001 - best effort while already failing
-            pass
         shutil.rmtree(self.tmp, ignore_errors=True)

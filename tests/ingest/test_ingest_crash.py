@@ -11,8 +11,8 @@ import textwrap
 import time
 
 import pytest
-
 from ingest_helpers import REPO_ROOT, write_tree
+
 from ingest import ingest
 from retriever import IndexLocked, KnowledgeIndex, Retriever, current_version, list_versions
 

@@ -10,8 +10,15 @@ import pytest
 
 from ingest import ingest
 from ragtune.errors import RagtuneError
-from retriever import (Encoder, FingerprintMismatch, IndexCorrupt, IndexNotFound, KnowledgeIndex, Retriever,
-                       current_version)
+from retriever import (
+    Encoder,
+    FingerprintMismatch,
+    IndexCorrupt,
+    IndexNotFound,
+    KnowledgeIndex,
+    Retriever,
+    current_version,
+)
 
 
 @pytest.fixture(scope="module")

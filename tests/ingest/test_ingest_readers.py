@@ -6,8 +6,8 @@ import json
 import os
 
 import pytest
-
 from ingest_helpers import make_pdf, write_tree
+
 from ingest import load_documents, read_sources
 from ragtune.errors import RagtuneError
 
@@ -59,7 +59,7 @@ def test_jsonl_and_beir_folders(tmp_path):
 def test_include_exclude_and_hidden_files(tmp_path):
     root = write_tree(tmp_path / "src", {"a.md": "A.", "b.txt": "B.", "drafts/c.md": "C.", ".hidden.md": "H.",
                                          ".git/config": "x"})
-    ids = lambda **kw: sorted(d.id for p in read_sources([root], **kw) for d in p.documents)  # noqa: E731
+    ids = lambda **kw: sorted(d.id for p in read_sources([root], **kw) for d in p.documents)
     assert ids() == ["a.md", "b.txt", "drafts/c.md"]
     assert ids(include=["*.md"]) == ["a.md", "drafts/c.md"]
     assert ids(exclude=["drafts"]) == ["a.md", "b.txt"]

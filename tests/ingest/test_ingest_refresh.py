@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from ingest_helpers import FACTS, write_tree
+
 from ingest import ingest
 from retriever import IndexOptions, KnowledgeIndex, Retriever, current_version, list_versions, prune, rollback
 
