@@ -16,6 +16,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# Public evaluation data (SQuAD, BEIR) lives beside the checkout, not in it; tests on it skip without it.
+needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "squad_v1.1").is_dir(),
+                                       reason=f"public evaluation data not found at {SHARED_DATA}")
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_shared_data
 
 from eval import (
     answer_contained,
@@ -56,6 +56,7 @@ def test_f1_counts_repeated_tokens_as_a_multiset():
     assert token_f1("b b c", "b c c") == pytest.approx(2 / 3)
 
 
+@needs_shared_data
 def test_squad_scores_equal_the_official_script_on_the_real_dev_set():
     data = json.loads((SHARED_DATA / "squad_v1.1" / "dev-v1.1.json").read_text())
     official = json.loads((SHARED_DATA / "squad_v1.1" / "official_script_scores.json").read_text())

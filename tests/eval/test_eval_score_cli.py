@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SHARED_DATA, run_cli
+from conftest import SHARED_DATA, needs_shared_data, run_cli
 
 from eval.squad import squad_to_qa
 from ragtune.records import write_jsonl
 
 
+@needs_shared_data
 def test_score_cli_equals_the_official_squad_script(tmp_path):
     data = json.loads((SHARED_DATA / "squad_v1.1" / "dev-v1.1.json").read_text())
     official = json.loads((SHARED_DATA / "squad_v1.1" / "official_script_scores.json").read_text())
