@@ -8,9 +8,9 @@ untied so that it emits text) and an index of the first --docs abstracts of BEIR
   1. per concurrency 1, 4, 8, 16: TTFT (request sent → first content chunk), TPOT ((e2e − TTFT) ÷ (output
      tokens − 1)), end-to-end latency, each p50/p99, and throughput (completed requests/s, output tokens/s);
   2. gateway overhead at 8 clients: mean e2e of the full gateway (HTTP + retrieval + prompt) ÷ mean e2e
-     of the backend alone (the same prompts, already built, streamed from the same TransformersBackend in
-     this process) — goal ≤ 1.05; and ÷ the same server with the prompts prebuilt (`raw_prompt`), which
-     isolates retrieval and prompt building from HTTP;
+     of the backend alone (the same prompts, already built, streamed from a TransformersBackend in this
+     process) — goal ≤ 1.05; and ÷ the same server with the prompts prebuilt (`raw_prompt`), which
+     isolates retrieval and prompt building from HTTP; --rounds interleaved rounds, median ratio;
   3. batching gain: output-token throughput at 8 clients ÷ at 1 (goal ≥ 3 on the tiny model);
   4. two index swaps (re-ingests of a changed document) under 8 streaming clients: failed requests (goal 0).
 Bounded: --requests-per-client requests per client per level and a --time-limit per level. The machine is
@@ -144,13 +144,10 @@ def summarize(results: list[dict], wall: float, clients: int) -> dict:
     return out
 
 
-async def backend_alone(model: Path, messages: list[list[dict]], clients: int, per_client: int,
-                        max_tokens: int) -> dict:
+async def backend_alone(be, messages: list[list[dict]], clients: int, per_client: int, max_tokens: int) -> dict:
     """The same prompts streamed from a TransformersBackend in this process: no HTTP, no retrieval."""
-    from serve.hf_backend import TransformersBackend
     from serve.types import SamplingOptions
 
-    be = TransformersBackend(model)
     opts = SamplingOptions(max_tokens=max_tokens)
     results: list[dict] = []
 
@@ -167,7 +164,6 @@ async def backend_alone(model: Path, messages: list[list[dict]], clients: int, p
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(clients)))
     wall = time.perf_counter() - t0
-    await be.aclose()
     return summarize(results, wall, clients)
 
 
@@ -195,11 +191,24 @@ async def swaps_under_load(url: str, bodies: list[dict], index: Path, src: Path,
         src.write_text("".join(json.dumps(r) + "\n" for r in rows))
         report = await asyncio.to_thread(ingest, [src], index, show_progress=False)
         versions.append(report.version)
-        await asyncio.sleep(3)  # the server polls CURRENT every 0.5 s
+        await wait_for_version(url, report.version)  # the server polls CURRENT every 0.5 s
+        await asyncio.sleep(2)  # and keeps serving the new version under load
     stop.set()
     out = await load
     out["published"] = versions
     return out
+
+
+async def wait_for_version(chat_url: str, version: str, timeout: float = 120.0) -> None:
+    import httpx
+
+    url = chat_url.replace("/chat/completions", "/index")
+    deadline = time.perf_counter() + timeout
+    async with httpx.AsyncClient() as client:
+        while (await client.get(url, timeout=30)).json()["version"] != version:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"the server did not move to {version} within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
 
 
 def fmt(level: dict) -> str:
@@ -234,16 +243,28 @@ async def main_async(args) -> dict:
             report["levels"].append(level)
             print(fmt(level), flush=True)
         by = {lv["clients"]: lv for lv in report["levels"]}
+        # Overhead at 8 clients: gateway, the same server with prebuilt prompts, and the backend alone,
+        # interleaved for --rounds rounds (the machine is shared; the median ratio resists drift).
+        from serve.hf_backend import TransformersBackend
+
         msgs = rag_messages(index, args.top_k)
         raw = [{**base, "raw_prompt": True, "messages": m} for m in msgs]
-        report["raw_http_8"] = await run_level(url, raw, 8, args.requests_per_client, args.time_limit)
+        backend = TransformersBackend(model)
+        rounds = []
+        for _ in range(args.rounds):
+            g = await run_level(url, bodies, 8, args.requests_per_client, args.time_limit)
+            h = await run_level(url, raw, 8, args.requests_per_client, args.time_limit)
+            b = await backend_alone(backend, msgs, 8, args.requests_per_client, args.max_tokens)
+            rounds.append({"gateway": g, "raw_http": h, "backend": b})
+        await backend.aclose()
+        report["overhead_rounds"] = rounds
+        ratio = [r["gateway"]["e2e_mean_ms"] / r["backend"]["e2e_mean_ms"] for r in rounds]
+        ratio_http = [r["gateway"]["e2e_mean_ms"] / r["raw_http"]["e2e_mean_ms"] for r in rounds]
+        report["gateway_overhead_vs_backend"] = statistics.median(ratio)
+        report["gateway_overhead_vs_raw_http"] = statistics.median(ratio_http)
+        report["gateway_overhead_vs_backend_rounds"] = ratio
         if src is not None:
             report["swaps"] = await swaps_under_load(url, bodies, index, src, 8)
-    report["backend_alone_8"] = await backend_alone(model, msgs, 8, args.requests_per_client, args.max_tokens)
-    if 8 in by:
-        g, b, h = by[8]["e2e_mean_ms"], report["backend_alone_8"]["e2e_mean_ms"], report["raw_http_8"]["e2e_mean_ms"]
-        report["gateway_overhead_vs_backend"] = g / b
-        report["gateway_overhead_vs_raw_http"] = g / h
     if 1 in by and 8 in by:
         report["batching_gain_8_over_1"] = by[8]["out_tok_per_s"] / by[1]["out_tok_per_s"]
     return report
@@ -258,13 +279,14 @@ def main() -> None:
     ap.add_argument("--requests-per-client", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--top-k", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead measurement")
     ap.add_argument("--time-limit", type=float, default=120.0, help="seconds per concurrency level at most")
     ap.add_argument("--json", help="write the full report here")
     args = ap.parse_args()
     report = asyncio.run(main_async(args))
-    b = report["backend_alone_8"]
-    print(f"backend alone, 8 clients: e2e mean {b['e2e_mean_ms']:.1f} ms, {b['out_tok_per_s']:.1f} out tok/s")
-    print(f"raw-prompt HTTP, 8 clients: e2e mean {report['raw_http_8']['e2e_mean_ms']:.1f} ms")
+    for i, r in enumerate(report["overhead_rounds"]):
+        print(f"round {i + 1}, 8 clients, e2e mean ms: gateway {r['gateway']['e2e_mean_ms']:.1f}, raw-prompt HTTP "
+              f"{r['raw_http']['e2e_mean_ms']:.1f}, backend alone {r['backend']['e2e_mean_ms']:.1f}")
     for key in ("gateway_overhead_vs_backend", "gateway_overhead_vs_raw_http", "batching_gain_8_over_1"):
         if key in report:
             print(f"{key}: {report[key]:.3f}")

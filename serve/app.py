@@ -221,11 +221,12 @@ async def _until_disconnect(request: Request, coro, metrics: Metrics) -> Any:
     metrics.in_flight.inc()
     try:
         while True:
-            done, _ = await asyncio.wait({task}, timeout=0.25)
+            done, _ = await asyncio.wait({task}, timeout=0.1)
             if done:
                 return task.result()
             if await request.is_disconnected():
                 task.cancel()
+                metrics.cancelled.inc()
                 logger.info("client disconnected; generation cancelled")
                 return JSONResponse({}, status_code=499)
     finally:

@@ -147,7 +147,7 @@ class ChatService:
         yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}],
                     "sources": [s.model_dump() for s in turn.sources], "index_version": turn.index_version})
-        last, seen_text = Delta(), False
+        last, seen_text, finished = Delta(), False, False
         self.metrics.in_flight.inc()
         try:
             d: Delta | None = first
@@ -167,8 +167,11 @@ class ChatService:
             yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _reason(last)}]})
             if req.stream_options is not None and req.stream_options.include_usage:
                 yield _sse({**base, "choices": [], "usage": self._usage(turn, last).model_dump()})
+            finished = True
             yield "data: [DONE]\n\n"
         finally:
+            if not finished and last.finish_reason is None:
+                self.metrics.cancelled.inc()
             await agen.aclose()  # a client that went away cancels its generation
             self.metrics.in_flight.dec()
             self.metrics.latency.labels(route="/v1/chat/completions (stream, to end)").observe(

@@ -22,6 +22,8 @@ class Metrics:
         self.completion_tokens = Counter("ragtune_completion_tokens", "Tokens generated.", registry=r)
         self.batch_size = Histogram("ragtune_batch_size", "Requests per generation batch.",
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.cancelled = Counter("ragtune_requests_cancelled", "Generations stopped because the client went away.",
+                                 registry=r)
         self.in_flight = Gauge("ragtune_requests_in_flight", "Chat requests being served.", registry=r)
         self.index_version = Gauge("ragtune_index_version", "1 for the index version being served.", ["version"],
                                    registry=r)
