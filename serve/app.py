@@ -23,7 +23,7 @@ from ragtune.errors import RagtuneError
 from ragtune.prompt import PROMPT_FORMAT
 from serve.auth import check_bearer
 from serve.backends import load_backend, resolve_backend
-from serve.chat import ChatLimits, ChatService, to_source
+from serve.chat import ChatLimits, ChatService, PromptSpec, to_source
 from serve.config import ServeSettings
 from serve.errors import APIError, BodySizeLimit, error_response, install_error_handlers
 from serve.knowledge import KnowledgeHolder
@@ -51,19 +51,27 @@ class State:
     ready: bool = False
 
 
-def prompt_spec(model: str | Path | None) -> str | None:
-    """The system prompt the model was trained with (None: the default); refuse an unknown prompt format."""
+def prompt_spec(model: str | Path | None) -> PromptSpec:
+    """How the model was trained to be prompted, from its ragtune.json (documented default: ragtune-rag-v1
+    with the prompt module's system prompts and the question as is). An unknown format is refused."""
     if model is None or not Path(model).is_dir():
-        return None
+        return PromptSpec()
     try:
         art = read_artifact(model)
     except ValueError as e:
         raise RagtuneError(str(e)) from None
-    fmt = art.get("prompt_format", PROMPT_FORMAT)  # documented default: ragtune-rag-v1
+    fmt = art.get("prompt_format", PROMPT_FORMAT)
     if fmt not in KNOWN_PROMPT_FORMATS:
         raise RagtuneError(f"{model}/ragtune.json says the model was trained with prompt format {fmt!r}, but this "
                            f"server renders {', '.join(KNOWN_PROMPT_FORMATS)}; retrain or re-export the model")
-    return art.get("system_prompt")
+    template = art.get("user_template")
+    if template is not None:
+        try:
+            template.format(question="q")
+        except (KeyError, IndexError, ValueError) as e:
+            raise RagtuneError(f"{model}/ragtune.json has a user_template that cannot be filled ({e!r}); it must "
+                               "contain {question} and no other {field}") from None
+    return PromptSpec(art.get("system_prompt"), template)
 
 
 def create_app(settings: ServeSettings | None = None, backend: Backend | str | None = None,
@@ -74,7 +82,7 @@ def create_app(settings: ServeSettings | None = None, backend: Backend | str | N
     if isinstance(backend, str):
         overrides["backend"], backend = backend, None
     cfg = settings or ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
-    system_prompt = prompt_spec(cfg.model)
+    spec = prompt_spec(cfg.model)
     metrics = Metrics()
     st = State(settings=cfg, metrics=metrics)
 
@@ -97,7 +105,7 @@ def create_app(settings: ServeSettings | None = None, backend: Backend | str | N
                     lambda result: metrics.index_reloads.labels(result=result).inc())
                 st.knowledge.start_polling()
             limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k)
-            st.chat = ChatService(st.backend, st.knowledge, metrics, limits, system_prompt)
+            st.chat = ChatService(st.backend, st.knowledge, metrics, limits, spec)
             st.created, st.ready = int(time.time()), True
             logger.info("serving %s with the %s backend%s (ready in %.1f s)", st.model_id, st.backend.kind,
                         f", index {cfg.index} version {st.knowledge.version}" if st.knowledge else ", no index",

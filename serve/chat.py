@@ -30,6 +30,17 @@ class ChatLimits:
     default_top_k: int = 4
 
 
+@dataclass(frozen=True)
+class PromptSpec:
+    """What the model's ragtune.json says about its prompt (None: the prompt module's defaults)."""
+
+    system_prompt: str | None = None
+    user_template: str | None = None  # e.g. "Reply in one phrase. {question}" (the tuner's --user-template)
+
+    def question(self, q: str) -> str:
+        return self.user_template.format(question=q) if self.user_template else q
+
+
 @dataclass
 class Turn:
     """What one request will generate from: the messages, the prompt, the sampling options, the sources."""
@@ -47,9 +58,9 @@ def to_source(p: Passage) -> Source:
 
 class ChatService:
     def __init__(self, backend: Backend, knowledge: KnowledgeHolder | None, metrics: Metrics, limits: ChatLimits,
-                 system_prompt: str | None = None):
+                 spec: PromptSpec | None = None):
         self.backend, self.knowledge, self.metrics, self.limits = backend, knowledge, metrics, limits
-        self.system_prompt = system_prompt  # from the model's ragtune.json; None = the prompt module's default
+        self.spec = spec or PromptSpec()
 
     # --- building the turn ----------------------------------------------------------------------------
     async def retrieve(self, query: str, k: int) -> tuple[list[Passage], str | None]:
@@ -85,8 +96,8 @@ class ChatService:
                 k = self.limits.default_top_k if req.top_k is None else req.top_k
                 passages, version = await self.retrieve(question, k)
                 sources = [to_source(p) for p in passages]
-            messages = build_messages(question, passages or None, system[-1] if system else self.system_prompt,
-                                      history)
+            messages = build_messages(self.spec.question(question), passages or None,
+                                      system[-1] if system else self.spec.system_prompt, history)
         prepared = self.backend.prepare(messages)
         prepared.extra["raw_prompt"] = req.raw_prompt
         return Turn(prepared, self._options(req, prepared), sources, version)

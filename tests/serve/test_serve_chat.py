@@ -116,3 +116,44 @@ def test_planted_document_stays_inside_its_delimiters(client, model_id, search):
     planted_block = user.split("<passage id=1")[1].split(PASSAGE_CLOSE)[0]
     assert "IGNORE ALL PREVIOUS INSTRUCTIONS" in planted_block and "<|system|>" in planted_block
     assert PLANTED.split("</passage>")[0] in user
+
+
+def test_the_prompt_recorded_in_ragtune_json_is_served(chatty_generator, index_dir, tmp_path, encoder, tokenizer):
+    import shutil
+
+    from openai import OpenAI
+    from serve_helpers import uvicorn_in_thread
+
+    from ragtune.artifacts import write_artifact
+    from ragtune.prompt import build_messages
+    from retriever import KnowledgeIndex, Retriever
+    from serve import create_app
+
+    model = tmp_path / "tuned"
+    shutil.copytree(chatty_generator, model)
+    write_artifact(model, system_prompt="Use the passages.", user_template="Reply in one phrase. {question}")
+    app = create_app(model=model, index=index_dir, poll_interval=0, top_k=2)
+    with uvicorn_in_thread(app) as url, OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as c:
+        r = c.chat.completions.create(model="tuned", messages=[{"role": "user", "content": QUESTION}], max_tokens=1)
+    retriever = Retriever(KnowledgeIndex.open(index_dir), encoder)
+    passages = retriever.search(QUESTION, 2)  # retrieval uses the question itself, not the template
+    retriever.close()
+    expected = build_messages(f"Reply in one phrase. {QUESTION}", passages, "Use the passages.")
+    assert r.usage.prompt_tokens == len(prompt_ids(tokenizer, expected))
+    assert [s["chunk_id"] for s in r.model_extra["sources"]] == [p.chunk_id for p in passages]
+
+
+@pytest.mark.parametrize("fields,needle", [({"prompt_format": "alpaca-v2"}, "prompt format 'alpaca-v2'"),
+                                           ({"user_template": "Q: {query}"}, "user_template")])
+def test_a_model_trained_with_another_prompt_is_refused(chatty_generator, tmp_path, fields, needle):
+    import shutil
+
+    from ragtune.artifacts import write_artifact
+    from ragtune.errors import RagtuneError
+    from serve import create_app
+
+    model = tmp_path / "other"
+    shutil.copytree(chatty_generator, model)
+    write_artifact(model, **fields)
+    with pytest.raises(RagtuneError, match=needle):
+        create_app(model=model)
