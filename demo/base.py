@@ -32,7 +32,8 @@ def base_key(cfg: DemoConfig) -> str:
 def corpus_for(cfg: DemoConfig, out_dir: Path) -> list[Path]:
     g = cfg.general
     return general_corpus(out_dir, n_people=g.n_people, n_heldout=g.n_heldout, n_reading=g.n_reading,
-                          n_closed_book=g.n_closed_book, max_passages=g.max_passages, seed=cfg.seed)
+                          n_closed_book=g.n_closed_book, max_passages=g.max_passages,
+                          max_questions=g.max_questions, seed=cfg.seed)
 
 
 def build_or_reuse(cfg: DemoConfig, progress: bool = True) -> tuple[Path, Path, bool]:

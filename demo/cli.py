@@ -13,15 +13,20 @@ import click
               help="Folder for the world, index, models, predictions and report.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the world, training and evaluation.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (step lines are still printed).")
-def demo(quick: bool, out_dir: str, seed: int, no_progress: bool) -> None:
+@click.option("--cpu-threads", default=None, type=click.IntRange(min=1),
+              help="torch CPU threads for training in this process (1 is fastest on a busy machine).")
+def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, cpu_threads: int | None) -> None:
     """Build (or reuse) the tiny base model, teach it a fictional world by RAG, fine-tuning and both,
     serve every system, compare them over HTTP, refresh the index, and write report.html."""
+    import logging
     from dataclasses import replace
 
     from demo.config import PRESETS
     from demo.pipeline import run_demo
 
-    cfg = replace(PRESETS["quick" if quick else "full"], seed=seed)
+    for noisy in ("httpx", "httpx2", "absl"):  # one line per HTTP request would bury the step lines
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cfg = replace(PRESETS["quick" if quick else "full"], seed=seed, cpu_threads=cpu_threads)
     summary = run_demo(Path(out_dir), cfg, echo=click.echo, progress=not no_progress)
     click.echo("")
     click.echo(f"ragtune demo ({cfg.name}) finished in {summary['wall_seconds']:.0f} s")

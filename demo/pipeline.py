@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Callable
 from demo.base import build_or_reuse, general_qa_rows
 from demo.config import DemoConfig
 from demo.world import make_world, write_world
-from ragtune.records import write_jsonl
+from ragtune.records import iter_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,10 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.cpu_threads:
+        import torch
+
+        torch.set_num_threads(cfg.cpu_threads)
     t_start = time.perf_counter()
     step = Steps(echo)
     summary: dict[str, Any] = {"preset": cfg.name, "out_dir": str(out)}
@@ -105,12 +110,17 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
         ingest([docs_dir], index_base, show_progress=progress)
 
     with step("fine-tune the retriever"):
-        r = train_retriever(paths["train"], index_base, out / "retriever", epochs=cfg.retriever_epochs, seed=cfg.seed)
+        r_data = out / "world" / "qa" / "retriever_train.jsonl"
+        rows = [obj for _, obj in iter_jsonl(paths["train"])]
+        write_jsonl(r_data, random.Random(cfg.seed).sample(rows, min(len(rows), cfg.retriever_questions)))
+        r = train_retriever(r_data, index_base, out / "retriever", epochs=cfg.retriever_epochs,
+                            batch_size=cfg.retriever_batch_size, seed=cfg.seed)
         summary["retriever"] = {"recall_k": r.recall_k, "recall_before": r.recall_before,
                                 "recall_after": r.recall_after, "train_seconds": r.train_seconds}
         ingest([docs_dir], index, retriever=str(out / "retriever"), full=True, show_progress=progress)
 
-    common = dict(epochs=cfg.generator_epochs, learning_rate=cfg.generator_lr, seed=cfg.seed, val_fraction=0.0)
+    common = dict(epochs=cfg.generator_epochs, learning_rate=cfg.generator_lr, seed=cfg.seed, val_fraction=0.0,
+                  cpu_threads=cfg.cpu_threads)
     models: dict[str, Path] = {"base": base_dir}
     with step("fine-tune the generator closed-book and export"):
         res = train_generator(str(base_dir), str(paths["train"]), str(out / "adapters" / "ft"),
@@ -124,10 +134,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
 
     with contextlib.ExitStack() as stack:
         with step("start the servers"):
-            urls = {}
-            for name, model in models.items():
-                srv = stack.enter_context(start_server(model, index, retriever=out / "retriever"))
-                urls[name] = srv.url
+            urls = _start_servers(stack, start_server, models, index, out / "retriever")
         specs = systems(cfg, urls)
         eval_dir = out / "eval"
         with step("evaluate every system through HTTP"):
@@ -140,6 +147,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
             _wait_for_swap(urls.values(), index)
         with step("evaluate freshness on the changed facts"):
             fresh = run_comparison(paths["freshness"], specs, out_dir=eval_dir, split="freshness", seed=cfg.seed,
+                                   train_qa=paths["train"],
                                    progress=progress, resume=False)
     with step("measure forgetting and write the report"):
         forget = forgetting(models["ft"], base_dir, general, seed=cfg.seed, progress=progress)
@@ -151,6 +159,25 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
     summary["headline"] = headline(results)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return summary
+
+
+def _start_servers(stack: contextlib.ExitStack, start_server, models: dict[str, Path], index: Path,
+                   retriever: Path) -> dict[str, str]:
+    """One `ragtune serve` per model, started concurrently; each is stopped when `stack` closes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(models)) as pool:
+        futures = {name: pool.submit(start_server, model, index, retriever=retriever) for name, model in models.items()}
+    urls, error = {}, None
+    for name, fut in futures.items():  # every start has finished: stop the ones that came up if one failed
+        if fut.exception() is not None:
+            error = error or fut.exception()
+            continue
+        stack.callback(fut.result().stop)
+        urls[name] = fut.result().url
+    if error is not None:
+        raise error
+    return urls
 
 
 def _jsonable(obj: Any) -> Any:
