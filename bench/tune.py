@@ -29,7 +29,7 @@ LLAMA_100M = dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num
                   tie_word_embeddings=True)
 
 
-def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None) -> dict:
+def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None, grad_ckpt: bool) -> dict:
     """Run in a child process: build the model, train `steps` timed steps (+1 warm-up), report memory."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -43,6 +43,9 @@ def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None) 
     torch.manual_seed(0)
     with PeakRSS() as mem:
         model = LlamaForCausalLM(LlamaConfig(**LLAMA_100M)).to(device=device, dtype=dtype)
+        if grad_ckpt:  # keep only each layer's input; recompute the rest in backward
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
         if name == "lora":
             from peft import LoraConfig, get_peft_model
 
@@ -141,6 +144,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per variant (after 1 warm-up)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing in both variants")
     ap.add_argument("--tiny-steps", type=int, default=40)
     ap.add_argument("--tiny-threads", type=int, default=1, help="torch threads for the tiny model")
     ap.add_argument("--skip-tiny", action="store_true")
@@ -152,17 +156,18 @@ def main() -> None:
         print(json.dumps(_merge(a.save_dir)))
         return
     if a.child:
-        print(json.dumps(_variant(a.child, a.steps, a.batch, a.seq, a.save_dir)))
+        print(json.dumps(_variant(a.child, a.steps, a.batch, a.seq, a.save_dir, a.grad_ckpt)))
         return
 
     t0 = time.perf_counter()
-    common = ["--steps", str(a.steps), "--batch", str(a.batch), "--seq", str(a.seq)]
+    common = ["--steps", str(a.steps), "--batch", str(a.batch), "--seq", str(a.seq), *(["--grad-ckpt"] * a.grad_ckpt)]
     with tempfile.TemporaryDirectory() as d:
         full = _child(["--child", "full", *common])
         lora = _child(["--child", "lora", *common, *([] if a.skip_merge else ["--save-dir", d])])
         merge = None if a.skip_merge else _child(["--child", "merge", "--save-dir", d])
     print(f"~{full['total'] / 1e6:.0f}M-parameter random-init Llama, batch {a.batch} x {a.seq} tokens, "
-          f"{a.steps} timed steps, {full['device']} {full['dtype']}, {full['threads']} torch threads")
+          f"{a.steps} timed steps, {full['device']} {full['dtype']}, {full['threads']} torch threads"
+          f"{', gradient checkpointing' if a.grad_ckpt else ''}")
     print(f"{'variant':8} {'trainable':>14} {'%':>8} {'peak MB':>10} {'min s/step':>11} {'median':>8}")
     for v in (full, lora):
         print(f"{v['variant']:8} {v['trainable']:>14,} {100 * v['trainable'] / v['total']:>8.3f} "

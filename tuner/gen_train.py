@@ -151,6 +151,7 @@ def train_generator(base: str | None, data: Any, out_dir: str, *, method: str = 
     if existing and not cfg.resume:
         raise RagtuneError(f"{out} already holds checkpoints ({existing[-1].name}); pass --resume to continue "
                            "that run or choose a new --out")
+    _check_same_run(cfg, run_dir, existing)
 
     from transformers import AutoTokenizer
 
@@ -235,6 +236,23 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
                        system_prompt=cfg.system_prompt, user_template=cfg.user_template, max_length=cfg.max_length,
                        config=cfg.to_dict(), metrics=result.metrics, parent_adapter=cfg.adapter)
     return result
+
+
+def _check_same_run(cfg: GeneratorConfig, run_dir: Path, existing: list[Path]) -> None:
+    """A resumed run must be the run that was interrupted; record the config for the next resume."""
+    import json
+
+    path = run_dir / "run_config.json"
+    now = {k: v for k, v in cfg.to_dict().items() if k != "resume"}
+    if existing and path.is_file():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+        if changed:
+            raise RagtuneError(f"--resume with different settings than the interrupted run: {changed}; "
+                               f"resume with the same settings or start a new --out")
+    if runtime.is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(now, indent=2, sort_keys=True, default=str))
 
 
 def _mode_name(cfg: GeneratorConfig) -> str:

@@ -52,6 +52,8 @@ def test_resume_after_kill_matches_unbroken_run(tiny_generator, world, tmp_path)
 
     with pytest.raises(RagtuneError, match="--resume"):
         train_generator(base, data, str(crash), **HP)  # a second run must not silently overwrite
+    with pytest.raises(RagtuneError, match=r"different settings than the interrupted run: \['learning_rate'\]"):
+        train_generator(base, data, str(crash), resume=True, **{**HP, "learning_rate": 0.5})
     resumed = train_generator(base, data, str(crash), resume=True, **HP)
     unbroken = train_generator(base, data, str(tmp_path / "unbroken"), **HP)
 
