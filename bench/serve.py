@@ -34,10 +34,16 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SCIFACT = REPO.parent / "shared" / "data" / "beir_scifact"
-QUESTIONS = ["What causes inflammation in the lungs?", "How does insulin resistance develop?",
-             "Which genes are linked to breast cancer?", "Does vitamin D reduce fracture risk?",
-             "How do T cells recognise antigens?", "What is the effect of statins on mortality?",
-             "How does the gut microbiome affect obesity?", "What drives tumour metastasis?"]
+QUESTIONS = [
+    "What causes inflammation in the lungs?",
+    "How does insulin resistance develop?",
+    "Which genes are linked to breast cancer?",
+    "Does vitamin D reduce fracture risk?",
+    "How do T cells recognise antigens?",
+    "What is the effect of statins on mortality?",
+    "How does the gut microbiome affect obesity?",
+    "What drives tumour metastasis?",
+]
 
 
 def build_model(out: Path) -> Path:
@@ -101,11 +107,23 @@ async def stream_one(client, url: str, body: dict) -> dict:
     except Exception as e:  # a benchmark counts every failure, whatever it is
         return {"ok": False, "error": f"{type(e).__name__}: {e}"}
     e2e = time.perf_counter() - t0
-    return {"ok": True, "ttft": ttft if ttft is not None else e2e, "e2e": e2e, "tokens": tokens, "version": version}
+    return {
+        "ok": True,
+        "ttft": ttft if ttft is not None else e2e,
+        "e2e": e2e,
+        "tokens": tokens,
+        "version": version,
+    }
 
 
-async def run_level(url: str, bodies: list[dict], clients: int, per_client: int, time_limit: float,
-                    stop: asyncio.Event | None = None) -> dict:
+async def run_level(
+    url: str,
+    bodies: list[dict],
+    clients: int,
+    per_client: int,
+    time_limit: float,
+    stop: asyncio.Event | None = None,
+) -> dict:
     import httpx
 
     results: list[dict] = []
@@ -113,8 +131,9 @@ async def run_level(url: str, bodies: list[dict], clients: int, per_client: int,
 
     async def client_loop(i: int, client) -> None:
         n = 0
-        while (stop is None and n < per_client and time.perf_counter() < deadline) or \
-                (stop is not None and not stop.is_set()):
+        while (stop is None and n < per_client and time.perf_counter() < deadline) or (
+            stop is not None and not stop.is_set()
+        ):
             results.append(await stream_one(client, url, bodies[(i + n * clients) % len(bodies)]))
             n += 1
 
@@ -134,17 +153,25 @@ def pct(xs: list[float], q: float) -> float:
 def summarize(results: list[dict], wall: float, clients: int) -> dict:
     ok = [r for r in results if r["ok"]]
     tpot = [(r["e2e"] - r["ttft"]) / (r["tokens"] - 1) for r in ok if r["tokens"] > 1]
-    out = {"clients": clients, "requests": len(results), "failed": len(results) - len(ok), "wall_s": wall,
-           "req_per_s": len(ok) / wall, "out_tok_per_s": sum(r["tokens"] for r in ok) / wall,
-           "errors": sorted({r["error"] for r in results if not r["ok"]})[:5],
-           "versions": sorted({r.get("version") for r in ok if r.get("version")})}
+    out = {
+        "clients": clients,
+        "requests": len(results),
+        "failed": len(results) - len(ok),
+        "wall_s": wall,
+        "req_per_s": len(ok) / wall,
+        "out_tok_per_s": sum(r["tokens"] for r in ok) / wall,
+        "errors": sorted({r["error"] for r in results if not r["ok"]})[:5],
+        "versions": sorted({r.get("version") for r in ok if r.get("version")}),
+    }
     for name, xs in (("ttft", [r["ttft"] for r in ok]), ("tpot", tpot), ("e2e", [r["e2e"] for r in ok])):
         out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = pct(xs, 50) * 1e3, pct(xs, 99) * 1e3
         out[f"{name}_mean_ms"] = statistics.fmean(xs) * 1e3 if xs else float("nan")
     return out
 
 
-async def backend_alone(be, messages: list[list[dict]], clients: int, per_client: int, max_tokens: int) -> dict:
+async def backend_alone(
+    be, messages: list[list[dict]], clients: int, per_client: int, max_tokens: int
+) -> dict:
     """The same prompts streamed from a TransformersBackend in this process: no HTTP, no retrieval."""
     from serve.types import SamplingOptions
 
@@ -212,10 +239,12 @@ async def wait_for_version(chat_url: str, version: str, timeout: float = 120.0) 
 
 
 def fmt(level: dict) -> str:
-    return (f"{level['clients']:>3} | {level['requests']:>4} | {level['failed']:>2} | "
-            f"{level['ttft_p50_ms']:8.1f} | {level['ttft_p99_ms']:8.1f} | {level['tpot_p50_ms']:6.2f} | "
-            f"{level['tpot_p99_ms']:6.2f} | {level['e2e_p50_ms']:8.1f} | {level['e2e_p99_ms']:8.1f} | "
-            f"{level['req_per_s']:6.2f} | {level['out_tok_per_s']:7.1f}")
+    return (
+        f"{level['clients']:>3} | {level['requests']:>4} | {level['failed']:>2} | "
+        f"{level['ttft_p50_ms']:8.1f} | {level['ttft_p99_ms']:8.1f} | {level['tpot_p50_ms']:6.2f} | "
+        f"{level['tpot_p99_ms']:6.2f} | {level['e2e_p50_ms']:8.1f} | {level['e2e_p99_ms']:8.1f} | "
+        f"{level['req_per_s']:6.2f} | {level['out_tok_per_s']:7.1f}"
+    )
 
 
 async def main_async(args) -> dict:
@@ -232,12 +261,18 @@ async def main_async(args) -> dict:
     with start_server(model, index, extra_args=extra) as srv:
         url = f"{srv.url}/v1/chat/completions"
         model_id = model.name
-        base = {"model": model_id, "max_tokens": args.max_tokens, "stream": True,
-                "stream_options": {"include_usage": True}}
+        base = {
+            "model": model_id,
+            "max_tokens": args.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         bodies = [{**base, "messages": [{"role": "user", "content": q}]} for q in QUESTIONS]
         await run_level(url, bodies, 2, 1, 60)  # warm-up
-        print("clients | reqs | failed | TTFT p50 ms | TTFT p99 | TPOT p50 ms | TPOT p99 | e2e p50 ms | e2e p99 | "
-              "req/s | out tok/s")
+        print(
+            "clients | reqs | failed | TTFT p50 ms | TTFT p99 | TPOT p50 ms | TPOT p99 | e2e p50 ms | "
+            "e2e p99 | req/s | out tok/s"
+        )
         for c in args.clients:
             level = await run_level(url, bodies, c, args.requests_per_client, args.time_limit)
             report["levels"].append(level)
@@ -273,7 +308,9 @@ async def main_async(args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="model folder (default: build the tiny bench model)")
-    ap.add_argument("--index", help="index folder (default: build one from SciFact; swaps need it built here)")
+    ap.add_argument(
+        "--index", help="index folder (default: build one from SciFact; swaps need it built here)"
+    )
     ap.add_argument("--docs", type=int, default=300, help="SciFact abstracts in the built index")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--requests-per-client", type=int, default=4)
@@ -285,15 +322,20 @@ def main() -> None:
     args = ap.parse_args()
     report = asyncio.run(main_async(args))
     for i, r in enumerate(report["overhead_rounds"]):
-        print(f"round {i + 1}, 8 clients, e2e mean ms: gateway {r['gateway']['e2e_mean_ms']:.1f}, raw-prompt HTTP "
-              f"{r['raw_http']['e2e_mean_ms']:.1f}, backend alone {r['backend']['e2e_mean_ms']:.1f}")
+        print(
+            f"round {i + 1}, 8 clients, e2e mean ms: gateway {r['gateway']['e2e_mean_ms']:.1f}, "
+            f"raw-prompt HTTP {r['raw_http']['e2e_mean_ms']:.1f}, "
+            f"backend alone {r['backend']['e2e_mean_ms']:.1f}"
+        )
     for key in ("gateway_overhead_vs_backend", "gateway_overhead_vs_raw_http", "batching_gain_8_over_1"):
         if key in report:
             print(f"{key}: {report[key]:.3f}")
     if "swaps" in report:
         s = report["swaps"]
-        print(f"index swaps under 8 clients: published {s['published']}, {s['requests']} requests, "
-              f"{s['failed']} failed, versions served {s['versions']}")
+        print(
+            f"index swaps under 8 clients: published {s['published']}, {s['requests']} requests, "
+            f"{s['failed']} failed, versions served {s['versions']}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

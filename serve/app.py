@@ -22,21 +22,31 @@ from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
 from ragtune.prompt import PROMPT_FORMAT
 from serve.auth import check_bearer
-from serve.backends import load_backend, resolve_backend
+from serve.backends import load_backend
 from serve.chat import ChatLimits, ChatService, PromptSpec, to_source
 from serve.config import ServeSettings
 from serve.errors import APIError, BodySizeLimit, error_response, install_error_handlers
 from serve.knowledge import KnowledgeHolder
 from serve.metrics import Metrics
-from serve.schemas import (ChatCompletionRequest, ChatCompletionResponse, ErrorResponse, IndexInfo, ModelCard,
-                           ModelList, ReloadResponse, RetrieveRequest, RetrieveResponse)
+from serve.schemas import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ErrorResponse,
+    IndexInfo,
+    ModelCard,
+    ModelList,
+    ReloadResponse,
+    RetrieveRequest,
+    RetrieveResponse,
+)
 from serve.types import Backend, BackendError
 
 logger = logging.getLogger(__name__)
 
 KNOWN_PROMPT_FORMATS = (PROMPT_FORMAT,)
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 502, 503)}
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 502, 503)
+}
 
 
 @dataclass
@@ -62,20 +72,25 @@ def prompt_spec(model: str | Path | None) -> PromptSpec:
         raise RagtuneError(str(e)) from None
     fmt = art.get("prompt_format", PROMPT_FORMAT)
     if fmt not in KNOWN_PROMPT_FORMATS:
-        raise RagtuneError(f"{model}/ragtune.json says the model was trained with prompt format {fmt!r}, but this "
-                           f"server renders {', '.join(KNOWN_PROMPT_FORMATS)}; retrain or re-export the model")
+        raise RagtuneError(
+            f"{model}/ragtune.json says the model was trained with prompt format {fmt!r}, but this "
+            f"server renders {', '.join(KNOWN_PROMPT_FORMATS)}; retrain or re-export the model"
+        )
     template = art.get("user_template")
     if template is not None:
         try:
             template.format(question="q")
         except (KeyError, IndexError, ValueError) as e:
-            raise RagtuneError(f"{model}/ragtune.json has a user_template that cannot be filled ({e!r}); it must "
-                               "contain {question} and no other {field}") from None
+            raise RagtuneError(
+                f"{model}/ragtune.json has a user_template that cannot be filled ({e!r}); it must "
+                "contain {question} and no other {field}"
+            ) from None
     return PromptSpec(art.get("system_prompt"), template)
 
 
-def create_app(settings: ServeSettings | None = None, backend: Backend | str | None = None,
-               **overrides: Any) -> FastAPI:
+def create_app(
+    settings: ServeSettings | None = None, backend: Backend | str | None = None, **overrides: Any
+) -> FastAPI:
     """The app, from `settings` or keyword ServeSettings fields (`model=`, `index=`, `backend="openai"`, ...).
 
     `backend` may also be a ready Backend object, used instead of loading one (tests, embedding)."""
@@ -90,26 +105,41 @@ def create_app(settings: ServeSettings | None = None, backend: Backend | str | N
     async def lifespan(app: FastAPI):
         t0 = time.perf_counter()
         st.backend = backend or await asyncio.to_thread(
-            load_backend, cfg.backend, cfg.model, model_id=cfg.model_id, max_batch_size=cfg.max_batch_size,
-            batch_window_ms=cfg.batch_window_ms, on_batch=metrics.batch_size.observe,
+            load_backend,
+            cfg.backend,
+            cfg.model,
+            model_id=cfg.model_id,
+            max_batch_size=cfg.max_batch_size,
+            batch_window_ms=cfg.batch_window_ms,
+            on_batch=metrics.batch_size.observe,
             openai_base_url=cfg.openai_base_url,
             openai_api_key=cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else None,
-            vllm_options=cfg.vllm_options())
+            vllm_options=cfg.vllm_options(),
+        )
         try:
             if hasattr(st.backend, "start"):
                 await st.backend.start()
             st.model_id = cfg.model_id or st.backend.model_id
             if cfg.index is not None:
                 st.knowledge = await asyncio.to_thread(
-                    KnowledgeHolder, cfg.index, cfg.retriever, cfg.poll_interval, metrics.set_index_version,
-                    lambda result: metrics.index_reloads.labels(result=result).inc())
+                    KnowledgeHolder,
+                    cfg.index,
+                    cfg.retriever,
+                    cfg.poll_interval,
+                    metrics.set_index_version,
+                    lambda result: metrics.index_reloads.labels(result=result).inc(),
+                )
                 st.knowledge.start_polling()
             limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k)
             st.chat = ChatService(st.backend, st.knowledge, metrics, limits, spec)
             st.created, st.ready = int(time.time()), True
-            logger.info("serving %s with the %s backend%s (ready in %.1f s)", st.model_id, st.backend.kind,
-                        f", index {cfg.index} version {st.knowledge.version}" if st.knowledge else ", no index",
-                        time.perf_counter() - t0)
+            logger.info(
+                "serving %s with the %s backend%s (ready in %.1f s)",
+                st.model_id,
+                st.backend.kind,
+                f", index {cfg.index} version {st.knowledge.version}" if st.knowledge else ", no index",
+                time.perf_counter() - t0,
+            )
             yield
         finally:
             st.ready = False
@@ -118,8 +148,12 @@ def create_app(settings: ServeSettings | None = None, backend: Backend | str | N
             await st.backend.aclose()
             logger.info("server stopped")
 
-    app = FastAPI(title="ragtune", version="0.1.0", lifespan=lifespan,
-                  description="OpenAI-compatible RAG chat with sources, over a live-refreshing knowledge index.")
+    app = FastAPI(
+        title="ragtune",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="OpenAI-compatible RAG chat with sources, over a live-refreshing knowledge index.",
+    )
     app.state.serve = st
     install_error_handlers(app)
 
@@ -170,12 +204,18 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@public.get("/readyz", summary="Readiness: model and index loaded.", responses={503: {"model": ErrorResponse}})
+@public.get(
+    "/readyz", summary="Readiness: model and index loaded.", responses={503: {"model": ErrorResponse}}
+)
 async def readyz(st: StateDep):
     if not st.ready:
         return error_response(503, "not ready: the model or the index is still loading, or shutting down")
-    return {"status": "ready", "model": st.model_id, "backend": st.backend.kind,
-            "index_version": st.knowledge.version if st.knowledge else None}
+    return {
+        "status": "ready",
+        "model": st.model_id,
+        "backend": st.backend.kind,
+        "index_version": st.knowledge.version if st.knowledge else None,
+    }
 
 
 @public.get("/metrics", summary="Prometheus metrics.", response_class=Response)
@@ -185,20 +225,34 @@ async def metrics(st: StateDep) -> Response:
 
 @v1.get("/models", response_model=ModelList)
 async def models(st: StateDep) -> ModelList:
-    return ModelList(data=[ModelCard(id=st.model_id, created=st.created,
-                                     max_model_len=st.backend.max_context if st.backend else None)])
+    return ModelList(
+        data=[
+            ModelCard(
+                id=st.model_id,
+                created=st.created,
+                max_model_len=st.backend.max_context if st.backend else None,
+            )
+        ]
+    )
 
 
 @v1.post("/chat/completions", response_model=ChatCompletionResponse)
 async def chat_completions(req: ChatCompletionRequest, request: Request, st: StateDep, chat: ChatDep):
     if req.model not in (st.model_id, str(st.settings.model)):
-        raise APIError(404, f"model {req.model!r} is not served here; use {st.model_id!r} (GET /v1/models)",
-                       param="model", code="model_not_found")
+        raise APIError(
+            404,
+            f"model {req.model!r} is not served here; use {st.model_id!r} (GET /v1/models)",
+            param="model",
+            code="model_not_found",
+        )
     turn = await chat.build_turn(req)
     if req.stream:
         lines = await chat.start_stream(req, turn, st.model_id)
-        return StreamingResponse(lines, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            lines,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     return await _until_disconnect(request, chat.complete(req, turn, st.model_id), st.metrics)
 
 
@@ -213,12 +267,20 @@ async def retrieve(req: RetrieveRequest, chat: ChatDep, kn: KnowledgeDep) -> Ret
 async def index_info(kn: KnowledgeDep) -> IndexInfo:
     with kn.lease() as retriever:
         m = retriever.index.manifest
-        return IndexInfo(version=retriever.version, dir=str(kn.index_dir), counts=m.get("counts", {}),
-                         encoder={k: v for k, v in m.get("encoder", {}).items() if k != "model_path"},
-                         created=m.get("created"), parent=m.get("parent"), last_refused=kn.last_refused)
+        return IndexInfo(
+            version=retriever.version,
+            dir=str(kn.index_dir),
+            counts=m.get("counts", {}),
+            encoder={k: v for k, v in m.get("encoder", {}).items() if k != "model_path"},
+            created=m.get("created"),
+            parent=m.get("parent"),
+            last_refused=kn.last_refused,
+        )
 
 
-@v1.post("/index/reload", response_model=ReloadResponse, summary="Load the published index version now (admin).")
+@v1.post(
+    "/index/reload", response_model=ReloadResponse, summary="Load the published index version now (admin)."
+)
 async def index_reload(kn: KnowledgeDep) -> ReloadResponse:
     return ReloadResponse(**await kn.reload())
 

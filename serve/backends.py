@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from serve.types import Backend, Completion, Delta, SamplingOptions
@@ -34,24 +35,41 @@ def check_model_dir(model: str | Path | None, kind: str) -> None:
     if kind == "openai":
         return
     if model is None:
-        raise RagtuneError("no model: pass --model DIR (a Hugging Face model folder, e.g. from `ragtune export`)")
+        raise RagtuneError(
+            "no model: pass --model DIR (a Hugging Face model folder, e.g. from `ragtune export`)"
+        )
     path = Path(model)
     if not (path / "config.json").is_file():
-        raise RagtuneError(f"--model {model} is not a Hugging Face model folder (no config.json there); pass a "
-                           "folder written by `ragtune export` or `ragtune base build`")
+        raise RagtuneError(
+            f"--model {model} is not a Hugging Face model folder (no config.json there); pass a "
+            "folder written by `ragtune export` or `ragtune base build`"
+        )
 
 
-def load_backend(kind: str, model: str | Path | None, *, model_id: str | None = None,
-                 max_batch_size: int = 16, batch_window_ms: float = 10.0,
-                 on_batch: Callable[[int], None] | None = None, openai_base_url: str | None = None,
-                 openai_api_key: str | None = None, vllm_options: dict[str, Any] | None = None) -> Backend:
+def load_backend(
+    kind: str,
+    model: str | Path | None,
+    *,
+    model_id: str | None = None,
+    max_batch_size: int = 16,
+    batch_window_ms: float = 10.0,
+    on_batch: Callable[[int], None] | None = None,
+    openai_base_url: str | None = None,
+    openai_api_key: str | None = None,
+    vllm_options: dict[str, Any] | None = None,
+) -> Backend:
     kind = resolve_backend(kind)
     check_model_dir(model, kind)
     if kind == "transformers":
         from serve.hf_backend import TransformersBackend
 
-        return TransformersBackend(model, max_batch_size=max_batch_size, batch_window_ms=batch_window_ms,
-                                   model_id=model_id, on_batch=on_batch)
+        return TransformersBackend(
+            model,
+            max_batch_size=max_batch_size,
+            batch_window_ms=batch_window_ms,
+            model_id=model_id,
+            on_batch=on_batch,
+        )
     if kind == "vllm":
         from serve.vllm_backend import VLLMBackend
 
@@ -72,8 +90,14 @@ class Generator:
     def tokenizer(self) -> Any:
         return getattr(self.backend, "tokenizer", None)
 
-    def generate(self, messages: Sequence[Sequence[dict[str, str]]], max_tokens: int = 64,
-                 stop: Sequence[str] | str | None = None, seed: int = 0, temperature: float = 0.0) -> list[Completion]:
+    def generate(
+        self,
+        messages: Sequence[Sequence[dict[str, str]]],
+        max_tokens: int = 64,
+        stop: Sequence[str] | str | None = None,
+        seed: int = 0,
+        temperature: float = 0.0,
+    ) -> list[Completion]:
         """One Completion per message list, in order; greedy when temperature is 0."""
         stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
         opts = SamplingOptions(max_tokens=max_tokens, stop=stops, seed=seed, temperature=temperature)

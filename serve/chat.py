@@ -9,15 +9,23 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 from ragtune.prompt import build_messages
 from ragtune.records import Passage
 from serve.errors import APIError, error_payload
 from serve.knowledge import KnowledgeHolder
 from serve.metrics import Metrics
-from serve.schemas import ChatCompletionRequest, ChatCompletionResponse, Choice, ResponseMessage, Source, Usage
+from serve.schemas import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    Choice,
+    ResponseMessage,
+    Source,
+    Usage,
+)
 from serve.types import Backend, BackendError, Delta, Prepared, SamplingOptions
 
 SNIPPET_CHARS = 300
@@ -52,13 +60,25 @@ class Turn:
 
 
 def to_source(p: Passage) -> Source:
-    return Source(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, source=p.source, score=float(p.score),
-                  snippet=p.text[:SNIPPET_CHARS])
+    return Source(
+        chunk_id=p.chunk_id,
+        doc_id=p.doc_id,
+        title=p.title,
+        source=p.source,
+        score=float(p.score),
+        snippet=p.text[:SNIPPET_CHARS],
+    )
 
 
 class ChatService:
-    def __init__(self, backend: Backend, knowledge: KnowledgeHolder | None, metrics: Metrics, limits: ChatLimits,
-                 spec: PromptSpec | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        knowledge: KnowledgeHolder | None,
+        metrics: Metrics,
+        limits: ChatLimits,
+        spec: PromptSpec | None = None,
+    ):
         self.backend, self.knowledge, self.metrics, self.limits = backend, knowledge, metrics, limits
         self.spec = spec or PromptSpec()
 
@@ -82,13 +102,21 @@ class ChatService:
         else:
             users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
             if not users:
-                raise APIError(400, "`messages` has no user message; the last user message is the question",
-                               param="messages", code="no_user_message")
+                raise APIError(
+                    400,
+                    "`messages` has no user message; the last user message is the question",
+                    param="messages",
+                    code="no_user_message",
+                )
             last = users[-1]
             question = msgs[last]["content"]
             if not question.strip():
-                raise APIError(400, f"`messages[{last}].content` is empty; ask a question", param="messages",
-                               code="empty_question")
+                raise APIError(
+                    400,
+                    f"`messages[{last}].content` is empty; ask a question",
+                    param="messages",
+                    code="empty_question",
+                )
             system = [m["content"] for m in msgs[:last] if m["role"] in ("system", "developer")]
             history = [m for m in msgs[:last] if m["role"] in ("user", "assistant")]
             passages: list[Passage] = []
@@ -96,8 +124,12 @@ class ChatService:
                 k = self.limits.default_top_k if req.top_k is None else req.top_k
                 passages, version = await self.retrieve(question, k)
                 sources = [to_source(p) for p in passages]
-            messages = build_messages(self.spec.question(question), passages or None,
-                                      system[-1] if system else self.spec.system_prompt, history)
+            messages = build_messages(
+                self.spec.question(question),
+                passages or None,
+                system[-1] if system else self.spec.system_prompt,
+                history,
+            )
         prepared = self.backend.prepare(messages)
         prepared.extra["raw_prompt"] = req.raw_prompt
         return Turn(prepared, self._options(req, prepared), sources, version)
@@ -106,24 +138,39 @@ class ChatService:
         cap, ctx, n_prompt = self.limits.max_tokens_cap, self.backend.max_context, prepared.prompt_tokens
         asked = req.max_completion_tokens or req.max_tokens
         if asked is not None and asked > cap:
-            raise APIError(400, f"`max_tokens` is {asked} but this server allows at most {cap}; ask for fewer",
-                           param="max_tokens", code="max_tokens_over_cap")
+            raise APIError(
+                400,
+                f"`max_tokens` is {asked} but this server allows at most {cap}; ask for fewer",
+                param="max_tokens",
+                code="max_tokens_over_cap",
+            )
         if ctx and n_prompt is not None:
             if n_prompt >= ctx:
-                raise APIError(400, f"the prompt has {n_prompt} tokens but the model's context is {ctx} tokens; "
-                               f"shorten the messages or lower `top_k`", param="messages",
-                               code="context_length_exceeded")
+                raise APIError(
+                    400,
+                    f"the prompt has {n_prompt} tokens but the model's context is {ctx} tokens; "
+                    f"shorten the messages or lower `top_k`",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
             if asked is not None and n_prompt + asked > ctx:
-                raise APIError(400, f"the prompt has {n_prompt} tokens and `max_tokens` asks for {asked}, over the "
-                               f"model's context of {ctx} tokens; ask for at most {ctx - n_prompt}",
-                               param="max_tokens", code="context_length_exceeded")
+                raise APIError(
+                    400,
+                    f"the prompt has {n_prompt} tokens and `max_tokens` asks for {asked}, over the "
+                    f"model's context of {ctx} tokens; ask for at most {ctx - n_prompt}",
+                    param="max_tokens",
+                    code="context_length_exceeded",
+                )
         max_tokens = asked or self.limits.default_max_tokens
         if ctx and n_prompt is not None:
             max_tokens = min(max_tokens, ctx - n_prompt)
-        return SamplingOptions(max_tokens=max_tokens, stop=tuple(req.stop or ()),
-                               seed=0 if req.seed is None else req.seed,
-                               temperature=0.0 if req.temperature is None else req.temperature,
-                               top_p=1.0 if req.top_p is None else req.top_p)
+        return SamplingOptions(
+            max_tokens=max_tokens,
+            stop=tuple(req.stop or ()),
+            seed=0 if req.seed is None else req.seed,
+            temperature=0.0 if req.temperature is None else req.temperature,
+            top_p=1.0 if req.top_p is None else req.top_p,
+        )
 
     # --- generating -------------------------------------------------------------------------------------
     async def complete(self, req: ChatCompletionRequest, turn: Turn, model_id: str) -> ChatCompletionResponse:
@@ -136,9 +183,14 @@ class ChatService:
             last = d
         usage = self._usage(turn, last)
         return ChatCompletionResponse(
-            id=new_id(), created=int(time.time()), model=model_id,
+            id=new_id(),
+            created=int(time.time()),
+            model=model_id,
             choices=[Choice(message=ResponseMessage(content="".join(parts)), finish_reason=_reason(last))],
-            usage=usage, sources=turn.sources, index_version=turn.index_version)
+            usage=usage,
+            sources=turn.sources,
+            index_version=turn.index_version,
+        )
 
     async def start_stream(self, req: ChatCompletionRequest, turn: Turn, model_id: str) -> AsyncIterator[str]:
         """Start generating and wait for the first piece, so that a failure is still an HTTP error status;
@@ -151,13 +203,32 @@ class ChatService:
             raise BackendError(first.error, 500 if self.backend.kind != "openai" else 502)
         return self._sse(req, turn, model_id, agen, first, t0)
 
-    async def _sse(self, req: ChatCompletionRequest, turn: Turn, model_id: str, agen: AsyncIterator[Delta],
-                   first: Delta, t0: float) -> AsyncIterator[str]:
+    async def _sse(
+        self,
+        req: ChatCompletionRequest,
+        turn: Turn,
+        model_id: str,
+        agen: AsyncIterator[Delta],
+        first: Delta,
+        t0: float,
+    ) -> AsyncIterator[str]:
         """SSE lines. The first chunk carries the role and the sources; `[DONE]` ends the stream."""
-        base = {"id": new_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": model_id}
-        yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                         "finish_reason": None}],
-                    "sources": [s.model_dump() for s in turn.sources], "index_version": turn.index_version})
+        base = {
+            "id": new_id(),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model_id,
+        }
+        yield _sse(
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                ],
+                "sources": [s.model_dump() for s in turn.sources],
+                "index_version": turn.index_version,
+            }
+        )
         last, seen_text, finished = Delta(), False, False
         self.metrics.in_flight.inc()
         try:
@@ -172,8 +243,12 @@ class ChatService:
                     if not seen_text:
                         self.metrics.ttft.observe(time.perf_counter() - t0)
                         seen_text = True
-                    yield _sse({**base, "choices": [{"index": 0, "delta": {"content": d.text},
-                                                     "finish_reason": None}]})
+                    yield _sse(
+                        {
+                            **base,
+                            "choices": [{"index": 0, "delta": {"content": d.text}, "finish_reason": None}],
+                        }
+                    )
                 d = await anext(agen, None)
             yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _reason(last)}]})
             if req.stream_options is not None and req.stream_options.include_usage:
@@ -186,7 +261,8 @@ class ChatService:
             await agen.aclose()  # a client that went away cancels its generation
             self.metrics.in_flight.dec()
             self.metrics.latency.labels(route="/v1/chat/completions (stream, to end)").observe(
-                time.perf_counter() - t0)
+                time.perf_counter() - t0
+            )
 
     def _usage(self, turn: Turn, last: Delta) -> Usage:
         n_prompt = turn.prepared.prompt_tokens
@@ -195,8 +271,11 @@ class ChatService:
         n_prompt = n_prompt or 0
         self.metrics.prompt_tokens.inc(n_prompt)
         self.metrics.completion_tokens.inc(last.completion_tokens)
-        return Usage(prompt_tokens=n_prompt, completion_tokens=last.completion_tokens,
-                     total_tokens=n_prompt + last.completion_tokens)
+        return Usage(
+            prompt_tokens=n_prompt,
+            completion_tokens=last.completion_tokens,
+            total_tokens=n_prompt + last.completion_tokens,
+        )
 
 
 def _reason(d: Delta) -> str:

@@ -14,29 +14,53 @@ logger = logging.getLogger(__name__)
 
 
 @click.command("serve")
-@click.option("--model", type=click.Path(), default=None, help="Generator: a Hugging Face model folder "
-              "(for --backend openai: a local folder for its tokenizer, or the remote model's name).")
+@click.option(
+    "--model",
+    type=click.Path(),
+    default=None,
+    help="Generator: a Hugging Face model folder "
+    "(for --backend openai: a local folder for its tokenizer, or the remote model's name).",
+)
 @click.option("--index", type=click.Path(), default=None, help="Knowledge index folder (holds CURRENT).")
-@click.option("--retriever", default=None, help="Retriever folder (default: the encoder the index was built with).")
-@click.option("--backend", type=click.Choice(["auto", "vllm", "transformers", "openai"]), default=None,
-              help="Generation backend (default auto: vLLM when it and CUDA are present, else transformers).")
+@click.option(
+    "--retriever", default=None, help="Retriever folder (default: the encoder the index was built with)."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "vllm", "transformers", "openai"]),
+    default=None,
+    help="Generation backend (default auto: vLLM when it and CUDA are present, else transformers).",
+)
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000; 0 picks a free one).")
-@click.option("--api-key", default=None, help="Require `Authorization: Bearer KEY` on /v1/* (no default).")
-@click.option("--openai-base-url", default=None, help="backend openai: the remote server, e.g. http://h:8000/v1.")
+@click.option(
+    "--api-key",
+    default=None,
+    help="Require `Authorization: Bearer KEY` on /v1/* (no default; "
+    "prefer $RAGTUNE_API_KEY, which `ps` does not show).",
+)
+@click.option(
+    "--openai-base-url", default=None, help="backend openai: the remote server, e.g. http://h:8000/v1."
+)
 @click.option("--openai-api-key", default=None, help="backend openai: the remote server's key.")
 @click.option("--top-k", type=int, default=None, help="Passages retrieved per question (default 4).")
 @click.option("--model-id", default=None, help="Name clients send as `model` (default: the folder's name).")
 @click.option("--max-tokens-cap", type=int, default=None, help="Largest max_tokens a request may ask for.")
-@click.option("--poll-interval", type=float, default=None, help="Seconds between index CURRENT checks (0: off).")
-@click.option("--max-batch-size", type=int, default=None, help="transformers: requests per batch (default 16).")
+@click.option(
+    "--poll-interval", type=float, default=None, help="Seconds between index CURRENT checks (0: off)."
+)
+@click.option(
+    "--max-batch-size", type=int, default=None, help="transformers: requests per batch (default 16)."
+)
 @click.option("--batch-window-ms", type=float, default=None, help="transformers: batch collection window.")
 @click.option("--tensor-parallel-size", type=int, default=None, help="vllm: tensor-parallel GPUs.")
 @click.option("--pipeline-parallel-size", type=int, default=None, help="vllm: pipeline stages.")
 @click.option("--max-model-len", type=int, default=None, help="vllm: context length.")
 @click.option("--gpu-memory-utilization", type=float, default=None, help="vllm: GPU memory fraction.")
 @click.option("--config", type=click.Path(), default=None, help="YAML settings file (flags override it).")
-@click.option("--port-file", type=click.Path(), default=None, help="Write the bound port here once listening.")
+@click.option(
+    "--port-file", type=click.Path(), default=None, help="Write the bound port here once listening."
+)
 def serve(config: str | None, port_file: str | None, **flags) -> None:
     """Serve the OpenAI-compatible RAG chat endpoint with sources and live index refresh."""
     import uvicorn
@@ -50,34 +74,47 @@ def serve(config: str | None, port_file: str | None, **flags) -> None:
         settings = load_serve_settings(config, **flags)
     except ValidationError as e:
         err = e.errors()[0]
-        raise RagtuneError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
+        raise RagtuneError(
+            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']} (got {err.get('input')!r})"
+        ) from None
     except FileNotFoundError as e:
         raise RagtuneError(str(e)) from None
     if settings.model is None and settings.backend != "openai":
-        raise RagtuneError("no model: pass --model DIR (or set `model:` in the settings file / RAGTUNE_MODEL)")
+        raise RagtuneError(
+            "no model: pass --model DIR (or set `model:` in the settings file / RAGTUNE_MODEL)"
+        )
     check_model_dir(settings.model, resolve_backend(settings.backend))
     if settings.index is not None:
         from retriever import current_version
 
         current_version(settings.index)  # IndexNotFound / IndexCorrupt say how to build or fix it
     if settings.api_key is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("listening on %s without --api-key: anyone who reaches it can chat and reload the index",
-                       settings.host)
+        logger.warning(
+            "listening on %s without --api-key: anyone who reaches it can chat and reload the index",
+            settings.host,
+        )
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
     except OSError as e:
-        raise RagtuneError(f"cannot listen on {settings.host}:{settings.port} ({e.strerror}); pick another --port "
-                           "(0 picks a free one)") from None
+        raise RagtuneError(
+            f"cannot listen on {settings.host}:{settings.port} ({e.strerror}); pick another --port "
+            "(0 picks a free one)"
+        ) from None
     bound = sock.getsockname()[1]
     if port_file:
         tmp = Path(port_file).with_suffix(".tmp")
         tmp.write_text(str(bound))
         tmp.replace(port_file)
-    click.echo(f"ragtune serve: http://{settings.host}:{bound} (model {settings.model}, index {settings.index})",
-               err=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False,
-                                           timeout_graceful_shutdown=10))
+    click.echo(
+        f"ragtune serve: http://{settings.host}:{bound} (model {settings.model}, index {settings.index})",
+        err=True,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=10
+        )
+    )
     server.run(sockets=[sock])

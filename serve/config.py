@@ -11,24 +11,42 @@ from ragtune.settings import Settings, load_settings
 
 
 class ServeSettings(Settings):
-    model_id: str | None = Field(None, description="Name clients send as `model` (default: the model folder's name).")
-    max_tokens_cap: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for (more is a 400).")
+    model_id: str | None = Field(
+        None, description="Name clients send as `model` (default: the model folder's name)."
+    )
+    max_tokens_cap: int = Field(
+        1024, ge=1, description="Largest max_tokens a request may ask for (more is a 400)."
+    )
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request names none.")
-    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (more is a 413).")
-    poll_interval: float = Field(2.0, ge=0, description="Seconds between checks of the index's CURRENT (0: off).")
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body accepted (more is a 413)."
+    )
+    poll_interval: float = Field(
+        2.0, ge=0, description="Seconds between checks of the index's CURRENT (0: off)."
+    )
     max_batch_size: int = Field(16, ge=1, description="transformers backend: requests per generation batch.")
-    batch_window_ms: float = Field(10.0, ge=0, description="transformers backend: wait this long to fill a batch.")
+    batch_window_ms: float = Field(
+        10.0, ge=0, description="transformers backend: wait this long to fill a batch."
+    )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm backend: GPUs per tensor-parallel group.")
     pipeline_parallel_size: int = Field(1, ge=1, description="vllm backend: pipeline stages.")
-    max_model_len: int | None = Field(None, ge=1, description="vllm backend: context length (default: the model's).")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm backend: fraction of GPU memory.")
+    max_model_len: int | None = Field(
+        None, ge=1, description="vllm backend: context length (default: the model's)."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vllm backend: fraction of GPU memory."
+    )
 
     def vllm_options(self) -> dict[str, Any]:
-        return {"tensor_parallel_size": self.tensor_parallel_size, "pipeline_parallel_size": self.pipeline_parallel_size,
-                "max_model_len": self.max_model_len, "gpu_memory_utilization": self.gpu_memory_utilization}
+        return {
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
+            "max_model_len": self.max_model_len,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+        }
 
 
 def load_serve_settings(config: str | Path | None = None, **flags: Any) -> ServeSettings:
-    """File (`config` or $RAGTUNE_CONFIG) → RAGTUNE_* environment → non-None flags, like `load_settings`."""
+    """File (`config` or $RAGTUNE_CONFIG) → RAGTUNE_* env → non-None flags, like `load_settings`."""
     load_settings(config)  # validates the file and points $RAGTUNE_CONFIG at it
     return ServeSettings(**{k: v for k, v in flags.items() if v is not None})

@@ -6,8 +6,9 @@ Used by the transformers backend's batch loop; one `RowState` per request in the
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from serve.types import Delta, SamplingOptions
 
@@ -67,7 +68,7 @@ class RowState:
         while safe > self.emitted and text[safe - 1] == REPLACEMENT:
             safe -= 1
         if safe > self.emitted:
-            self.job.sink(Delta(text=text[self.emitted:safe], completion_tokens=self.sampled))
+            self.job.sink(Delta(text=text[self.emitted : safe], completion_tokens=self.sampled))
             self.emitted = safe
 
     def cancel_now(self) -> None:
@@ -84,7 +85,7 @@ class RowState:
     def _finish(self, reason: str, text: str) -> None:
         self.finish_reason = reason
         text = text.rstrip(REPLACEMENT) if reason == "length" and text.endswith(REPLACEMENT) else text
-        self.job.sink(Delta(text=text[self.emitted:], completion_tokens=self.sampled, finish_reason=reason))
+        self.job.sink(Delta(text=text[self.emitted :], completion_tokens=self.sampled, finish_reason=reason))
         self.emitted = len(text)
 
 

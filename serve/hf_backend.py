@@ -12,13 +12,15 @@ sequence, max_tokens, cancelled because its client went away) leaves the batch a
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import queue
 import threading
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any
 
 from serve.decoding import Job, RowState, sample_next
 from serve.prompting import render, special_strings
@@ -30,14 +32,22 @@ logger = logging.getLogger(__name__)
 class TransformersBackend:
     kind = "transformers"
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, max_batch_size: int = 16,
-                 batch_window_ms: float = 10.0, model_id: str | None = None,
-                 on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str | None = None,
+        max_batch_size: int = 16,
+        batch_window_ms: float = 10.0,
+        model_id: str | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if max_batch_size < 1:
-            raise ValueError(f"`max_batch_size` should be a positive integer but the value passed is {max_batch_size}")
+            raise ValueError(
+                f"`max_batch_size` should be a positive integer but the value passed is {max_batch_size}"
+            )
         self.model_dir = Path(model_dir)
         self.model_id = model_id or self.model_dir.name
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -45,7 +55,9 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         self._specials = special_strings(self.tokenizer)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), local_files_only=True, dtype=dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            str(self.model_dir), local_files_only=True, dtype=dtype
+        )
         self.model.to(self.device).eval()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
@@ -56,6 +68,9 @@ class TransformersBackend:
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._model_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        # Prefill needs the logits of the last position only (saves the [batch, length, vocab] tensor).
+        params = inspect.signature(self.model.forward).parameters
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.tokens_generated = 0  # sampled tokens, all rows (cancelled rows stop adding to it)
         self.batches_run = 0
 
@@ -85,7 +100,7 @@ class TransformersBackend:
     def generate_prepared(self, prompts: Sequence[list[int]], opts: SamplingOptions) -> list[Completion]:
         out: list[Completion] = []
         for start in range(0, len(prompts), self.max_batch_size):
-            chunk = prompts[start:start + self.max_batch_size]
+            chunk = prompts[start : start + self.max_batch_size]
             parts: list[list[Delta]] = [[] for _ in chunk]
             jobs = [Job(list(p), opts, parts[i].append) for i, p in enumerate(chunk)]
             self.run_batch(jobs)
@@ -93,8 +108,14 @@ class TransformersBackend:
                 last = ds[-1]
                 if last.error:
                     raise RuntimeError(last.error)
-                out.append(Completion("".join(d.text for d in ds), len(p), last.completion_tokens,
-                                      last.finish_reason or "stop"))
+                out.append(
+                    Completion(
+                        "".join(d.text for d in ds),
+                        len(p),
+                        last.completion_tokens,
+                        last.finish_reason or "stop",
+                    )
+                )
         return out
 
     # --- the batch loop -----------------------------------------------------------------------------
@@ -128,7 +149,9 @@ class TransformersBackend:
         closing = False
         while not (closing and batch is None):
             room = self.max_batch_size - (len(batch.rows) if batch else 0)
-            jobs, stop = self._collect(block=batch is None and not closing, room=room) if room > 0 else ([], False)
+            jobs, stop = (
+                self._collect(block=batch is None and not closing, room=room) if room > 0 else ([], False)
+            )
             closing = closing or stop
             try:
                 if jobs:
@@ -138,7 +161,9 @@ class TransformersBackend:
                     batch = self._step(batch)
             except Exception as e:  # the worker must survive: fail this batch, keep serving the next
                 logger.exception("generation batch failed")
-                rows = (batch.rows if batch else []) + [RowState(j, self.tokenizer, self.eos_ids, 1) for j in jobs]
+                rows = (batch.rows if batch else []) + [
+                    RowState(j, self.tokenizer, self.eos_ids, 1) for j in jobs
+                ]
                 for st in rows:
                     if not st.done:
                         st.fail(f"generation failed: {type(e).__name__}: {e}")
@@ -150,7 +175,7 @@ class TransformersBackend:
         while batch is not None:
             batch = self._step(batch)
 
-    def _prefill(self, jobs: list[Job]) -> "_Batch | None":
+    def _prefill(self, jobs: list[Job]) -> _Batch | None:
         import torch
 
         rows = []
@@ -162,7 +187,10 @@ class TransformersBackend:
             if job.cancelled.is_set():
                 st.cancel_now()
             elif not job.prompt_ids or limit < 1:
-                st.fail(f"prompt of {len(job.prompt_ids)} tokens leaves no room in a context of {self.max_context}")
+                st.fail(
+                    f"prompt of {len(job.prompt_ids)} tokens leaves no room in a context of "
+                    f"{self.max_context}"
+                )
             else:
                 rows.append(st)
         if not rows:
@@ -173,18 +201,20 @@ class TransformersBackend:
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, st in enumerate(rows):
             n = len(st.job.prompt_ids)
-            ids[r, width - n:] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
-            mask[r, width - n:] = 1
+            ids[r, width - n :] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
+            mask[r, width - n :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
         with self._model_lock, torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self._last_only
+            )
         batch = _Batch(rows, out.past_key_values, mask, pos[:, -1] + 1, out.logits[:, -1, :])
         if self.on_batch is not None:
             self.on_batch(len(rows))
         return batch
 
-    def _merge(self, a: "_Batch", b: "_Batch") -> "_Batch":
+    def _merge(self, a: _Batch, b: _Batch) -> _Batch:
         """One batch from two: left-pad the shorter KV cache and mask, then stack the rows."""
         import torch
         import torch.nn.functional as F
@@ -200,13 +230,18 @@ class TransformersBackend:
         for la, lb in zip(a.past.layers, b.past.layers):
             la.keys = torch.cat([la.keys, lb.keys], dim=0)
             la.values = torch.cat([la.values, lb.values], dim=0)
-        merged = _Batch(a.rows + b.rows, a.past, torch.cat([a.mask, b.mask]), torch.cat([a.next_pos, b.next_pos]),
-                        torch.cat([a.logits, b.logits]))
+        merged = _Batch(
+            a.rows + b.rows,
+            a.past,
+            torch.cat([a.mask, b.mask]),
+            torch.cat([a.next_pos, b.next_pos]),
+            torch.cat([a.logits, b.logits]),
+        )
         if self.on_batch is not None:
             self.on_batch(len(merged.rows))
         return merged
 
-    def _step(self, batch: "_Batch") -> "_Batch | None":
+    def _step(self, batch: _Batch) -> _Batch | None:
         """Sample one token per row, stream it, drop finished rows, run one decode step for the rest."""
         import torch
 
@@ -224,9 +259,18 @@ class TransformersBackend:
             batch.rows = [batch.rows[r] for r in keep]
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
         with self._model_lock, torch.inference_mode():
-            out = self.model(input_ids=toks[:, None], attention_mask=batch.mask,
-                             position_ids=batch.next_pos[:, None], past_key_values=batch.past, use_cache=True)
-        batch.past, batch.logits, batch.next_pos = out.past_key_values, out.logits[:, -1, :], batch.next_pos + 1
+            out = self.model(
+                input_ids=toks[:, None],
+                attention_mask=batch.mask,
+                position_ids=batch.next_pos[:, None],
+                past_key_values=batch.past,
+                use_cache=True,
+            )
+        batch.past, batch.logits, batch.next_pos = (
+            out.past_key_values,
+            out.logits[:, -1, :],
+            batch.next_pos + 1,
+        )
         return batch
 
     async def aclose(self) -> None:

@@ -15,8 +15,9 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ragtune.errors import RagtuneError
 
@@ -60,8 +61,14 @@ class _Served:
 
 
 class KnowledgeHolder:
-    def __init__(self, index_dir: str | Path, retriever: str | Path | None = None, poll_interval: float = 2.0,
-                 on_swap: Callable[[str], None] | None = None, on_reload: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        index_dir: str | Path,
+        retriever: str | Path | None = None,
+        poll_interval: float = 2.0,
+        on_swap: Callable[[str], None] | None = None,
+        on_reload: Callable[[str], None] | None = None,
+    ):
         import retriever as rt
 
         self.index_dir = Path(index_dir)
@@ -86,7 +93,7 @@ class KnowledgeHolder:
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[Any]:
-        """The Retriever of the current version, kept open until the block ends (even if swapped meanwhile)."""
+        """The current version's Retriever, kept open until the block ends (even if swapped meanwhile)."""
         served = self._served
         served.acquire()
         try:
@@ -106,7 +113,11 @@ class KnowledgeHolder:
                 return self._refuse(None, e)
             if vid == old.version:
                 return {"changed": False, "version": vid}
-            if self.last_refused and self.last_refused.get("version") == vid and self.last_refused.get("sticky"):
+            if (
+                self.last_refused
+                and self.last_refused.get("version") == vid
+                and self.last_refused.get("sticky")
+            ):
                 return {"changed": False, "version": old.version, "error": self.last_refused["error"]}
             t0 = time.perf_counter()
             try:
@@ -118,7 +129,9 @@ class KnowledgeHolder:
             self._served = _Served(new)
             old.retire()
             self.last_refused = None
-            logger.info("index swapped %s -> %s (loaded in %.2f s)", old.version, vid, time.perf_counter() - t0)
+            logger.info(
+                "index swapped %s -> %s (loaded in %.2f s)", old.version, vid, time.perf_counter() - t0
+            )
             if self.on_swap:
                 self.on_swap(vid)
             if self.on_reload:

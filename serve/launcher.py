@@ -8,14 +8,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ragtune.errors import RagtuneError
 
 
 class ServerHandle:
-    """A running `ragtune serve` subprocess: `.url` (http://127.0.0.1:PORT), `.base_url` (…/v1), `.stop()`."""
+    """A running `ragtune serve` subprocess: `.url` (http://127.0.0.1:PORT), `.base_url`, `.stop()`."""
 
     def __init__(self, proc: subprocess.Popen, port: int, log_path: Path, api_key: str | None):
         self.proc, self.port, self.log_path, self.api_key = proc, port, log_path, api_key
@@ -39,7 +39,7 @@ class ServerHandle:
                 self.proc.wait(10)
         return self.proc.returncode
 
-    def __enter__(self) -> "ServerHandle":
+    def __enter__(self) -> ServerHandle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -49,16 +49,33 @@ class ServerHandle:
         return f"ServerHandle({self.url!r}, pid={self.proc.pid})"
 
 
-def start_server(model_dir: str | Path, index_dir: str | Path | None, retriever: str | Path | None = None,
-                 port: int = 0, api_key: str | None = None, extra_args: Sequence[str] = (),
-                 timeout: float = 180.0, env: dict[str, str] | None = None) -> ServerHandle:
+def start_server(
+    model_dir: str | Path,
+    index_dir: str | Path | None,
+    retriever: str | Path | None = None,
+    port: int = 0,
+    api_key: str | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 180.0,
+    env: dict[str, str] | None = None,
+) -> ServerHandle:
     """Start `ragtune serve` on 127.0.0.1:`port` (0: a free one) and return once /readyz answers 200."""
     import httpx
 
     work = Path(tempfile.mkdtemp(prefix="ragtune-serve-"))
     port_file, log_path = work / "port", work / "server.log"
-    cmd = [sys.executable, "-m", "ragtune", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--port-file", str(port_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragtune",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--port-file",
+        str(port_file),
+    ]
     if model_dir is not None:
         cmd += ["--model", str(model_dir)]
     if index_dir is not None:
@@ -78,8 +95,10 @@ def start_server(model_dir: str | Path, index_dir: str | Path | None, retriever:
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RagtuneError(f"`ragtune serve` exited with status {proc.returncode} before it was ready:\n"
-                                   f"{log_path.read_text(errors='replace')[-3000:]}")
+                raise RagtuneError(
+                    f"`ragtune serve` exited with status {proc.returncode} before it was ready:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             if handle is None and port_file.is_file():
                 handle = ServerHandle(proc, int(port_file.read_text()), log_path, api_key)
             if handle is not None:
@@ -89,8 +108,10 @@ def start_server(model_dir: str | Path, index_dir: str | Path | None, retriever:
                 except httpx.HTTPError:
                     pass
             time.sleep(0.2)
-        raise RagtuneError(f"`ragtune serve` was not ready within {timeout:.0f} s:\n"
-                           f"{log_path.read_text(errors='replace')[-3000:]}")
+        raise RagtuneError(
+            f"`ragtune serve` was not ready within {timeout:.0f} s:\n"
+            f"{log_path.read_text(errors='replace')[-3000:]}"
+        )
     except BaseException:
         if proc.poll() is None:
             proc.kill()

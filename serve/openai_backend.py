@@ -9,8 +9,9 @@ counts prompt tokens and checks the context here; otherwise the remote's usage r
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from serve.prompting import render
@@ -22,16 +23,26 @@ logger = logging.getLogger(__name__)
 class OpenAIBackend:
     kind = "openai"
 
-    def __init__(self, base_url: str, api_key: str | None = None, model: str | Path | None = None,
-                 model_id: str | None = None, timeout: float = 600.0):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model: str | Path | None = None,
+        model_id: str | None = None,
+        timeout: float = 600.0,
+    ):
         from openai import AsyncOpenAI
 
         if not base_url:
-            raise RagtuneError("the openai backend needs the remote server's URL: pass --openai-base-url "
-                               "(e.g. http://host:8000/v1) or set RAGTUNE_OPENAI_BASE_URL")
+            raise RagtuneError(
+                "the openai backend needs the remote server's URL: pass --openai-base-url "
+                "(e.g. http://host:8000/v1) or set RAGTUNE_OPENAI_BASE_URL"
+            )
         self.base_url = base_url
         # The client insists on a key; a remote without auth ignores it.
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "unused", max_retries=0, timeout=timeout)
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "unused", max_retries=0, timeout=timeout
+        )
         self.tokenizer = None
         self.max_context: int | None = None
         self.remote_model = str(model) if model else None
@@ -53,8 +64,10 @@ class OpenAIBackend:
         try:
             models = [m async for m in self.client.models.list()]
         except (openai.APIConnectionError, openai.APIStatusError) as e:
-            raise RagtuneError(f"cannot list models of the remote server {self.base_url} ({e}); check "
-                               "--openai-base-url and --openai-api-key") from None
+            raise RagtuneError(
+                f"cannot list models of the remote server {self.base_url} ({e}); check "
+                "--openai-base-url and --openai-api-key"
+            ) from None
         ids = [m.id for m in models]
         if self.remote_model not in ids:
             if not ids:
@@ -72,8 +85,12 @@ class OpenAIBackend:
 
     def request_kwargs(self, prepared: Prepared, opts: SamplingOptions) -> dict[str, Any]:
         kw: dict[str, Any] = {
-            "model": self.remote_model, "messages": prepared.messages, "max_tokens": opts.max_tokens,
-            "temperature": opts.temperature, "top_p": opts.top_p, "stream": True,
+            "model": self.remote_model,
+            "messages": prepared.messages,
+            "max_tokens": opts.max_tokens,
+            "temperature": opts.temperature,
+            "top_p": opts.top_p,
+            "stream": True,
             "stream_options": {"include_usage": True},
         }
         if opts.seed is not None:
@@ -109,10 +126,14 @@ class OpenAIBackend:
             yield Delta(finish_reason="error", error=f"the remote server failed mid-stream: {e}")
             return
         finally:
-            await response.close()  # on early exit this drops the connection, which cancels the remote request
-        yield Delta(completion_tokens=usage.completion_tokens if usage else pieces,
-                    prompt_tokens=usage.prompt_tokens if usage else None,
-                    finish_reason=reason if reason in ("stop", "length") else "stop")
+            await (
+                response.close()
+            )  # on early exit this drops the connection, which cancels the remote request
+        yield Delta(
+            completion_tokens=usage.completion_tokens if usage else pieces,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            finish_reason=reason if reason in ("stop", "length") else "stop",
+        )
 
     async def aclose(self) -> None:
         await self.client.close()

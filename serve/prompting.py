@@ -8,7 +8,8 @@ only the chat template itself places control tokens.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def special_strings(tokenizer: Any) -> list[str]:
@@ -26,8 +27,9 @@ def defuse(text: str, specials: Sequence[str]) -> str:
     return text
 
 
-def render(tokenizer: Any, messages: Sequence[dict[str, str]], specials: Sequence[str] | None = None
-           ) -> tuple[list[dict[str, str]], list[int]]:
+def render(
+    tokenizer: Any, messages: Sequence[dict[str, str]], specials: Sequence[str] | None = None
+) -> tuple[list[dict[str, str]], list[int]]:
     """(defused messages, prompt token ids ending with the assistant turn's opening)."""
     specials = special_strings(tokenizer) if specials is None else specials
     safe = [{**m, "content": defuse(m.get("content") or "", specials)} for m in messages]

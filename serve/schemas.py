@@ -21,8 +21,10 @@ def _valid_unicode(s: str) -> str:
     try:
         s.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValueError(f"text holds a lone surrogate ({s[e.start]!r} at {e.start}), which is not valid Unicode; "
-                         "send UTF-8 text") from None
+        raise ValueError(
+            f"text holds a lone surrogate ({s[e.start]!r} at {e.start}), which is not valid Unicode; "
+            "send UTF-8 text"
+        ) from None
     return s
 
 
@@ -58,7 +60,9 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(max_length=512, description="The served model id (see GET /v1/models).")
     messages: list[ChatMessage] = Field(min_length=1, max_length=1024)
-    max_tokens: int | None = Field(None, ge=1, description="Tokens to generate at most (capped by the server).")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Tokens to generate at most (capped by the server)."
+    )
     max_completion_tokens: int | None = Field(None, ge=1, description="OpenAI's newer name for max_tokens.")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="0 = greedy.")
     top_p: float | None = Field(None, gt=0.0, le=1.0)
@@ -69,9 +73,13 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=512)
     # ragtune extensions
-    retrieval: bool = Field(True, description="Retrieve passages for the last user message (ragtune extension).")
+    retrieval: bool = Field(
+        True, description="Retrieve passages for the last user message (ragtune extension)."
+    )
     top_k: int | None = Field(None, ge=0, le=100, description="Passages to retrieve (ragtune extension).")
-    raw_prompt: bool = Field(False, description="Send the messages verbatim, no RAG prompt (ragtune extension).")
+    raw_prompt: bool = Field(
+        False, description="Send the messages verbatim, no RAG prompt (ragtune extension)."
+    )
 
     @field_validator("stop")
     @classmethod
@@ -120,7 +128,9 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[Choice]
     usage: Usage
-    sources: list[Source] = Field(default_factory=list, description="Passages quoted in the prompt (ragtune).")
+    sources: list[Source] = Field(
+        default_factory=list, description="Passages quoted in the prompt (ragtune)."
+    )
     index_version: str | None = Field(None, description="The index version the sources come from (ragtune).")
 
 

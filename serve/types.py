@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Protocol, Sequence
+from typing import Any, Protocol
 
 Messages = Sequence[dict[str, str]]
 
@@ -28,7 +29,9 @@ class SamplingOptions:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
-            raise ValueError(f"`max_tokens` should be a positive integer but the value passed is {self.max_tokens}")
+            raise ValueError(
+                f"`max_tokens` should be a positive integer but the value passed is {self.max_tokens}"
+            )
         if self.temperature < 0:
             raise ValueError(f"`temperature` should be >= 0 but the value passed is {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -20,8 +20,9 @@ import functools
 import importlib.util
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from serve.prompting import render, special_strings
 from serve.types import Delta, Messages, Prepared, SamplingOptions
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'ragtune[gpu]' (vLLM needs a CUDA GPU); or use --backend transformers"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def is_vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
@@ -52,33 +53,52 @@ def import_vllm() -> Any:
     return vllm
 
 
-def engine_kwargs(model_dir: str | Path, tensor_parallel_size: int = 1, pipeline_parallel_size: int = 1,
-                  max_model_len: int | None = None, gpu_memory_utilization: float = 0.9,
-                  seed: int = 0) -> dict[str, Any]:
+def engine_kwargs(
+    model_dir: str | Path,
+    tensor_parallel_size: int = 1,
+    pipeline_parallel_size: int = 1,
+    max_model_len: int | None = None,
+    gpu_memory_utilization: float = 0.9,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Arguments for `AsyncEngineArgs`: the ragtune flags passed through, validated with the flag's name."""
-    for name, value in (("tensor_parallel_size", tensor_parallel_size),
-                        ("pipeline_parallel_size", pipeline_parallel_size)):
+    for name, value in (
+        ("tensor_parallel_size", tensor_parallel_size),
+        ("pipeline_parallel_size", pipeline_parallel_size),
+    ):
         if value < 1:
             raise ValueError(f"`{name}` should be a positive integer but the value passed is {value}")
     if not 0 < gpu_memory_utilization <= 1:
-        raise ValueError(f"`gpu_memory_utilization` should be in (0, 1] but the value passed is "
-                         f"{gpu_memory_utilization}")
+        raise ValueError(
+            f"`gpu_memory_utilization` should be in (0, 1] but the value passed is {gpu_memory_utilization}"
+        )
     kw: dict[str, Any] = {
-        "model": str(model_dir), "tokenizer": str(model_dir), "tensor_parallel_size": tensor_parallel_size,
-        "pipeline_parallel_size": pipeline_parallel_size, "gpu_memory_utilization": gpu_memory_utilization,
+        "model": str(model_dir),
+        "tokenizer": str(model_dir),
+        "tensor_parallel_size": tensor_parallel_size,
+        "pipeline_parallel_size": pipeline_parallel_size,
+        "gpu_memory_utilization": gpu_memory_utilization,
         "seed": seed,
     }
     if max_model_len is not None:
         if max_model_len < 1:
-            raise ValueError(f"`max_model_len` should be a positive integer but the value passed is {max_model_len}")
+            raise ValueError(
+                f"`max_model_len` should be a positive integer but the value passed is {max_model_len}"
+            )
         kw["max_model_len"] = max_model_len
     return kw
 
 
 def sampling_kwargs(opts: SamplingOptions) -> dict[str, Any]:
     """Arguments for `vllm.SamplingParams` (output_kind is added by the backend: DELTA, for streaming)."""
-    return {"n": 1, "max_tokens": opts.max_tokens, "temperature": opts.temperature, "top_p": opts.top_p,
-            "seed": opts.seed, "stop": list(opts.stop) or None}
+    return {
+        "n": 1,
+        "max_tokens": opts.max_tokens,
+        "temperature": opts.temperature,
+        "top_p": opts.top_p,
+        "seed": opts.seed,
+        "stop": list(opts.stop) or None,
+    }
 
 
 FINISH = {"stop": "stop", "length": "length", "abort": "cancelled"}
@@ -98,8 +118,11 @@ class VLLMBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         self._specials = special_strings(self.tokenizer)
         kw = engine_kwargs(self.model_dir, **engine_options)
-        ctx = getattr(AutoConfig.from_pretrained(str(self.model_dir), local_files_only=True),
-                      "max_position_embeddings", None)
+        ctx = getattr(
+            AutoConfig.from_pretrained(str(self.model_dir), local_files_only=True),
+            "max_position_embeddings",
+            None,
+        )
         self.max_context = kw.get("max_model_len") or ctx
         logger.info("starting vLLM %s engine: %s", getattr(vllm, "__version__", "?"), kw)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kw))
@@ -116,9 +139,11 @@ class VLLMBackend:
         request_id = uuid.uuid4().hex
         n, finished = 0, False
         try:
-            async for out in self.engine.generate(request_id=request_id,
-                                                  prompt={"prompt_token_ids": prepared.prompt_ids},
-                                                  sampling_params=params):
+            async for out in self.engine.generate(
+                request_id=request_id,
+                prompt={"prompt_token_ids": prepared.prompt_ids},
+                sampling_params=params,
+            ):
                 c = out.outputs[0]
                 n += len(c.token_ids)
                 finished = bool(out.finished)

@@ -53,8 +53,12 @@ def server(chatty_generator, index_dir):
     """`ragtune serve` in a subprocess (through start_server), with an API key; stopped at session end."""
     from serve import start_server
 
-    handle = start_server(chatty_generator, index_dir, api_key=API_KEY,
-                          extra_args=["--max-tokens-cap", "64", "--poll-interval", "0"])
+    handle = start_server(
+        chatty_generator,
+        index_dir,
+        api_key=API_KEY,
+        extra_args=["--max-tokens-cap", "64", "--poll-interval", "0"],
+    )
     try:
         yield handle
     finally:

@@ -15,8 +15,9 @@ Q = [{"role": "user", "content": "What is the capital of Avalon?"}]
 
 def post(server, path, body, headers=AUTH, raw: bytes | None = None):
     h = {"content-type": "application/json", **headers}
-    return httpx.post(f"{server.url}{path}", content=raw if raw is not None else json.dumps(body), headers=h,
-                      timeout=60)
+    return httpx.post(
+        f"{server.url}{path}", content=raw if raw is not None else json.dumps(body), headers=h, timeout=60
+    )
 
 
 # (name, body or raw bytes, status, param, code)
@@ -28,10 +29,22 @@ BAD = [
     ("temperature out of range", {"messages": Q, "temperature": 5}, 400, "temperature", "invalid_value"),
     ("n above 1", {"messages": Q, "n": 2}, 400, "n", "invalid_value"),
     ("empty messages", {"messages": []}, 400, "messages", "invalid_value"),
-    ("unknown role", {"messages": [{"role": "wizard", "content": "x"}]}, 400, "messages.0.role", "invalid_value"),
+    (
+        "unknown role",
+        {"messages": [{"role": "wizard", "content": "x"}]},
+        400,
+        "messages.0.role",
+        "invalid_value",
+    ),
     ("five stop sequences", {"messages": Q, "stop": list("abcde")}, 400, "stop", "invalid_value"),
     ("top_k wrong type", {"messages": Q, "top_k": "many"}, 400, "top_k", "invalid_value"),
-    ("no user message", {"messages": [{"role": "system", "content": "x"}]}, 400, "messages", "no_user_message"),
+    (
+        "no user message",
+        {"messages": [{"role": "system", "content": "x"}]},
+        400,
+        "messages",
+        "no_user_message",
+    ),
     ("empty question", {"messages": [{"role": "user", "content": "  "}]}, 400, "messages", "empty_question"),
     ("unknown model", {"model": "gpt-9", "messages": Q}, 404, "model", "model_not_found"),
     ("max_tokens over cap", {"messages": Q, "max_tokens": 65}, 400, "max_tokens", "max_tokens_over_cap"),
@@ -56,7 +69,9 @@ def test_bad_chat_requests_get_openai_error_objects(server, model_id, name, body
 def test_prompt_over_the_context_is_400_with_both_counts(client, model_id):
     long = " ".join(["Brightwater"] * 600)
     with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": long}], max_tokens=4)
+        client.chat.completions.create(
+            model=model_id, messages=[{"role": "user", "content": long}], max_tokens=4
+        )
     msg = e.value.body["message"]
     assert e.value.body["code"] == "context_length_exceeded"
     n_prompt = int(msg.split("the prompt has ")[1].split(" tokens")[0])
@@ -66,7 +81,9 @@ def test_prompt_over_the_context_is_400_with_both_counts(client, model_id):
 def test_prompt_plus_max_tokens_over_the_context_is_400(client, model_id):
     text = " ".join(["Brightwater"] * 220)  # ~ 460 prompt tokens with the passages, + 64 > 512
     with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(model=model_id, messages=[{"role": "user", "content": text}], max_tokens=64)
+        client.chat.completions.create(
+            model=model_id, messages=[{"role": "user", "content": text}], max_tokens=64
+        )
     assert "ask for at most" in e.value.body["message"]
 
 
@@ -81,11 +98,21 @@ def test_unknown_route_is_a_shaped_404(server):
     assert r.status_code == 404 and "no route" in r.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
-                                         ("POST", "/v1/retrieve"), ("GET", "/v1/index"),
-                                         ("POST", "/v1/index/reload")])
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}],
-                         ids=["none", "wrong", "no-scheme"])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/retrieve"),
+        ("GET", "/v1/index"),
+        ("POST", "/v1/index/reload"),
+    ],
+)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}],
+    ids=["none", "wrong", "no-scheme"],
+)
 def test_v1_and_admin_routes_need_the_key(server, method, path, headers):
     r = httpx.request(method, f"{server.url}{path}", headers=headers, json={})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
@@ -112,11 +139,20 @@ def test_models_retrieve_index_and_reload(client, server, model_id):
 def test_health_ready_and_metrics_need_no_key(server, client, model_id):
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/readyz").json()
-    assert ready["status"] == "ready" and ready["index_version"] == "v000001" and ready["backend"] == "transformers"
+    assert (
+        ready["status"] == "ready"
+        and ready["index_version"] == "v000001"
+        and ready["backend"] == "transformers"
+    )
     client.chat.completions.create(model=model_id, messages=Q, max_tokens=3)
     text = httpx.get(f"{server.url}/metrics").text
     assert 'ragtune_index_version{version="v000001"} 1.0' in text
     assert 'ragtune_requests_total{route="/v1/chat/completions",status="200"}' in text
-    for name in ("ragtune_request_latency_seconds_bucket", "ragtune_retrieval_seconds_count",
-                 "ragtune_completion_tokens_total", "ragtune_prompt_tokens_total", "ragtune_batch_size_count"):
+    for name in (
+        "ragtune_request_latency_seconds_bucket",
+        "ragtune_retrieval_seconds_count",
+        "ragtune_completion_tokens_total",
+        "ragtune_prompt_tokens_total",
+        "ragtune_batch_size_count",
+    ):
         assert name in text

@@ -30,13 +30,20 @@ def wait_idle(state, timeout: float = 60.0) -> None:
 
 
 def body(model: str, stream: bool) -> dict:
-    return {"model": model, "stream": stream, "max_tokens": LONG,
-            "messages": [{"role": "user", "content": "What is the capital of Avalon?"}]}
+    return {
+        "model": model,
+        "stream": stream,
+        "max_tokens": LONG,
+        "messages": [{"role": "user", "content": "What is the capital of Avalon?"}],
+    }
 
 
 def cancelled(url: str) -> float:
-    line = next(x for x in httpx.get(f"{url}/metrics").text.splitlines()
-                if x.startswith("ragtune_requests_cancelled_total"))
+    line = next(
+        x
+        for x in httpx.get(f"{url}/metrics").text.splitlines()
+        if x.startswith("ragtune_requests_cancelled_total")
+    )
     return float(line.split()[-1])
 
 
@@ -60,7 +67,9 @@ def test_a_non_streaming_client_that_times_out_cancels_too(app_server, model_id)
     wait_idle(state)
     before, n_cancelled = state.backend.tokens_generated, cancelled(url)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{url}/v1/chat/completions", json=body(model_id, False), timeout=httpx.Timeout(60, read=0.05))
+        httpx.post(
+            f"{url}/v1/chat/completions", json=body(model_id, False), timeout=httpx.Timeout(60, read=0.05)
+        )
     wait_idle(state)
     assert state.backend.tokens_generated - before < LONG / 2
     assert cancelled(url) == n_cancelled + 1

@@ -18,18 +18,29 @@ def test_no_input_gives_a_server_error(server):
     errors: list[str] = []
     operations = [op.ok() for op in schema.get_all_operations()]
     assert {(o.method.upper(), o.path) for o in operations} >= {
-        ("POST", "/v1/chat/completions"), ("POST", "/v1/retrieve"), ("GET", "/v1/index"), ("GET", "/v1/models")}
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/retrieve"),
+        ("GET", "/v1/index"),
+        ("GET", "/v1/models"),
+    }
     for op in operations:
         modes = st.sampled_from([op.as_strategy(generation_mode=m) for m in schemathesis.GenerationMode])
 
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=modes.flatmap(lambda s: s))
         def check(case):
             response = case.call(base_url=server.url, headers=headers, timeout=60)
             if response.status_code >= 500:
-                errors.append(f"{case.method} {case.path} {case.body!r:.200} -> {response.status_code} "
-                              f"{response.text[:200]}")
+                errors.append(
+                    f"{case.method} {case.path} {case.body!r:.200} -> {response.status_code} "
+                    f"{response.text[:200]}"
+                )
 
         check()
     assert errors == []
@@ -43,7 +54,7 @@ ODD_BODIES = [
     b'{"model": "M", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1e400}',
     b'{"query": null}',
     b'{"query": "\\ud800"}',
-    b'\xff\xfe not utf-8',
+    b"\xff\xfe not utf-8",
 ]
 
 
@@ -53,6 +64,10 @@ def test_odd_bodies_are_not_5xx(server, model_id, body):
 
     body = body.replace(b'"M"', f'"{model_id}"'.encode())
     for path in ("/v1/chat/completions", "/v1/retrieve"):
-        r = httpx.post(f"{server.url}{path}", content=body, timeout=60,
-                       headers={"Authorization": f"Bearer {API_KEY}", "content-type": "application/json"})
+        r = httpx.post(
+            f"{server.url}{path}",
+            content=body,
+            timeout=60,
+            headers={"Authorization": f"Bearer {API_KEY}", "content-type": "application/json"},
+        )
         assert r.status_code < 500, r.text

@@ -14,14 +14,23 @@ def gateway(server, chatty_generator, index_dir):
     """Retrieval + prompt here; generation by `server` (the `ragtune serve` subprocess) over HTTP."""
     from serve import create_app
 
-    app = create_app(model=chatty_generator, index=index_dir, backend="openai", openai_base_url=server.base_url,
-                     openai_api_key=API_KEY, api_key="gateway-key", poll_interval=0)
+    app = create_app(
+        model=chatty_generator,
+        index=index_dir,
+        backend="openai",
+        openai_base_url=server.base_url,
+        openai_api_key=API_KEY,
+        api_key="gateway-key",
+        poll_interval=0,
+    )
     with uvicorn_in_thread(app) as url:
         with openai.OpenAI(base_url=f"{url}/v1", api_key="gateway-key", max_retries=0, timeout=60) as c:
             yield c
 
 
-@pytest.mark.parametrize("extra", [{}, {"top_k": 1}, {"retrieval": False}], ids=["rag", "top1", "closed-book"])
+@pytest.mark.parametrize(
+    "extra", [{}, {"top_k": 1}, {"retrieval": False}], ids=["rag", "top1", "closed-book"]
+)
 def test_gateway_answers_exactly_like_the_direct_server(gateway, client, model_id, extra):
     kw = dict(model=model_id, messages=Q, max_tokens=10, extra_body=extra)
     direct, via = client.chat.completions.create(**kw), gateway.chat.completions.create(**kw)
@@ -51,13 +60,18 @@ def test_load_generator_over_the_openai_backend(server, chatty_generator, client
     from serve import load_generator
 
     msgs = build_messages("Who founded Brightwater?")
-    gen = load_generator(chatty_generator, backend="openai", openai_base_url=server.base_url,
-                         openai_api_key=API_KEY)
+    gen = load_generator(
+        chatty_generator, backend="openai", openai_base_url=server.base_url, openai_api_key=API_KEY
+    )
     try:
         [c] = gen.generate([msgs], max_tokens=6)
     finally:
         gen.close()
-    direct = client.chat.completions.create(model=model_id, messages=msgs, max_tokens=6,
-                                            extra_body={"raw_prompt": True})
+    direct = client.chat.completions.create(
+        model=model_id, messages=msgs, max_tokens=6, extra_body={"raw_prompt": True}
+    )
     assert (c.text, c.completion_tokens, c.prompt_tokens) == (
-        direct.choices[0].message.content, direct.usage.completion_tokens, direct.usage.prompt_tokens)
+        direct.choices[0].message.content,
+        direct.usage.completion_tokens,
+        direct.usage.prompt_tokens,
+    )

@@ -40,15 +40,23 @@ def wait_for_version(url: str, version: str, timeout: float = 60.0) -> None:
 def ask(client: OpenAI, model: str) -> dict:
     """One streamed answer; returns its sources, index version and text (raises on any failure)."""
     first, text, done = None, [], None
-    for chunk in client.chat.completions.create(model=model, messages=[{"role": "user", "content": QUESTION}],
-                                                max_tokens=8, stream=True, extra_body={"top_k": 2}):
+    for chunk in client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=8,
+        stream=True,
+        extra_body={"top_k": 2},
+    ):
         first = first or chunk
         if chunk.choices:
             text.append(chunk.choices[0].delta.content or "")
             done = chunk.choices[0].finish_reason or done
     assert done in ("stop", "length")
-    return {"version": first.model_extra["index_version"], "sources": first.model_extra["sources"],
-            "text": "".join(text)}
+    return {
+        "version": first.model_extra["index_version"],
+        "sources": first.model_extra["sources"],
+        "text": "".join(text),
+    }
 
 
 def test_refresh_while_streaming_loses_no_request(live, encoder, model_id):
@@ -73,8 +81,12 @@ def test_refresh_while_streaming_loses_no_request(live, encoder, model_id):
         while len(results) < 4:
             time.sleep(0.05)
         changed = [dict(d, text=CHANGED) if d["id"] == "avalon" else d for d in DOCS]
-        report = ingest([write_docs(live["root"] / "docs.jsonl", changed)], live["index"], encoder=encoder,
-                        show_progress=False)
+        report = ingest(
+            [write_docs(live["root"] / "docs.jsonl", changed)],
+            live["index"],
+            encoder=encoder,
+            show_progress=False,
+        )
         assert report.version == "v000002"
         wait_for_version(live["url"], "v000002")
         swapped_at = time.monotonic()
@@ -89,7 +101,9 @@ def test_refresh_while_streaming_loses_no_request(live, encoder, model_id):
     after = [r for t, r in results if t > swapped_at + 0.5]
     assert before and before[0]["sources"][0]["snippet"].startswith("The capital of Avalon is Brightwater")
     assert all(r["version"] == "v000002" for r in after)
-    assert all(r["sources"][0]["doc_id"] == "avalon" and "Moonhaven" in r["sources"][0]["snippet"] for r in after)
+    assert all(
+        r["sources"][0]["doc_id"] == "avalon" and "Moonhaven" in r["sources"][0]["snippet"] for r in after
+    )
     metrics = httpx.get(f"{live['url']}/metrics").text
     assert 'ragtune_index_version{version="v000002"} 1.0' in metrics
     assert 'ragtune_index_reloads_total{result="swapped"} 1.0' in metrics

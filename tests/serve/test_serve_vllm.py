@@ -85,8 +85,20 @@ def fake_vllm(monkeypatch):
 
 ENGINE_CASES = [
     ({}, {"tensor_parallel_size": 1, "pipeline_parallel_size": 1, "gpu_memory_utilization": 0.9}),
-    ({"tensor_parallel_size": 4, "pipeline_parallel_size": 2, "max_model_len": 4096, "gpu_memory_utilization": 0.5},
-     {"tensor_parallel_size": 4, "pipeline_parallel_size": 2, "max_model_len": 4096, "gpu_memory_utilization": 0.5}),
+    (
+        {
+            "tensor_parallel_size": 4,
+            "pipeline_parallel_size": 2,
+            "max_model_len": 4096,
+            "gpu_memory_utilization": 0.5,
+        },
+        {
+            "tensor_parallel_size": 4,
+            "pipeline_parallel_size": 2,
+            "max_model_len": 4096,
+            "gpu_memory_utilization": 0.5,
+        },
+    ),
 ]
 
 
@@ -100,9 +112,14 @@ def test_engine_arguments_pass_through(options, expected):
     assert ("max_model_len" in kw) == ("max_model_len" in options)
 
 
-@pytest.mark.parametrize("bad,name", [({"tensor_parallel_size": 0}, "tensor_parallel_size"),
-                                      ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
-                                      ({"max_model_len": 0}, "max_model_len")])
+@pytest.mark.parametrize(
+    "bad,name",
+    [
+        ({"tensor_parallel_size": 0}, "tensor_parallel_size"),
+        ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
+        ({"max_model_len": 0}, "max_model_len"),
+    ],
+)
 def test_engine_arguments_are_validated_by_name(bad, name):
     from serve.vllm_backend import engine_kwargs
 
@@ -121,8 +138,12 @@ def test_auto_picks_vllm_only_with_vllm_and_cuda(monkeypatch):
     import serve.vllm_backend as vb
     from serve.backends import resolve_backend
 
-    for has_vllm, has_cuda, want in [(False, False, "transformers"), (True, False, "transformers"),
-                                     (False, True, "transformers"), (True, True, "vllm")]:
+    for has_vllm, has_cuda, want in [
+        (False, False, "transformers"),
+        (True, False, "transformers"),
+        (False, True, "transformers"),
+        (True, True, "vllm"),
+    ]:
         monkeypatch.setattr(vb, "is_vllm_available", lambda v=has_vllm: v)
         monkeypatch.setattr(vb, "cuda_available", lambda c=has_cuda: c)
         assert resolve_backend("auto") == want
@@ -165,7 +186,9 @@ def test_vllm_backend_through_the_server(fake_vllm, chatty_generator, index_dir,
     retriever.close()
     # vLLM gets exactly the token ids the transformers backend would generate from
     expected = TransformersBackend(chatty_generator).prepare(build_messages(msgs[0]["content"], passages))
-    assert prompt["prompt_token_ids"] == expected.prompt_ids and r.usage.prompt_tokens == len(expected.prompt_ids)
+    assert prompt["prompt_token_ids"] == expected.prompt_ids and r.usage.prompt_tokens == len(
+        expected.prompt_ids
+    )
     assert params.kw["output_kind"] == "delta" and params.kw["stop"] == ["\n"] and params.kw["seed"] == 4
     assert params.kw["max_tokens"] == 5 and params.kw["temperature"] == 0.0
     assert engine.shut  # shut down with the app
@@ -179,7 +202,9 @@ def test_an_abandoned_vllm_stream_is_aborted(fake_vllm, chatty_generator):
     backend = VLLMBackend(chatty_generator)
 
     async def main():
-        agen = backend.stream(backend.prepare([{"role": "user", "content": "hi"}]), SamplingOptions(max_tokens=9))
+        agen = backend.stream(
+            backend.prepare([{"role": "user", "content": "hi"}]), SamplingOptions(max_tokens=9)
+        )
         assert (await anext(agen)).text == "Bright"
         await agen.aclose()
 
