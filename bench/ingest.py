@@ -52,6 +52,12 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
+def note(**kw) -> None:
+    """Print figures as they are measured, so a cut-off run still says something."""
+    print("  ", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in kw.items()),
+          file=sys.stderr, flush=True)
+
+
 def timed(fn, repeat: int = 1) -> tuple[float, object]:
     times, out = [], None
     for _ in range(repeat):
@@ -101,6 +107,7 @@ def main() -> None:
         figures.update(chunks=len(texts), ingest_s=t_ingest, raw_encode_s=t_raw,
                        ingest_chunks_per_s=len(texts) / t_ingest, raw_chunks_per_s=len(texts) / t_raw,
                        throughput_ratio=t_raw / t_ingest)
+        note(**{k: v for k, v in figures.items()})
 
         # 2. refresh 1% changed vs full rebuild
         n_change = max(1, len(docs) // 100)
@@ -116,6 +123,7 @@ def main() -> None:
         t_full, _ = timed(full_ingest, args.repeat)
         figures.update(changed_docs=n_change, refresh_s=t_refresh, full_rebuild_s=t_full,
                        refresh_ratio=t_refresh / t_full)
+        note(**{k: v for k, v in figures.items()})
 
         # 3. search latency vs encode + bare FAISS
         retr = Retriever(KnowledgeIndex.open(work / "idx"), enc)
@@ -135,6 +143,7 @@ def main() -> None:
         p50, b50 = statistics.median(ours), statistics.median(base)
         figures.update(search_p50_ms=p50 * 1e3, baseline_p50_ms=b50 * 1e3, latency_ratio=p50 / b50,
                        search_p95_ms=float(np.percentile(ours, 95)) * 1e3)
+        note(**{k: v for k, v in figures.items()})
 
         # 4. int8
         if args.int8:
@@ -148,6 +157,7 @@ def main() -> None:
             recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)]))
             figures.update(int8_s=t8, fp32_s=t32, int8_speedup=t32 / t8, int8_recall_at_10=recall,
                            int8_min_cosine=float((v8 * v32).sum(1).min()))
+            note(**{k: v for k, v in figures.items()})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

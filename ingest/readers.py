@@ -47,6 +47,11 @@ class SkipFile(Exception):
 
 
 def _decode(data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with a byte-order mark (Windows editors)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise SkipFile("mis-encoded UTF-16 text; convert it to UTF-8") from None
     if b"\x00" in data[:8192]:
         raise SkipFile("binary file (NUL bytes)")
     try:

@@ -23,6 +23,7 @@ HTML = ("<html><head><title>Saltmere</title><style>p{color:red}</style></head><b
     ("d.pdf", make_pdf("Brightwater lies on the river Sel.", "River Book"), "d.pdf", "River Book",
      "Brightwater lies on the river Sel."),
     ("e.txt", "\ufeffBOM is dropped.", "e.txt", "", "BOM is dropped."),
+    ("f.txt", "Windows UTF-16 text.".encode("utf-16"), "f.txt", "", "Windows UTF-16 text."),
 ])
 def test_each_format_gives_one_document(tmp_path, name, content, doc_id, title, text):
     root = write_tree(tmp_path / "src", {name: content.encode() if isinstance(content, str) else content})
