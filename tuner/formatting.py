@@ -11,6 +11,7 @@ import logging
 from typing import Any, Sequence
 
 from ragtune.errors import RagtuneError
+from ragtune.prompt import control_token_strings, defuse_control_tokens, render_prompt_ids
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -29,25 +30,13 @@ def check_chat_template(tokenizer: Any, where: str) -> None:
         )
 
 
-def _serving_prompting() -> Any:
-    """The server's prompt renderer (it defuses control-token text in content); None if serve is absent."""
-    try:
-        from serve import prompting
-    except ImportError:
-        return None
-    return prompting
-
-
 def defuse_messages(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
     """Break control-token text inside message content exactly as the server does (`<|end|>` -> `< |end|>`),
     so a passage quoting a special token trains on the same tokens the server will send."""
-    prompting = _serving_prompting()
-    if prompting is None:
-        return list(messages)
     specials = getattr(tokenizer, "_ragtune_specials", None)
     if specials is None:
-        specials = tokenizer._ragtune_specials = prompting.special_strings(tokenizer)
-    return [{**m, "content": prompting.defuse(m["content"], specials)} for m in messages]
+        specials = tokenizer._ragtune_specials = control_token_strings(tokenizer)
+    return defuse_control_tokens(messages, tokenizer, specials)
 
 
 def assistant_mask(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
@@ -124,8 +113,4 @@ class PadCollator:
 
 def serving_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
     """Token ids the server sends for a conversation (everything before the assistant's answer)."""
-    prompting = _serving_prompting()
-    if prompting is not None:
-        return prompting.render(tokenizer, messages)[1]
-    return list(tokenizer.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=True,
-                                              return_dict=True)["input_ids"])
+    return render_prompt_ids(tokenizer, messages)
