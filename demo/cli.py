@@ -32,6 +32,10 @@ def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, cpu_threads: i
     click.echo(f"ragtune demo ({cfg.name}) finished in {summary['wall_seconds']:.0f} s")
     for split, systems in summary["headline"].items():
         click.echo(f"  {split}: " + ", ".join(f"{name} {_fmt(v)}" for name, v in systems.items()))
+    fresh = summary.get("freshness_new_vs_stale") or {}
+    if fresh:
+        click.echo("  after the refresh, new / stale answers (%): " + ", ".join(
+            f"{name} {_fmt(v['new'])} / {_fmt(v['stale'])}" for name, v in fresh.items()))
     click.echo(f"report: {summary['report'].get('html', summary['report'])}")
 
 

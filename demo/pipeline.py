@@ -73,7 +73,8 @@ def systems(cfg: DemoConfig, urls: dict[str, str]) -> list[dict[str, Any]]:
 def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
              progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into `out_dir`; return the summary (also written to `summary.json`)."""
-    from eval import forgetting, merge_results, run_comparison, write_report
+    from eval import merge_results, run_comparison, write_report
+    from eval.forgetting import forgetting  # `eval.forgetting` the attribute is the submodule once imported
     from ingest import ingest
     from serve import start_server
     from tuner import export_model, train_generator, train_retriever
@@ -157,6 +158,10 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
     summary["step_seconds"] = step.times
     summary["report"] = {k: str(v) for k, v in files.items()}
     summary["headline"] = headline(results)
+    summary["freshness_new_vs_stale"] = {
+        name: {k: v.get("freshness", {}).get(f"{k}_rate", {}).get("mean") for k in ("new", "stale")}
+        for name, v in results["splits"].get("freshness", {}).get("systems", {}).items()}
+    summary["forgetting"] = {k: forget.get(k) for k in ("delta",) if k in forget}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return summary
 
