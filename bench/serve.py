@@ -257,6 +257,11 @@ async def main_async(args) -> dict:
     else:
         index, src = build_index(work, args.docs)
     extra = ["--poll-interval", "0.5", "--max-batch-size", "16", "--top-k", str(args.top_k)]
+    if args.torch_threads:
+        import torch
+
+        extra += ["--torch-threads", str(args.torch_threads)]
+        torch.set_num_threads(args.torch_threads)  # the same for the backend-alone baseline here
     report: dict = {"model": str(model), "index": str(index), "max_tokens": args.max_tokens, "levels": []}
     with start_server(model, index, extra_args=extra) as srv:
         url = f"{srv.url}/v1/chat/completions"
@@ -318,6 +323,7 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead measurement")
     ap.add_argument("--time-limit", type=float, default=120.0, help="seconds per concurrency level at most")
+    ap.add_argument("--torch-threads", type=int, help="torch CPU threads, in the server and the baseline")
     ap.add_argument("--json", help="write the full report here")
     args = ap.parse_args()
     report = asyncio.run(main_async(args))

@@ -104,6 +104,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         t0 = time.perf_counter()
+        if cfg.torch_threads:
+            import torch
+
+            torch.set_num_threads(cfg.torch_threads)
         st.backend = backend or await asyncio.to_thread(
             load_backend,
             cfg.backend,

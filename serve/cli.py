@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
     "--max-batch-size", type=int, default=None, help="transformers: requests per batch (default 16)."
 )
 @click.option("--batch-window-ms", type=float, default=None, help="transformers: batch collection window.")
+@click.option("--torch-threads", type=int, default=None, help="CPU threads for torch (1 suits a shared CPU).")
 @click.option("--tensor-parallel-size", type=int, default=None, help="vllm: tensor-parallel GPUs.")
 @click.option("--pipeline-parallel-size", type=int, default=None, help="vllm: pipeline stages.")
 @click.option("--max-model-len", type=int, default=None, help="vllm: context length.")

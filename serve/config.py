@@ -28,6 +28,9 @@ class ServeSettings(Settings):
     batch_window_ms: float = Field(
         10.0, ge=0, description="transformers backend: wait this long to fill a batch."
     )
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads torch may use (default: torch's); 1 suits a small or shared CPU."
+    )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm backend: GPUs per tensor-parallel group.")
     pipeline_parallel_size: int = Field(1, ge=1, description="vllm backend: pipeline stages.")
     max_model_len: int | None = Field(

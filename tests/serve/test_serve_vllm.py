@@ -211,3 +211,26 @@ def test_an_abandoned_vllm_stream_is_aborted(fake_vllm, chatty_generator):
     asyncio.run(main())
     engine = fake_vllm[0]
     assert engine.aborted == [engine.calls[0][0]]
+
+
+def _has_vllm_and_cuda() -> bool:
+    from serve.vllm_backend import cuda_available, is_vllm_available
+
+    return is_vllm_available() and cuda_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_vllm_and_cuda(), reason="needs vLLM and a CUDA device")
+def test_real_vllm_greedy_matches_transformers(chatty_generator):
+    from serve import load_generator
+
+    msgs = [[{"role": "user", "content": q}] for q in ("What is the capital of Avalon?", "hi")]
+    ref = load_generator(chatty_generator).generate(msgs, max_tokens=8)
+    gen = load_generator(chatty_generator, backend="vllm", vllm_options={"gpu_memory_utilization": 0.3})
+    try:
+        got = gen.generate(msgs, max_tokens=8)
+    finally:
+        gen.close()
+    # the same prompt tokens; the texts may differ: vLLM runs the fp32 checkpoint in half precision
+    assert [c.prompt_tokens for c in got] == [c.prompt_tokens for c in ref]
+    assert all(c.finish_reason in ("stop", "length") and 1 <= c.completion_tokens <= 8 for c in got)
