@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,8 @@ class ServerHandle:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.proc.returncode in (0, -signal.SIGTERM):  # a clean stop: its log is of no further use
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
         return self.proc.returncode
 
     def __enter__(self) -> ServerHandle:
