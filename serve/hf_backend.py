@@ -93,7 +93,9 @@ class TransformersBackend:
                 while delta.finish_reason is None and not inbox.empty():
                     # a slow consumer gets what is ready in one piece (fewer events, same text)
                     nxt = inbox.get_nowait()
-                    delta = Delta(delta.text + nxt.text, nxt.completion_tokens, nxt.finish_reason, error=nxt.error)
+                    delta = Delta(
+                        delta.text + nxt.text, nxt.completion_tokens, nxt.finish_reason, error=nxt.error
+                    )
                 yield delta
                 if delta.finish_reason is not None:
                     return
