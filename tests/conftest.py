@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-# Public evaluation data (SQuAD, BEIR) lives beside the checkout, not in it; tests on it skip without it.
-needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "squad_v1.1").is_dir(),
-                                       reason=f"public evaluation data not found at {SHARED_DATA}")
+# Helpers that test modules import live in cli_helpers.py: several folders have a conftest.py of their
+# own, so `from conftest import ...` would find whichever was imported last.
+from cli_helpers import REPO, SHARED_DATA, needs_shared_data, run_cli  # noqa: F401,E402 - re-exported
 
 
 @pytest.fixture(autouse=True)
@@ -57,17 +54,3 @@ def tiny_generator(tmp_path_factory) -> Path:
     cfg = TinyModelConfig(vocab_size=400, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
                           max_position_embeddings=512)
     return build_untrained(TINY_TEXTS, out, cfg, seed=0)
-
-
-def run_cli(*args: str, check: bool = True, timeout: float = 600, env: dict | None = None, cwd=None):
-    """Run the real `ragtune` command line in a subprocess; return the CompletedProcess."""
-    import subprocess
-
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "ragtune", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"ragtune {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc

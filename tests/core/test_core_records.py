@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from ragtune.prompt import CLOSED_BOOK_SYSTEM_PROMPT, DEFAULT_SYSTEM_PROMPT, build_messages, format_passages
 from ragtune.records import Passage, RecordError, load_qa, qa_from_dict
 from ragtune.settings import load_settings

@@ -7,7 +7,7 @@ import shutil
 import socket
 
 import pytest
-from conftest import run_cli
+from cli_helpers import run_cli
 from eval_toy import toy  # noqa: F401 - the fixture
 
 from eval import SystemSpec, run_comparison

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from eval_toy import toy  # noqa: F401 - the fixture
 
 from eval.forgetting import gate

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, needs_shared_data
+from cli_helpers import SHARED_DATA, needs_shared_data
 
 from eval import (
     answer_contained,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SHARED_DATA, needs_shared_data, run_cli
+from cli_helpers import SHARED_DATA, needs_shared_data, run_cli
 
 from eval.squad import squad_to_qa
 from ragtune.records import write_jsonl

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from ingest_helpers import FACTS, write_tree
-
-# `from conftest import run_cli` resolves to this file inside tests/ingest: re-export the lead's helper.
-_spec = importlib.util.spec_from_file_location("_tests_root_conftest", Path(__file__).parents[1] / "conftest.py")
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-run_cli = _root.run_cli
 
 
 @pytest.fixture(scope="session")

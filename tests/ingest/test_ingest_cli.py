@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cli
+from cli_helpers import run_cli
 from ingest_helpers import FACTS, write_tree
 
 

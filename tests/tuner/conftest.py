@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from tuner_world import world_rows, write_jsonl
-
-# `from conftest import run_cli` resolves to this file inside tests/tuner: re-export the lead's helper.
-_spec = importlib.util.spec_from_file_location("_tests_root_conftest_tuner", Path(__file__).parents[1] / "conftest.py")
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-run_cli = _root.run_cli
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from cli_helpers import run_cli
 from tuner_world import write_jsonl
 
 from ragtune.errors import RagtuneError

@@ -137,7 +137,7 @@ def test_mining_never_returns_gold_and_recall_aggregates_chunks_by_max():
 
 
 def test_cli_reports_bad_input_without_a_traceback(world, tmp_path):
-    from conftest import run_cli
+    from cli_helpers import run_cli
 
     write_jsonl(tmp_path / "qa.jsonl", [{"question": "Who?", "answer": "x", "doc_ids": ["nope"]}])
     proc = run_cli("tune", "retriever", "--data", str(tmp_path / "qa.jsonl"), "--index", str(world / "index"),
