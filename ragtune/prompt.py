@@ -93,11 +93,11 @@ def defuse_control_tokens(messages: Sequence[dict[str, str]], tokenizer: Any,
     return [{**m, "content": defuse(m.get("content") or "")} for m in messages]
 
 
-def render_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]],
-                      specials: Sequence[str] | None = None) -> list[int]:
-    """The token ids a model is served for `messages`: control tokens defused, the model's own chat
-    template, ending with the assistant turn's opening. Serving uses this; `check-prompt` compares
-    the training formatter against it."""
+def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]],
+                  specials: Sequence[str] | None = None) -> tuple[list[dict[str, str]], list[int]]:
+    """(defused messages, the prompt token ids a model is served): control tokens defused, the model's
+    own chat template, ending with the assistant turn's opening. Every serving backend renders with
+    this; `check-prompt` compares the training formatter against it."""
     safe = defuse_control_tokens(messages, tokenizer, specials)
     enc = tokenizer.apply_chat_template(safe, add_generation_prompt=True, tokenize=True, return_dict=True)
-    return list(enc["input_ids"])
+    return safe, list(enc["input_ids"])

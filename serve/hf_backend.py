@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragtune.prompt import control_token_strings, render_prompt
 from serve.decoding import Job, RowState, sample_next
-from serve.prompting import render, special_strings
 from serve.types import Completion, Delta, Messages, Prepared, SamplingOptions
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class TransformersBackend:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         self.tokenizer.padding_side = "left"
-        self._specials = special_strings(self.tokenizer)
+        self._specials = control_token_strings(self.tokenizer)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(
             str(self.model_dir), local_files_only=True, dtype=dtype
@@ -76,7 +76,7 @@ class TransformersBackend:
 
     # --- prompts --------------------------------------------------------------------------------
     def prepare(self, messages: Messages) -> Prepared:
-        safe, ids = render(self.tokenizer, messages, self._specials)
+        safe, ids = render_prompt(self.tokenizer, messages, self._specials)
         return Prepared(messages=safe, prompt_ids=ids)
 
     # --- async streaming (the server) --------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
-from serve.prompting import render
+from ragtune.prompt import render_prompt
 from serve.types import BackendError, Delta, Messages, Prepared, SamplingOptions
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class OpenAIBackend:
     def prepare(self, messages: Messages) -> Prepared:
         if self.tokenizer is None:
             return Prepared(messages=list(messages))
-        safe, ids = render(self.tokenizer, messages)
+        safe, ids = render_prompt(self.tokenizer, messages)
         return Prepared(messages=safe, prompt_ids=ids)
 
     def request_kwargs(self, prepared: Prepared, opts: SamplingOptions) -> dict[str, Any]:

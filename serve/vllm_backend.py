@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from serve.prompting import render, special_strings
+from ragtune.prompt import control_token_strings, render_prompt
 from serve.types import Delta, Messages, Prepared, SamplingOptions
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class VLLMBackend:
         self.model_dir = Path(model_dir)
         self.model_id = model_id or self.model_dir.name
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-        self._specials = special_strings(self.tokenizer)
+        self._specials = control_token_strings(self.tokenizer)
         kw = engine_kwargs(self.model_dir, **engine_options)
         ctx = getattr(
             AutoConfig.from_pretrained(str(self.model_dir), local_files_only=True),
@@ -128,7 +128,7 @@ class VLLMBackend:
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kw))
 
     def prepare(self, messages: Messages) -> Prepared:
-        safe, ids = render(self.tokenizer, messages, self._specials)
+        safe, ids = render_prompt(self.tokenizer, messages, self._specials)
         return Prepared(messages=safe, prompt_ids=ids)
 
     async def stream(self, prepared: Prepared, opts: SamplingOptions) -> AsyncIterator[Delta]:

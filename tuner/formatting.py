@@ -11,7 +11,7 @@ import logging
 from typing import Any, Sequence
 
 from ragtune.errors import RagtuneError
-from ragtune.prompt import control_token_strings, defuse_control_tokens, render_prompt_ids
+from ragtune.prompt import control_token_strings, defuse_control_tokens, render_prompt
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -113,4 +113,4 @@ class PadCollator:
 
 def serving_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
     """Token ids the server sends for a conversation (everything before the assistant's answer)."""
-    return render_prompt_ids(tokenizer, messages)
+    return render_prompt(tokenizer, messages)[1]
