@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from cli_helpers import run_cli
 
 from demo.general import general_corpus
 from ragtune.artifacts import read_artifact
