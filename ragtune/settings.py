@@ -7,13 +7,21 @@ keyword overrides; a flag left unset (None) does not override.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 CONFIG_ENV = "RAGTUNE_CONFIG"
+_config_file: ContextVar[str | None] = ContextVar("ragtune_config_file", default=None)
+S = TypeVar("S", bound="Settings")
 
 
 class Settings(BaseSettings):
@@ -43,17 +51,20 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        cfg = os.environ.get(CONFIG_ENV)
+        cfg = _config_file.get() or os.environ.get(CONFIG_ENV)
         if cfg:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cfg))
         return tuple(sources)
 
 
-def load_settings(config: str | Path | None = None, **flags: Any) -> Settings:
-    """Build settings from `config` (YAML; or $RAGTUNE_CONFIG), the environment, then non-None flags."""
-    if config is not None:
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"settings file {path} does not exist; pass an existing YAML file to --config")
-        os.environ[CONFIG_ENV] = str(path)
-    return Settings(**{k: v for k, v in flags.items() if v is not None})
+def load_settings(config: str | Path | None = None, *, cls: type[S] = Settings, **flags: Any) -> S:
+    """Build `cls` (Settings or a subclass) from `config` (YAML; default $RAGTUNE_CONFIG), then the
+    environment, then non-None flags. The process environment is left untouched, so a subprocess
+    (a server started by a test or the demo) never inherits another command's settings file."""
+    if config is not None and not Path(config).is_file():
+        raise FileNotFoundError(f"settings file {config} does not exist; pass an existing YAML file to --config")
+    token = _config_file.set(str(config) if config is not None else None)
+    try:
+        return cls(**{k: v for k, v in flags.items() if v is not None})
+    finally:
+        _config_file.reset(token)

@@ -51,5 +51,4 @@ class ServeSettings(Settings):
 
 def load_serve_settings(config: str | Path | None = None, **flags: Any) -> ServeSettings:
     """File (`config` or $RAGTUNE_CONFIG) → RAGTUNE_* env → non-None flags, like `load_settings`."""
-    load_settings(config)  # validates the file and points $RAGTUNE_CONFIG at it
-    return ServeSettings(**{k: v for k, v in flags.items() if v is not None})
+    return load_settings(config, cls=ServeSettings, **flags)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
-
 from cli_helpers import run_cli
+
 from ragtune.prompt import CLOSED_BOOK_SYSTEM_PROMPT, DEFAULT_SYSTEM_PROMPT, build_messages, format_passages
 from ragtune.records import Passage, RecordError, load_qa, qa_from_dict
 from ragtune.settings import load_settings
@@ -65,6 +66,8 @@ def test_settings_file_then_env_then_flags(tmp_path, monkeypatch):
     s = load_settings(cfg, top_k=None, host="127.0.0.2")
     assert (s.port, s.top_k, s.host) == (9002, 7, "127.0.0.2")
     assert s.api_key is None  # no default secret
+    assert "RAGTUNE_CONFIG" not in os.environ  # a subprocess must not inherit this command's file
+    assert load_settings().top_k == 4
     with pytest.raises(FileNotFoundError, match="--config"):
         load_settings(tmp_path / "missing.yaml")
 
