@@ -51,14 +51,14 @@ FULL = DemoConfig()
 QUICK = DemoConfig(
     name="quick",
     n_people=40,
-    n_test=80,
+    n_test=60,
     n_validation=40,
-    general=GeneralCorpusConfig(n_people=1500, n_reading=3000, n_closed_book=600),
+    general=GeneralCorpusConfig(n_people=1500, n_heldout=100, n_reading=3000, n_closed_book=600),
     base_train=BaseTrainConfig(steps=200, batch_size=16, lr=3e-3, warmup=20),
-    generator_epochs=4,
+    generator_epochs=3,
     raft_epochs=1,
-    n_general_eval=100,
-    retriever_questions=128,
+    n_general_eval=50,
+    retriever_questions=64,
 )
 
 PRESETS = {"full": FULL, "quick": QUICK}
