@@ -1,7 +1,7 @@
 """The demo's base generator: build it from the general world once, cache it, and measure its reading.
 
 The cache key is the general corpus settings plus the model and training configs, so changing any of
-them builds a new base; the same settings reuse `~/.cache/ragtune/base-<hash>` (or $RAGTUNE_CACHE).
+them builds a new base; the same settings reuse `~/.cache/ragtune/base-<hash>` (or $RAGTUNE_CACHE_DIR).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("RAGTUNE_CACHE") or Path.home() / ".cache" / "ragtune")
+    from ragtune.settings import cache_dir
+
+    return cache_dir()
 
 
 def base_key(cfg: DemoConfig) -> str:

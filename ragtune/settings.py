@@ -68,3 +68,11 @@ def load_settings(config: str | Path | None = None, *, cls: type[S] = Settings, 
         return cls(**{k: v for k, v in flags.items() if v is not None})
     finally:
         _config_file.reset(token)
+
+
+def cache_dir() -> Path:
+    """ragtune's cache (file hashes, ONNX exports, built base models): $RAGTUNE_CACHE_DIR, else
+    $XDG_CACHE_HOME/ragtune, else ~/.cache/ragtune."""
+    base = os.environ.get("RAGTUNE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ragtune")
+    return Path(base)

@@ -9,6 +9,8 @@ import os
 import threading
 from pathlib import Path
 
+from ragtune.settings import cache_dir
+
 logger = logging.getLogger(__name__)
 
 # Files that do not change what a model computes.
@@ -16,12 +18,6 @@ _IGNORED_NAMES = {"README.md", "ragtune.json", "training_args.bin", "trainer_sta
 _IGNORED_DIRS = {".git", ".cache", "runs", "__pycache__"}
 _lock = threading.Lock()
 _memory: dict[str, str] = {}
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("RAGTUNE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ragtune")
-    return Path(base)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
