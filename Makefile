@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench
+.PHONY: install demo test example-report
 install: $(STAMP)
 
 # torch first, pinned to the CPU build this machine carries as a local wheel; an unpinned torch would
@@ -21,3 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
+
+# Regenerate the example report committed under docs/ (the full demo, then its report.md and charts).
+example-report: $(STAMP)
+	$(VENV)/bin/ragtune demo --out ragtune-demo $(ARGS)
+	rm -rf docs/example-report && mkdir -p docs/example-report
+	cp -r ragtune-demo/report/report.md ragtune-demo/report/charts docs/example-report/
