@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from cli_helpers import run_cli
 
 # The quick demo takes ~4 min on 2 idle cores (base model build included, cached afterwards); on a
 # shared machine much longer, so this module gets its own timeout above the suite's default.
