@@ -73,8 +73,7 @@ def systems(cfg: DemoConfig, urls: dict[str, str]) -> list[dict[str, Any]]:
 def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
              progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into `out_dir`; return the summary (also written to `summary.json`)."""
-    from eval import merge_results, run_comparison, write_report
-    from eval.forgetting import forgetting  # `eval.forgetting` the attribute is the submodule once imported
+    from eval import forgetting, merge_results, run_comparison, write_report
     from ingest import ingest
     from serve import start_server
     from tuner import export_model, train_generator, train_retriever

@@ -74,7 +74,7 @@ _EXPORTS = {
     "run_comparison": "eval.compare",
     "merge_results": "eval.compare",
     "score_predictions": "eval.compare",
-    "forgetting": "eval.forgetting",
+    "forgetting": "eval.forget",
     "write_report": "eval.report",
     "evaluate_beir": "eval.beir",
     "load_beir": "eval.beir",

@@ -77,7 +77,7 @@ def eval_group(ctx: click.Context, qa, systems, systems_file, base_dir, ft_dir, 
         parts.append(run_comparison(freshness_qa, specs, split="freshness", **common))
     passed, gate_msg = True, None
     if general_qa:
-        from eval.forgetting import forgetting, gate
+        from eval.forget import forgetting, gate
 
         f = forgetting(ft_spec.model, ft_spec.base_model, general_qa, seed=seed, n_resamples=n_resamples,
                        batch_size=batch_size, max_tokens=max_tokens)

@@ -7,7 +7,7 @@ import json
 from cli_helpers import run_cli
 from eval_toy import toy  # noqa: F401 - the fixture
 
-from eval.forgetting import gate
+from eval.forget import gate
 
 
 def test_eval_cli_with_systems_yaml(tiny_generator, toy, tmp_path):
