@@ -113,16 +113,11 @@ def parse_systems(names: str, *, models: Mapping[str, str] | None = None, urls: 
 
 def load_systems_yaml(path: str | Path) -> list[SystemSpec]:
     """Systems from YAML: top-level defaults (index, retriever, top_k, ...) and a `systems:` list."""
-    import yaml
+    from ragtune.settings import read_yaml_mapping
 
     p = Path(path)
-    if not p.is_file():
-        raise RagtuneError(f"systems file {p} does not exist")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise RagtuneError(f"{p} is not valid YAML ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("systems"), list) or not doc["systems"]:
+    doc = read_yaml_mapping(p, "systems file")
+    if not isinstance(doc.get("systems"), list) or not doc["systems"]:
         raise RagtuneError(f"{p}: expected a mapping with a non-empty `systems:` list")
     defaults = {k: v for k, v in doc.items() if k != "systems"}
     base = p.parent

@@ -76,3 +76,21 @@ def cache_dir() -> Path:
     base = os.environ.get("RAGTUNE_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ragtune")
     return Path(base)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (run configs, systems files); errors name the file and fix."""
+    import yaml
+
+    from ragtune.errors import RagtuneError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RagtuneError(f"{what} {path} does not exist; pass an existing YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RagtuneError(f"{what} {path} is not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise RagtuneError(f"{what} {path} must be a mapping of field: value")
+    return data

@@ -87,17 +87,9 @@ class GeneratorConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> "GeneratorConfig":
-        import yaml
+        from ragtune.settings import read_yaml_mapping
 
-        path = Path(path)
-        if not path.is_file():
-            raise RagtuneError(f"config {path} does not exist; pass an existing YAML file to --config")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise RagtuneError(f"config {path} is not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise RagtuneError(f"config {path} must be a mapping of field: value")
+        data = read_yaml_mapping(path, "config")
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data, where=str(path))
 
