@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ragtune.errors import RagtuneError
+from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -25,14 +26,16 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--qa", type=click.Path(dir_okay=False), help="Held-out questions (.jsonl).")
 @click.option("--systems", default=None, help="Comma list: base,fewshot,rag,ft,ft+rag or NAME / NAME+rag.")
 @click.option("--systems-file", type=click.Path(dir_okay=False), help="YAML that declares the systems.")
-@click.option("--base", "base_dir", default=None, help="Base generator folder (systems base, fewshot, rag).")
-@click.option("--ft", "ft_dir", default=None, help="Fine-tuned generator folder (systems ft, ft+rag).")
-@click.option("--model", "models", multiple=True, help="More generators: NAME=DIR (systems NAME, NAME+rag).")
+@click.option("--base", "base_dir", default=None,
+              help=f"Base generator (systems base, fewshot, rag): {GENERATOR_HELP}.")
+@click.option("--ft", "ft_dir", default=None, help=f"Fine-tuned generator (systems ft, ft+rag): {GENERATOR_HELP}.")
+@click.option("--model", "models", multiple=True,
+              help=f"More generators: NAME=DIR (systems NAME, NAME+rag), DIR {GENERATOR_HELP}.")
 @click.option("--url", "urls", multiple=True, help="Running servers: NAME=URL (black box via HTTP).")
 @click.option("--api-key", default=None, envvar="RAGTUNE_API_KEY", help="Bearer key of the servers.")
 @click.option("--index", default=None, help="Index folder for in-process retrieval.")
 @click.option("--index-version", default=None, help="Pin an index version (default: CURRENT).")
-@click.option("--retriever", default=None, help="Retriever folder (default: the index's own).")
+@click.option("--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the index's own.")
 @click.option("--top-k", default=4, show_default=True, help="Passages retrieved per question.")
 @click.option("--train", "train_qa", default=None, help="Training split: few-shot examples are drawn from it.")
 @click.option("--fewshot", default=3, show_default=True, help="k for the fewshot system.")
@@ -70,8 +73,8 @@ def eval_group(ctx: click.Context, qa, systems, systems_file, base_dir, ft_dir, 
     ft_spec = next((s for s in specs if s.model and s.base_model), None)
     if general_qa and ft_spec is None:
         raise RagtuneError("--general-qa needs a fine-tuned system with a base (--ft DIR and --base DIR)")
-    common = dict(out_dir=out, train_qa=train_qa, seed=seed, n_resamples=n_resamples, batch_size=batch_size,
-                  resume=not no_resume)
+    common = {"out_dir": out, "train_qa": train_qa, "seed": seed, "n_resamples": n_resamples,
+              "batch_size": batch_size, "resume": not no_resume}
     parts = [run_comparison(qa, specs, split="test", **common)]
     if freshness_qa:
         parts.append(run_comparison(freshness_qa, specs, split="freshness", **common))
@@ -128,7 +131,7 @@ def score(qa, predictions, as_json, n_resamples, seed) -> None:
 @click.option("--beir", "beir_dir", required=True, type=click.Path(file_okay=False),
               help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
 @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False), help="Index built from it.")
-@click.option("--retriever", default=None, help="Retriever folder (default: the index's own).")
+@click.option("--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the index's own.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metrics; --per-query adds each query).")
 @click.option("--per-query", is_flag=True, help="Include per-query metrics in the JSON.")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP, is_default, resolve_generator
 
 
 @dataclass
@@ -24,21 +25,27 @@ class SystemSpec:
 
     name: str = field(metadata={"help": "Name in the report (unique)."})
     model: str | None = field(default=None, metadata={
-        "help": "Generator folder: loaded in-process; with `url`, only read for its hash and training figures."})
+        "help": f"Generator, {GENERATOR_HELP}: loaded in-process; with `url`, only read for its hash and "
+                "training figures."})
     url: str | None = field(default=None, metadata={"help": "Base URL of a running `ragtune serve` (black box)."})
     retrieval: bool = field(default=False, metadata={"help": "Retrieve passages and put them in the prompt."})
     top_k: int = field(default=4, metadata={"help": "Passages retrieved per question."})
     index: str | None = field(default=None, metadata={"help": "Index folder (in-process retrieval)."})
     index_version: str | None = field(default=None, metadata={"help": "Pin an index version (default CURRENT)."})
-    retriever: str | None = field(default=None, metadata={"help": "Retriever folder (default: the index's own)."})
+    retriever: str | None = field(default=None, metadata={
+        "help": f"Retriever, {RETRIEVER_HELP}; unset: the index's own."})
     fewshot: int = field(default=0, metadata={"help": "k-shot examples from the training split."})
     fewshot_seed: int = field(default=0, metadata={"help": "Seed that draws the k-shot examples."})
     system_prompt: str | None = field(default=None, metadata={"help": "Override the prompt's system message."})
     api_key: str | None = field(default=None, metadata={"help": "Bearer key of the server (url systems)."})
     max_tokens: int = field(default=32, metadata={"help": "Most tokens generated per answer."})
-    base_model: str | None = field(default=None, metadata={"help": "The generator this one was tuned from."})
+    base_model: str | None = field(default=None, metadata={
+        "help": "The generator this one was tuned from (a folder or `default`)."})
 
     def __post_init__(self):
+        for attr in ("model", "base_model"):  # `default`: the embedded generator, materialised once
+            if is_default(getattr(self, attr)):
+                setattr(self, attr, str(resolve_generator(getattr(self, attr))))
         if not self.name or not isinstance(self.name, str):
             raise RagtuneError(f"system `name` must be a non-empty string, got {self.name!r}")
         if not self.model and not self.url:

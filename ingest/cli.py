@@ -7,6 +7,7 @@ import json
 import click
 
 from ragtune.errors import RagtuneError
+from ragtune.models import RETRIEVER_HELP
 
 
 def _index_dir(index: str | None) -> str:
@@ -21,8 +22,8 @@ def _index_dir(index: str | None) -> str:
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--index", "index", default=None, help="Index folder (holds CURRENT and versions/); $RAGTUNE_INDEX.")
-@click.option("--retriever", default=None, help="sentence-transformers folder to embed with (e.g. from "
-              "`ragtune tune retriever`); default the embedded all-MiniLM-L6-v2.")
+@click.option("--retriever", default=None, help=f"Retriever to embed with: {RETRIEVER_HELP} (the default); e.g. "
+              "the output of `ragtune tune retriever`.")
 @click.option("--full", is_flag=True, help="Rebuild from scratch: re-read and re-embed everything.")
 @click.option("--dry-run", is_flag=True, help="Print the refresh plan only; write nothing.")
 @click.option("--keep-missing", is_flag=True, help="Keep documents that vanished from the sources "
@@ -52,8 +53,8 @@ def ingest(paths, index, retriever, full, dry_run, keep_missing, include, exclud
     index_dir = _index_dir(index)
     retriever = load_settings(retriever=retriever).retriever
     encoder = Encoder(retriever, batch_size=batch_size)
-    given = {k: v for k, v in dict(kind=index_kind, hnsw_m=hnsw_m, ef_search=ef_search, nlist=nlist,
-                                   nprobe=nprobe).items() if v is not None}
+    given = {k: v for k, v in {"kind": index_kind, "hnsw_m": hnsw_m, "ef_search": ef_search, "nlist": nlist,
+                               "nprobe": nprobe}.items() if v is not None}
     opts = IndexOptions(**given) if given else None
     report = run_ingest(list(paths), index_dir, encoder=encoder, full=full, dry_run=dry_run,
                         delete_missing=not keep_missing, include=include, exclude=exclude, chunk_size=chunk_size,

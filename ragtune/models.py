@@ -24,6 +24,9 @@ from ragtune.errors import RagtuneError
 log = logging.getLogger(__name__)
 
 DEFAULT = "default"
+# How every command's help names what a generator or retriever option takes.
+GENERATOR_HELP = "a local Hugging Face folder or `default` (the embedded SmolLM2-135M-Instruct)"
+RETRIEVER_HELP = "a local sentence-transformers folder or `default` (the embedded all-MiniLM-L6-v2)"
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def gguf_path(spec: GgufWheel = DEFAULT_GENERATOR) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
         raise RagtuneError(spec.install_hint())
-    path = Path(list(found.submodule_search_locations)[0]) / spec.file
+    path = Path(next(iter(found.submodule_search_locations))) / spec.file
     if not path.is_file():
         raise RagtuneError(f"{path} is missing from the installed `{spec.package}`; reinstall it: {spec.install_hint()}")
     return path
@@ -95,9 +98,8 @@ def cached_dir(spec: GgufWheel = DEFAULT_GENERATOR) -> Path:
     return cache_dir() / "models" / f"{spec.name}-{spec.sha256[:12]}"
 
 
-def default_generator_dir(materialise: bool = True, progress: bool = False) -> Path:
+def default_generator_dir(materialise: bool = True, spec: GgufWheel = DEFAULT_GENERATOR) -> Path:
     """The default generator's plain Hugging Face folder; built from the GGUF on first use."""
-    spec = DEFAULT_GENERATOR
     out = cached_dir(spec)
     if (out / "ragtune.json").is_file() or not materialise:
         return out

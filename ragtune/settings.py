@@ -29,9 +29,11 @@ class Settings(BaseSettings):
 
     index: Path | None = Field(None, description="Knowledge index folder (holds versions/ and CURRENT).")
     retriever: str | None = Field(
-        None, description="Retriever: a local sentence-transformers folder; default the embedded all-MiniLM-L6-v2."
+        None, description="Retriever: a local sentence-transformers folder or `default` (the embedded all-MiniLM-L6-v2)."
     )
-    model: Path | None = Field(None, description="Generator: a local Hugging Face model folder.")
+    model: Path | None = Field(
+        None, description="Generator: a local Hugging Face model folder or `default` (the embedded SmolLM2-135M-Instruct)."
+    )
     backend: str = Field("auto", description="Generation backend: auto, vllm, transformers or openai.")
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the server listens on (0 picks a free one).")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import RagtuneError
+from ragtune.models import resolve_retriever
 from retriever.fingerprint import fingerprint_id, folder_hash
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def _is_adapter_only(folder: Path) -> bool:
 
 def resolve_model(model: str | Path | None, adapter: str | Path | None) -> tuple[Path, Path | None]:
     """Turn (model, adapter) into local folders; an adapter-only folder names its base in adapter_config."""
+    model = resolve_retriever(model)  # `default` is the embedded model, like unset
     if model is None or str(model) in ("", DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"):
         model_dir = default_model_dir()
     else:
@@ -42,7 +44,7 @@ def resolve_model(model: str | Path | None, adapter: str | Path | None) -> tuple
         if not model_dir.is_dir():
             raise RagtuneError(
                 f"retriever {model} is not a local folder; pass a sentence-transformers folder "
-                f"(e.g. the output of `ragtune tune retriever`) or leave --retriever unset for {DEFAULT_MODEL_NAME}")
+                f"(e.g. the output of `ragtune tune retriever`) or `default` for the embedded {DEFAULT_MODEL_NAME}")
         if _is_adapter_only(model_dir):
             if adapter is not None:
                 raise RagtuneError(f"{model_dir} is itself an adapter; pass either it or --adapter, not both")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ragtune.errors import RagtuneError
+from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP
 
 logger = logging.getLogger(__name__)
 
@@ -18,12 +19,14 @@ logger = logging.getLogger(__name__)
     "--model",
     type=click.Path(),
     default=None,
-    help="Generator: a Hugging Face model folder "
+    help=f"Generator: {GENERATOR_HELP}, which also serves when --model is unset "
     "(for --backend openai: a local folder for its tokenizer, or the remote model's name).",
 )
 @click.option("--index", type=click.Path(), default=None, help="Knowledge index folder (holds CURRENT).")
 @click.option(
-    "--retriever", default=None, help="Retriever folder (default: the encoder the index was built with)."
+    "--retriever",
+    default=None,
+    help=f"Retriever: {RETRIEVER_HELP}; unset: the encoder the index was built with.",
 )
 @click.option(
     "--backend",
@@ -44,7 +47,11 @@ logger = logging.getLogger(__name__)
 )
 @click.option("--openai-api-key", default=None, help="backend openai: the remote server's key.")
 @click.option("--top-k", type=int, default=None, help="Passages retrieved per question (default 4).")
-@click.option("--model-id", default=None, help="Name clients send as `model` (default: the folder's name).")
+@click.option(
+    "--model-id",
+    default=None,
+    help="Name clients send as `model` (default: the folder's name; SmolLM2-135M-Instruct for `default`).",
+)
 @click.option("--max-tokens-cap", type=int, default=None, help="Largest max_tokens a request may ask for.")
 @click.option(
     "--poll-interval", type=float, default=None, help="Seconds between index CURRENT checks (0: off)."
@@ -67,6 +74,7 @@ def serve(config: str | None, port_file: str | None, **flags) -> None:
     import uvicorn
     from pydantic import ValidationError
 
+    from ragtune.models import DEFAULT_GENERATOR, is_default, resolve_generator
     from serve.app import create_app
     from serve.backends import check_model_dir, resolve_backend
     from serve.config import load_serve_settings
@@ -80,10 +88,9 @@ def serve(config: str | None, port_file: str | None, **flags) -> None:
         ) from None
     except FileNotFoundError as e:
         raise RagtuneError(str(e)) from None
-    if settings.model is None and settings.backend != "openai":
-        raise RagtuneError(
-            "no model: pass --model DIR (or set `model:` in the settings file / RAGTUNE_MODEL)"
-        )
+    if is_default(settings.model) or (settings.model is None and settings.backend != "openai"):
+        settings.model = resolve_generator(settings.model, what="--model")
+        settings.model_id = settings.model_id or DEFAULT_GENERATOR.name
     check_model_dir(settings.model, resolve_backend(settings.backend))
     if settings.index is not None:
         from retriever import current_version

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 from ragtune.errors import RagtuneError
 
@@ -42,7 +43,7 @@ class ServerHandle:
             shutil.rmtree(self.log_path.parent, ignore_errors=True)
         return self.proc.returncode
 
-    def __enter__(self) -> ServerHandle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -53,7 +54,7 @@ class ServerHandle:
 
 
 def start_server(
-    model_dir: str | Path,
+    model_dir: str | Path | None,
     index_dir: str | Path | None,
     retriever: str | Path | None = None,
     port: int = 0,
@@ -62,7 +63,10 @@ def start_server(
     timeout: float = 180.0,
     env: dict[str, str] | None = None,
 ) -> ServerHandle:
-    """Start `ragtune serve` on 127.0.0.1:`port` (0: a free one) and return once /readyz answers 200."""
+    """Start `ragtune serve` on 127.0.0.1:`port` (0: a free one) and return once /readyz answers 200.
+
+    `model_dir`: a Hugging Face folder, `default` (the embedded SmolLM2-135M-Instruct), or None to leave
+    --model unset (a settings file or RAGTUNE_MODEL may name one; else `default` serves)."""
     import httpx
 
     work = Path(tempfile.mkdtemp(prefix="ragtune-serve-"))

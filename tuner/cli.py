@@ -92,7 +92,9 @@ def export(adapter_dir: str, out_dir: str, dtype: str | None) -> None:
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--question", default="Who founded Brightwater?", show_default=True)
 def check_prompt(model_dir: str, question: str) -> None:
-    """Render one conversation through the training and the serving formatter and compare the tokens."""
+    """Render one conversation through the training and the serving formatter and compare the tokens.
+
+    MODEL_DIR: a model or adapter folder, or `default` (the embedded SmolLM2-135M-Instruct)."""
     from ragtune.errors import RagtuneError
     from tuner.prompt_check import prompt_parity
 

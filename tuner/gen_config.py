@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from ragtune.models import GENERATOR_HELP
 
 METHODS = ("lora", "dora", "qlora", "prefix", "prompt", "ptuning", "full")
 PEFT_LORA = ("lora", "dora", "qlora")
@@ -32,7 +33,7 @@ def _f(default: Any, help: str) -> Any:
 
 @dataclass
 class GeneratorConfig:
-    base: str = _f(None, "Base model: a local Hugging Face folder (a merged ragtune model works too).")
+    base: str = _f(None, f"Base model: {GENERATOR_HELP}; a merged ragtune model works too.")
     data: Any = _f(None, "QA or chat .jsonl (or a list of them, mixed with equal weight).")
     out_dir: str = _f(None, "Output folder: the adapter (or full model), checkpoints/ and ragtune.json.")
     method: str = _f("lora", "lora, dora, qlora, prefix, prompt, ptuning or full.")
@@ -78,7 +79,7 @@ class GeneratorConfig:
     cpu_threads: int | None = _f(None, "torch CPU threads while training (1 is fastest for tiny models on busy cores).")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "config") -> "GeneratorConfig":
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> GeneratorConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -86,7 +87,7 @@ class GeneratorConfig:
         return cls(**d)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> "GeneratorConfig":
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> GeneratorConfig:
         from ragtune.settings import read_yaml_mapping
 
         data = read_yaml_mapping(path, "config")
@@ -100,7 +101,7 @@ class GeneratorConfig:
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
 
-    def validate(self) -> "GeneratorConfig":
+    def validate(self) -> GeneratorConfig:
         """Check every field that needs no model; raise RagtuneError naming the field and the fix."""
         def bad(name: str, why: str) -> RagtuneError:
             return RagtuneError(f"`{name}` {why} (got {getattr(self, name)!r})")
@@ -110,9 +111,11 @@ class GeneratorConfig:
         if self.mode not in MODES:
             raise bad("mode", f"must be one of {', '.join(MODES)}")
         if not self.base:
-            raise RagtuneError("`base` is required: pass --base MODEL_DIR (a local Hugging Face model folder)")
+            raise RagtuneError("`base` is required: pass --base MODEL_DIR (a local Hugging Face model folder) or "
+                               "--base default (the embedded SmolLM2-135M-Instruct)")
         if not Path(self.base).is_dir():
-            raise bad("base", "must be an existing local model folder; build one with `ragtune base build`")
+            raise bad("base", "must be an existing local model folder or `default` (the embedded "
+                              "SmolLM2-135M-Instruct)")
         if not (Path(self.base) / "config.json").is_file():
             raise bad("base", "has no config.json; is it a Hugging Face model folder?")
         if not self.out_dir:

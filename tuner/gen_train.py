@@ -17,6 +17,7 @@ from typing import Any
 
 from ragtune.artifacts import write_artifact
 from ragtune.errors import RagtuneError
+from ragtune.models import is_default, resolve_generator
 from ragtune.prompt import PROMPT_FORMAT
 from tuner import methods, runtime
 from tuner.builders import build_raft_examples, build_sft_examples, open_retriever
@@ -92,6 +93,8 @@ def make_config(base: str | None, data: Any, out_dir: str, **kwargs: Any) -> Gen
         cfg = GeneratorConfig.from_dict({k: v for k, v in given.items() if v is not None}, where="train_generator")
     if cfg.adapter and not cfg.base:
         cfg.base = methods.adapter_base(cfg.adapter)
+    if is_default(cfg.base):  # the embedded generator, materialised into the cache once
+        cfg.base = str(resolve_generator(cfg.base, what="base"))
     if cfg.adapter:
         cfg.method = methods.adapter_method(cfg.adapter)
     for name in ("base", "out_dir", "index", "adapter"):

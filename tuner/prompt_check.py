@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
+from ragtune.models import is_default, resolve_generator
 from ragtune.prompt import PROMPT_FORMAT, build_messages
 from ragtune.records import Passage
 from tuner.formatting import assistant_mask, check_chat_template, serving_prompt_ids
@@ -54,7 +55,7 @@ def training_prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
 def prompt_parity(model_dir: str | Path, question: str = "Who founded Brightwater?") -> ParityReport:
     from transformers import AutoTokenizer
 
-    model_dir = Path(model_dir)
+    model_dir = resolve_generator(model_dir) if is_default(model_dir) else Path(model_dir)
     if not (model_dir / "tokenizer_config.json").is_file():
         raise RagtuneError(f"{model_dir} holds no tokenizer (tokenizer_config.json); pass a model or adapter folder")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -63,16 +64,16 @@ def prompt_parity(model_dir: str | Path, question: str = "Who founded Brightwate
     art = read_artifact(model_dir)
     fmt = art.get("prompt_format")
     if fmt is None:
-        report.checks.append(("prompt_format", True, "no ragtune.json (a plain model): serving uses "
-                              f"{PROMPT_FORMAT}"))
+        report.checks.append(("prompt_format", True, f"no ragtune.json (a plain model): serving uses {PROMPT_FORMAT}"))
     else:
         report.checks.append(("prompt_format", fmt == PROMPT_FORMAT,
                               f"trained with {fmt}, this ragtune serves {PROMPT_FORMAT}"))
     system = art.get("system_prompt")
     template = art.get("user_template")
     if template and template != "{question}":
-        report.checks.append(("user_template", False, f"trained with user template {template!r}, but the server "
-                              "sends the question as is; retrain without --user-template or wrap questions client-side"))
+        report.checks.append(("user_template", False, (
+            f"trained with user template {template!r}, but the server sends the question as is; retrain "
+            "without --user-template or wrap questions client-side")))
     for name, passages in (("rag prompt", SAMPLE_PASSAGES), ("closed-book prompt", None)):
         msgs = build_messages(question, passages, system)
         train = training_prompt_ids(tokenizer, [*msgs, {"role": "assistant", "content": "Mara Quill"}])

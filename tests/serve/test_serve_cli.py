@@ -10,7 +10,6 @@ from serve_helpers import run_ragtune
 @pytest.mark.parametrize(
     "args,needle",
     [
-        ([], "no model: pass --model"),
         (["--model", "/nonexistent/model"], "is not a Hugging Face model folder"),
         (["--model", "MODEL", "--index", "/nonexistent/index"], "no index at /nonexistent/index"),
         (["--model", "MODEL", "--top-k", "-1"], "--top-k"),
@@ -49,3 +48,29 @@ def test_settings_file_then_environment_then_flags(chatty_generator, index_dir, 
             too_many.status_code == 400 and "at most 12" in too_many.json()["error"]["message"]
         )  # flag wins
     assert srv.proc.returncode is not None  # stopped
+
+
+@pytest.mark.parametrize("model", [None, "default"], ids=["no --model", "--model default"])
+def test_without_a_model_it_serves_the_embedded_default(model, index_dir, monkeypatch):
+    """No --model (and none in a settings file or the environment), or `--model default`: the embedded
+    SmolLM2-135M-Instruct serves, under its own name, and answers from the index."""
+    from openai import OpenAI
+
+    from ragtune.models import resolve_generator
+    from serve import start_server
+
+    resolve_generator("default")  # materialised here once, so the server's start is only its load
+    for name in ("RAGTUNE_MODEL", "RAGTUNE_MODEL_ID", "RAGTUNE_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"RAGTUNE_CONFIG": ""}
+    with start_server(model, index_dir, extra_args=["--poll-interval", "0"], env=env) as srv:
+        with OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0, timeout=120) as client:
+            assert [m.id for m in client.models.list()] == ["SmolLM2-135M-Instruct"]
+            r = client.chat.completions.create(
+                model="SmolLM2-135M-Instruct",
+                messages=[{"role": "user", "content": "What is the capital of Avalon?"}],
+                max_tokens=16,
+                temperature=0,
+            )
+        assert "Brightwater" in (r.choices[0].message.content or ""), r
+        assert r.model_extra["sources"]
