@@ -8,7 +8,8 @@ are found by rendering the conversation prefix by prefix and mapping character s
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt import control_token_strings, defuse_control_tokens, render_prompt
@@ -40,7 +41,8 @@ def defuse_messages(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[
 
 
 def assistant_mask(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """(input_ids, mask) for a whole conversation; mask is 1 on assistant content and its end token."""
+    """(input_ids, mask) for a whole conversation; mask is 1 on assistant content and its end token (not on
+    whitespace the template writes after the end token)."""
     messages = defuse_messages(tokenizer, messages)
     if has_generation_markers(tokenizer):
         enc = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
@@ -60,7 +62,9 @@ def _mask_by_offsets(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tupl
         if not text.startswith(before) or not text.startswith(upto):
             raise RagtuneError("the chat template does not render conversations prefix by prefix; "
                                "add {% generation %} markers around assistant content to the template")
-        spans.append((len(before), len(upto)))
+        # the turn ends at its end token: whitespace the template puts after it (ChatML's "\n") is
+        # layout, never generated (generation stops at the end token), so it gets no loss
+        spans.append((len(before), max(len(before), len(upto.rstrip()))))
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     mask = [int(any(s < e2 and e > s2 for s2, e2 in spans) and e > s) for s, e in enc["offset_mapping"]]
     return list(enc["input_ids"]), mask
