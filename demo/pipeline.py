@@ -1,6 +1,6 @@
 """`ragtune demo` end to end: every step is another stage's public API, run on the embedded defaults.
 
-base model → target world → ingest → tune retriever → re-embed index → tune generator (closed-book,
+default generator (SmolLM2-135M-Instruct) → target world → ingest → tune retriever → re-embed index → tune generator (closed-book,
 RAFT) → export → serve → evaluate every system over HTTP → refresh the index with the update set
 (no retraining) → freshness → forgetting → report.
 """
@@ -13,10 +13,10 @@ import logging
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from demo.base import build_or_reuse, general_qa_rows
 from demo.config import DemoConfig
 from demo.world import make_world, write_world
 from ragtune.records import iter_jsonl, write_jsonl
@@ -43,24 +43,19 @@ class Steps:
         self.echo(f"[{self.n}/{self.total}] {title}: done in {dt:.1f} s")
 
 
-def measure_base(base_dir: Path, corpus_dir: Path, n: int) -> float:
-    """Copy-from-context exact match on held-out general questions, cached in the base's ragtune.json."""
-    from demo.measure import answer_accuracy
-    from ragtune.artifacts import read_artifact, write_artifact
-    from ragtune.records import iter_jsonl
+GENERAL_QA = Path(__file__).parent / "data" / "general_knowledge.jsonl"
 
-    metrics = read_artifact(base_dir).get("metrics", {})
-    key = f"copy_from_context_em@{n}"
-    if key not in metrics:
-        rows = [o for _, o in iter_jsonl(corpus_dir / "heldout.jsonl")][:n]
-        metrics[key] = round(100 * answer_accuracy(base_dir, rows), 1)
-        write_artifact(base_dir, metrics=metrics)
-    return metrics[key]
+
+def wordings(src: Path, dst: Path, n: int) -> Path:
+    """The training questions asked in the first `n` training wordings of each fact (ids end in :qT)."""
+    rows = [o for _, o in iter_jsonl(src) if int(o["id"].rsplit(":q", 1)[1]) < n]
+    write_jsonl(dst, rows)
+    return dst
 
 
 def systems(cfg: DemoConfig, urls: dict[str, str]) -> list[dict[str, Any]]:
     k = cfg.top_k
-    return [
+    specs = [
         {"name": "base", "url": urls["base"]},
         {"name": "fewshot", "url": urls["base"], "fewshot": cfg.fewshot, "fewshot_seed": cfg.seed},
         {"name": "rag", "url": urls["base"], "retrieval": True, "top_k": k},
@@ -68,6 +63,7 @@ def systems(cfg: DemoConfig, urls: dict[str, str]) -> list[dict[str, Any]]:
         {"name": "ft+rag", "url": urls["ft"], "retrieval": True, "top_k": k},
         {"name": "raft+rag", "url": urls["raft"], "retrieval": True, "top_k": k},
     ]
+    return [{**s, "max_tokens": cfg.max_tokens} for s in specs]
 
 
 def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
@@ -88,12 +84,13 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
     step = Steps(echo)
     summary: dict[str, Any] = {"preset": cfg.name, "out_dir": str(out)}
 
-    with step("build or reuse the tiny base model"):
-        base_dir, corpus_dir, reused = build_or_reuse(cfg, progress)
-        summary["base_model"] = {"dir": str(base_dir), "reused": reused,
-                                 "copy_from_context_em": measure_base(base_dir, corpus_dir, cfg.general.n_heldout)}
-        echo(f"    base model {base_dir} ({'reused' if reused else 'built'}); copy-from-context EM on "
-             f"unseen general questions: {summary['base_model']['copy_from_context_em']}%")
+    with step("prepare the generator"):
+        from ragtune.models import is_default, resolve_generator
+
+        base_dir = resolve_generator(cfg.generator)
+        summary["base_model"] = {"dir": str(base_dir), "name": cfg.generator}
+        what = "the embedded SmolLM2-135M-Instruct" if is_default(cfg.generator) else "the given model"
+        echo(f"    generator: {what} at {base_dir}")
 
     with step("write the target world"):
         paths = write_world(make_world(cfg.n_people, seed=cfg.seed), out / "world", n_test=cfg.n_test,
@@ -102,8 +99,10 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
         shutil.rmtree(docs_dir, ignore_errors=True)
         docs_dir.mkdir()
         shutil.copy(paths["documents"], docs_dir / "people.jsonl")
-        general = out / "world" / "qa" / "general_heldout.jsonl"
-        write_jsonl(general, general_qa_rows(corpus_dir, cfg.n_general_eval))
+        qa_dir = out / "world" / "qa"
+        cb_train = wordings(paths["train"], qa_dir / "train_closed_book.jsonl", cfg.closed_book_wordings)
+        raft_train = wordings(paths["train"], qa_dir / "train_raft.jsonl", cfg.raft_wordings)
+        general = GENERAL_QA
 
     index_base, index = out / "index-base", out / "index"
     with step("ingest the documents (base retriever)"):
@@ -119,17 +118,20 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
                                 "recall_after": r.recall_after, "train_seconds": r.train_seconds}
         ingest([docs_dir], index, retriever=str(out / "retriever"), full=True, show_progress=progress)
 
-    common = dict(epochs=cfg.generator_epochs, learning_rate=cfg.generator_lr, seed=cfg.seed, val_fraction=0.0,
-                  cpu_threads=cfg.cpu_threads)
+    common = dict(seed=cfg.seed, val_fraction=0.0, cpu_threads=cfg.cpu_threads, batch_size=cfg.batch_size,
+                  lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r)
     models: dict[str, Path] = {"base": base_dir}
+    summary["training"] = {}
     with step("fine-tune the generator closed-book and export"):
-        res = train_generator(str(base_dir), str(paths["train"]), str(out / "adapters" / "ft"),
-                              method=cfg.generator_method, mode="closed-book", **common)
+        res = train_generator(str(base_dir), str(cb_train), str(out / "adapters" / "ft"), method=cfg.generator_method,
+                              mode="closed-book", epochs=cfg.generator_epochs, learning_rate=cfg.generator_lr, **common)
+        summary["training"]["ft"] = _train_line(res, echo)
         models["ft"] = export_model(res.out_dir, out / "models" / "ft")
     with step("fine-tune the generator RAFT-style and export"):
-        res = train_generator(str(base_dir), str(paths["train"]), str(out / "adapters" / "raft"),
+        res = train_generator(str(base_dir), str(raft_train), str(out / "adapters" / "raft"),
                               method=cfg.generator_method, mode="raft", index=str(index), k=cfg.top_k,
-                              **{**common, "epochs": cfg.raft_epochs})
+                              epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr, **common)
+        summary["training"]["raft"] = _train_line(res, echo)
         models["raft"] = export_model(res.out_dir, out / "models" / "raft")
 
     with contextlib.ExitStack() as stack:
@@ -163,6 +165,14 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
     summary["forgetting"] = {k: forget.get(k) for k in ("delta",) if k in forget}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return summary
+
+
+def _train_line(res, echo: Callable[[str], None]) -> dict[str, Any]:
+    m = res.metrics
+    echo(f"    {res.n_train} examples, {res.steps} steps in {res.train_seconds:.0f} s ({res.tokens_per_second:.0f} "
+         f"tokens/s); loss {m['train_loss_first']} -> {m['train_loss_last']}")
+    return {k: m[k] for k in ("steps", "train_seconds", "tokens_per_second", "train_loss_first", "train_loss_last",
+                              "n_train")}
 
 
 def _start_servers(stack: contextlib.ExitStack, start_server, models: dict[str, Path], index: Path,

@@ -77,7 +77,8 @@ def forgetting(f: Mapping[str, Any] | None) -> bytes | None:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0))
-    for ax, key, label in ((axes[0], "f1", "F1 (%)"), (axes[1], "perplexity", "answer perplexity")):
+    first = ("contained", "answer contained (%)") if "contained" in f["delta"] else ("f1", "F1 (%)")
+    for ax, (key, label) in zip(axes, (first, ("perplexity", "answer perplexity"))):
         d = f["delta"][key]
         ax.bar(["base", "fine-tuned"], [f["base"][key], f["ft"][key]], color=COLORS[:2])
         ax.set_title(f"{label}\nΔ {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}], n={d['n']}", fontsize=9)

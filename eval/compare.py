@@ -115,7 +115,9 @@ def _generate(name: str, backend: Any, spec: SystemSpec, examples: list[QAExampl
     cfg_path.write_text(json.dumps({"cache_key": key, **key_src, "name": name}, indent=1, default=str), encoding="utf-8")
     todo = [e for e in examples if e.id not in cached]
     build = message_builder(spec, shots)
-    step = batch_size if spec.mode == "in-process" else 1
+    # In process: one batch through the model. Over HTTP: `batch_size` requests in flight at once, as
+    # concurrent clients would send them; the server batches them.
+    step = batch_size
     with path.open("a", encoding="utf-8") as f, tqdm(total=len(examples), initial=len(examples) - len(todo),
                                                      desc=f"eval {name}", disable=not progress, unit="q") as bar:
         for i in range(0, len(todo), step):

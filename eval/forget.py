@@ -3,8 +3,11 @@
 Two measures, each with a paired bootstrap 95% CI over the same questions:
 - perplexity of the reference answer given the prompt (the ONE prompt function; the example's
   `context`, if any, as its passage), pooled over tokens: exp(Σ NLL / Σ tokens);
-- QA accuracy (EM and F1 of greedy answers, in percent).
-`forgetting` (F1 points lost: base − fine-tuned) is what `--max-forgetting` gates.
+- QA accuracy (EM, F1 and answer-contained of greedy answers, in percent). A fine-tune that teaches
+  short answers changes EM and F1 by its format alone; `contained` (a gold answer occurs in the reply)
+  is what a change of knowledge moves, so it is the one to read for forgetting.
+`forgetting` (F1 points lost: base − fine-tuned) is what `--max-forgetting` gates; `contained_points`
+beside it is the same for answer-contained.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from eval.answers import answer_contained
 from eval.backends import check_model_dir, folder_hash
 from eval.squad import exact_match, token_f1
 from eval.stats import paired_bootstrap
@@ -89,17 +93,23 @@ def forgetting(ft_model: str | Path, base_model: str | Path, general_qa: str | P
             preds.extend(c.text.strip() for c in comps)
         nll = answer_nll(path, examples, batch_size, progress)
         scores[name] = {"em": np.array([exact_match(p, e.answers) for p, e in zip(preds, examples)]),
-                        "f1": np.array([token_f1(p, e.answers) for p, e in zip(preds, examples)]), "nll": nll}
+                        "f1": np.array([token_f1(p, e.answers) for p, e in zip(preds, examples)]),
+                        "contained": np.array([answer_contained(p, e.answers) for p, e in zip(preds, examples)]),
+                        "nll": nll}
         res[name] = {"perplexity": _ppl(nll), "exact_match": 100 * scores[name]["em"].mean(),
-                     "f1": 100 * scores[name]["f1"].mean(), "predictions": preds}
+                     "f1": 100 * scores[name]["f1"].mean(), "contained": 100 * scores[name]["contained"].mean(),
+                     "predictions": preds}
     b, f = scores["base"], scores["ft"]
     res["delta"] = {
         "perplexity": paired_bootstrap(f["nll"], b["nll"], n_resamples, seed, statistic=lambda x, y: _ppl(x) - _ppl(y)),
         "exact_match": paired_bootstrap(f["em"], b["em"], n_resamples, seed, scale=100.0),
         "f1": paired_bootstrap(f["f1"], b["f1"], n_resamples, seed, scale=100.0),
+        "contained": paired_bootstrap(f["contained"], b["contained"], n_resamples, seed, scale=100.0),
     }
-    d = res["delta"]["f1"]
-    res["forgetting"] = {"f1_points": 0.0 - d["diff"], "low": 0.0 - d["high"], "high": 0.0 - d["low"], "n": d["n"]}
+    d, c = res["delta"]["f1"], res["delta"]["contained"]
+    res["forgetting"] = {"f1_points": 0.0 - d["diff"], "low": 0.0 - d["high"], "high": 0.0 - d["low"], "n": d["n"],
+                         "contained_points": 0.0 - c["diff"], "contained_low": 0.0 - c["high"],
+                         "contained_high": 0.0 - c["low"]}
     return res
 
 

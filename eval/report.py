@@ -58,9 +58,9 @@ def _blocks(results: Mapping[str, Any], max_disagreements: int = 20) -> list[Blo
             out.append(("h3", "Retrieval"))
             out.append(("img", f"{split}_recall", png, "recall@k"))
         out.append(("h3", "Cost"))
-        out.append(("p", f"Latency is wall time per question including retrieval: over HTTP one request at a time; "
-                         f"in-process in batches of {cfg.get('batch_size')}, where each question counts its batch's "
-                         f"time. Training figures come from each model's ragtune.json, where recorded."))
+        out.append(("p", f"Latency is wall time per question including retrieval: over HTTP with {cfg.get('batch_size')} requests "
+                         f"in flight at once, each timed from request to answer; in-process in batches of "
+                         f"{cfg.get('batch_size')}, where each question counts its batch's time. Training figures come from each model's ragtune.json, where recorded."))
         out.append(("table", *cost_table(s)))
         png = charts.latency(s)
         if png:

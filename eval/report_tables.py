@@ -97,7 +97,10 @@ def disagreement_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 def forgetting_table(f: Mapping[str, Any]) -> Table:
     header = ["measure", "base", "fine-tuned", "fine-tuned − base [95% CI]", "n"]
     rows = []
-    for key, label in (("perplexity", "answer perplexity"), ("exact_match", "EM %"), ("f1", "F1 %")):
+    for key, label in (("perplexity", "answer perplexity"), ("exact_match", "EM %"), ("f1", "F1 %"),
+                       ("contained", "answer contained %")):
+        if key not in f["delta"]:  # results written before `contained` was measured
+            continue
         d = f["delta"][key]
         rows.append([label, f"{f['base'][key]:.3g}", f"{f['ft'][key]:.3g}",
                      f"{d['diff']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]", d["n"]])

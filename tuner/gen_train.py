@@ -22,7 +22,7 @@ from ragtune.prompt import PROMPT_FORMAT
 from tuner import methods, runtime
 from tuner.builders import build_raft_examples, build_sft_examples, open_retriever
 from tuner.formatting import PadCollator, check_chat_template, encode_all
-from tuner.gen_config import PEFT_LORA, GeneratorConfig
+from tuner.gen_config import PEFT_LORA, PEFT_PROMPT, GeneratorConfig
 from tuner.gen_data import file_hash, load_generator_data, mix_tasks, split_by_document
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
+    from tuner.answer_loss import AnswerLogitsTrainer, supports_logits_to_keep
+
     dtype = methods.choose_dtype(cfg.dtype, cfg.method)
     torch.manual_seed(cfg.seed)
     model = methods.load_base_model(cfg.base, cfg.method, dtype)
@@ -195,7 +197,10 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
     callbacks = [runtime.quiet_progress_callback()]
     if cfg.early_stopping_patience and has_val:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
+    trainer_cls = Trainer
+    if cfg.method not in PEFT_PROMPT and supports_logits_to_keep(model):
+        trainer_cls = AnswerLogitsTrainer  # the output layer only where a label is: same loss, less work
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
                       data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                       callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the losses; library code prints nothing
