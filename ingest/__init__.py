@@ -4,6 +4,7 @@ Importing this package loads neither torch nor sentence-transformers.
 """
 
 from ingest.chunking import Chunker, ChunkerConfig, embedding_text
+from ingest.datasets import ImportReport, import_dataset
 from ingest.pipeline import IngestReport, ingest
 from ingest.readers import Skipped, load_documents, read_sources
 from ingest.refresh import RefreshPlan, document_hash, make_plan
@@ -11,11 +12,13 @@ from ingest.refresh import RefreshPlan, document_hash, make_plan
 __all__ = [
     "Chunker",
     "ChunkerConfig",
+    "ImportReport",
     "IngestReport",
     "RefreshPlan",
     "Skipped",
     "document_hash",
     "embedding_text",
+    "import_dataset",
     "ingest",
     "load_documents",
     "make_plan",

@@ -20,6 +20,7 @@ from ragtune.logs import setup_logging
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.cli:ingest", "Ingest documents into a knowledge index (refreshes by content hash)."),
     "index": ("ingest.cli:index", "List, roll back and prune index versions."),
+    "data": ("ingest.data_cli:data", "Import SQuAD, BEIR or PubMedQA as documents + train/validation/test QA."),
     "search": ("retriever.cli:search", "Search a knowledge index."),
     "tune": ("tuner.cli:tune", "Fine-tune the generator or the retriever (LoRA, DoRA, QLoRA, ...)."),
     "export": ("tuner.cli:export", "Merge an adapter into a plain Hugging Face model folder."),
