@@ -39,6 +39,9 @@ Running and reporting:
     score_predictions(qa, predictions) -> dict      what `ragtune eval score` prints
     write_report(results, out_dir) -> dict[str, Path]   report.md, report.html, results.json,
                                                         disagreements.md
+    compute_verdict(results) -> dict                what to deploy per split (best, runner-up, paired CI,
+                                                    distinguishable), cost lines; opens the report and is
+                                                    written into results.json as `verdict`
     evaluate_beir(beir_dir, index_dir, retriever=None, split="test", ks=(1,10,100)) -> dict
 
 Typical demo use (systems served over HTTP by serve.start_server):
@@ -76,6 +79,7 @@ _EXPORTS = {
     "score_predictions": "eval.compare",
     "forgetting": "eval.forget",
     "write_report": "eval.report",
+    "compute_verdict": "eval.verdict",
     "evaluate_beir": "eval.beir",
     "load_beir": "eval.beir",
 }

@@ -25,13 +25,18 @@ from eval.report_tables import (
     freshness_table,
     system_table,
 )
+from eval.verdict import base_system, compute_verdict, verdict_blocks
 
-Block = tuple  # ("h1"|"h2"|"h3"|"p", text) | ("table", header, rows) | ("img", name, png_bytes, alt)
+Block = tuple  # ("h1"|"h2"|"h3"|"p", text) | ("ul", [text]) | ("table", header, rows) | ("img", name, png, alt)
 
 
-def _blocks(results: Mapping[str, Any], max_disagreements: int = 20) -> list[Block]:
+def _blocks(results: Mapping[str, Any], max_disagreements: int = 20,
+            v: Mapping[str, Any] | None = None) -> list[Block]:
+    """The report: the verdict first (eval/verdict.py), then per split its tables and charts, then forgetting."""
     cfg = results.get("config", {})
-    out: list[Block] = [("h1", "ragtune evaluation report"),
+    v = compute_verdict(results) if v is None else v
+    out: list[Block] = [("h1", "ragtune evaluation report"), *verdict_blocks(v),
+                        ("h2", "Method"),
                         ("p", f"Greedy decoding, seed {cfg.get('seed')}; every interval is a "
                               f"{int(100 * cfg.get('ci', 0.95))}% percentile bootstrap over questions "
                               f"({cfg.get('n_resamples')} resamples, seeded). Answer metrics in percent "
@@ -44,10 +49,12 @@ def _blocks(results: Mapping[str, Any], max_disagreements: int = 20) -> list[Blo
         if png:
             out.append(("img", f"{split}_metrics", png, "answer metrics by system with 95% CIs"))
         if s["comparisons"]:
+            keep = [n for n in ((v["splits"].get(split) or {}).get("best"), base_system(s)) if n]
             out.append(("h3", "Differences between systems (paired bootstrap)"))
-            out.append(("p", "EM and F1 in points, nDCG@10 on 0–1; the same for ROUGE-L, contains, recall@5 and "
-                             "MRR@10 is in results.json (`comparisons`)."))
-            out.append(("table", *comparison_table(s)))
+            out.append(("p", (f"Each system against {' and against '.join(keep) or 'each other'}; EM and F1 in "
+                              f"points, nDCG@10 on 0–1. Every pair, and ROUGE-L, contains, recall@5 and MRR@10, is in "
+                              f"results.json (`comparisons`).")))
+            out.append(("table", *comparison_table(s, keep)))
         if any("freshness" in r for r in s["systems"].values()):
             out.append(("h3", "Freshness: answers after the index refresh"))
             out.append(("table", *freshness_table(s)))
@@ -96,6 +103,8 @@ def _render_md(blocks: list[Block], chart_dir: str) -> str:
             lines += ["#" * int(b[0][1]) + " " + b[1], ""]
         elif b[0] == "p":
             lines += [b[1], ""]
+        elif b[0] == "ul":
+            lines += [f"- {item}" for item in b[1]] + [""]
         elif b[0] == "table":
             header, rows = b[1], b[2]
             lines.append("| " + " | ".join(map(_md_cell, header)) + " |")
@@ -120,6 +129,8 @@ def _render_html(blocks: list[Block]) -> str:
             parts.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
         elif b[0] == "p":
             parts.append(f"<p>{html.escape(b[1])}</p>")
+        elif b[0] == "ul":
+            parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in b[1]) + "</ul>")
         elif b[0] == "table":
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1])
             body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
@@ -144,13 +155,15 @@ def _jsonable(o: Any) -> Any:
 
 
 def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write results.json, report.md, charts/*.png, report.html and disagreements.md into `out_dir`."""
+    """Write results.json (with the verdict), report.md, charts/*.png, report.html and disagreements.md."""
     out = Path(out_dir)
     (out / "charts").mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "md": out / "report.md", "html": out / "report.html",
              "disagreements": out / "disagreements.md"}
-    paths["json"].write_text(json.dumps(_jsonable(results), indent=1, sort_keys=False), encoding="utf-8")
-    blocks = _blocks(results)
+    v = compute_verdict(results)
+    paths["json"].write_text(json.dumps(_jsonable({**results, "verdict": v}), indent=1, sort_keys=False),
+                             encoding="utf-8")
+    blocks = _blocks(results, v=v)
     for b in blocks:
         if b[0] == "img":
             (out / "charts" / f"{b[1]}.png").write_bytes(b[2])

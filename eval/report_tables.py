@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 Table = tuple[list[str], list[list[Any]]]
@@ -37,11 +37,13 @@ def system_table(split: Mapping[str, Any]) -> Table:
 REPORTED_DIFFS = ("exact_match", "f1", "ndcg@10")  # the rest (ROUGE-L, contains, recall, MRR) in results.json
 
 
-def comparison_table(split: Mapping[str, Any]) -> Table:
+def comparison_table(split: Mapping[str, Any], keep: Collection[str] = ()) -> Table:
+    """The stored comparisons on REPORTED_DIFFS; with `keep`, only the pairs that involve one of those systems."""
     header = ["a − b", "metric", "difference", "95% CI", "n", "CI excludes 0"]
     rows = [[f"{c['a']} − {c['b']}", NAMES.get(c["metric"], c["metric"]), f"{c['diff']:+.3g}",
              f"[{c['low']:+.3g}, {c['high']:+.3g}]", c["n"], "yes" if c["significant"] else "no"]
-            for c in split["comparisons"] if c["metric"] in REPORTED_DIFFS]
+            for c in split["comparisons"]
+            if c["metric"] in REPORTED_DIFFS and (not keep or c["a"] in keep or c["b"] in keep)]
     return header, rows
 
 

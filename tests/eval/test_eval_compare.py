@@ -47,7 +47,10 @@ def test_rerun_is_identical_and_the_report_is_complete(first_run, tiny_generator
     assert "data:image/png;base64," in html and "src='charts" not in html  # self-contained
     body = json.loads(paths["json"].read_text())
     assert body["splits"]["test"]["qa"]["n"] == 3 and body["config"]["seed"] == 0
-    assert "| base − rag | F1 |" in paths["md"].read_text()
+    md = paths["md"].read_text()
+    assert "| base − rag | F1 |" in md
+    assert md.startswith("# ragtune evaluation report\n\n## Verdict\n\nFor held-out questions (test, n=3) deploy ")
+    assert body["verdict"]["splits"]["test"]["best"] in systems and len(body["verdict"]["costs"]) == 3
 
 
 def test_interrupted_run_resumes_from_cached_predictions(first_run, tiny_generator, toy, tmp_path):
