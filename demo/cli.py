@@ -8,16 +8,18 @@ import click
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Smaller world, smaller base model, fewer steps (≤ 4 min); same steps.")
+@click.option("--quick", is_flag=True, help="Smaller world, fewer training steps (about 5 min); the same steps.")
 @click.option("--out", "out_dir", default="ragtune-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the world, index, models, predictions and report.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the world, training and evaluation.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (step lines are still printed).")
+@click.option("--generator", default="default", show_default=True,
+              help="Generator every system starts from: a local Hugging Face folder or `default`.")
 @click.option("--cpu-threads", default=None, type=click.IntRange(min=1),
               help="torch CPU threads for training in this process (1 is fastest on a busy machine).")
-def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, cpu_threads: int | None) -> None:
-    """Build (or reuse) the tiny base model, teach it a fictional world by RAG, fine-tuning and both,
-    serve every system, compare them over HTTP, refresh the index, and write report.html."""
+def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str, cpu_threads: int | None) -> None:
+    """Teach the embedded SmolLM2-135M-Instruct a fictional world by RAG, fine-tuning and both, serve
+    every system, compare them over HTTP, refresh the index, and write report.html."""
     import logging
     from dataclasses import replace
 
@@ -26,7 +28,11 @@ def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, cpu_threads: i
 
     for noisy in ("httpx", "httpx2", "absl"):  # one line per HTTP request would bury the step lines
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    cfg = replace(PRESETS["quick" if quick else "full"], seed=seed, cpu_threads=cpu_threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # its deprecation notes and weight-loading bars are not demo steps
+    hf_logging.disable_progress_bar()
+    cfg = replace(PRESETS["quick" if quick else "full"], seed=seed, generator=generator, cpu_threads=cpu_threads)
     summary = run_demo(Path(out_dir), cfg, echo=click.echo, progress=not no_progress)
     click.echo("")
     click.echo(f"ragtune demo ({cfg.name}) finished in {summary['wall_seconds']:.0f} s")

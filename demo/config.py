@@ -20,7 +20,7 @@ class DemoConfig:
     seed: int = _f(0, "Seed for the world, training and evaluation.")
     generator: str = _f("default", "Generator every system starts from: a folder or `default`.")
     n_people: int = _f(40, "People in the target world (4 facts each).")
-    n_test: int = _f(96, "Test questions (one per sampled fact, in a wording never trained on).")
+    n_test: int = _f(80, "Test questions (one per sampled fact, in a wording never trained on).")
     n_validation: int = _f(40, "Validation questions (written, not used for training).")
     update_fraction: float = _f(0.25, "Share of people with a changed fact after the refresh.")
     top_k: int = _f(3, "Passages retrieved per question (and per RAFT example).")
@@ -37,7 +37,7 @@ class DemoConfig:
     raft_epochs: float = _f(1, "RAFT fine-tuning epochs.")
     raft_lr: float = _f(1e-3, "RAFT learning rate (few steps: high for LoRA).")
     fewshot: int = _f(3, "Examples in the few-shot baseline's prompt.")
-    max_tokens: int = _f(24, "Most tokens per answer (short answers stop far earlier).")
+    max_tokens: int = _f(16, "Most tokens per answer (a short answer needs under 10; rambling is cut).")
     cpu_threads: int | None = _f(None, "torch CPU threads for training (None: torch's default).")
 
 

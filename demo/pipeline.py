@@ -53,17 +53,23 @@ def wordings(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
-def systems(cfg: DemoConfig, urls: dict[str, str]) -> list[dict[str, Any]]:
+def systems(cfg: DemoConfig, urls: dict[str, str], models: dict[str, Path]) -> list[dict[str, Any]]:
+    """The seven systems, each over HTTP; `model` names the folder its server serves, so the report can
+    read its hash, training time and adapter size, and match it to the forgetting measurement."""
     k = cfg.top_k
     specs = [
         {"name": "base", "url": urls["base"]},
         {"name": "fewshot", "url": urls["base"], "fewshot": cfg.fewshot, "fewshot_seed": cfg.seed},
         {"name": "rag", "url": urls["base"], "retrieval": True, "top_k": k},
+        # rag with the few-shot turns: does the base model fail to read, or only to answer briefly?
+        {"name": "fewshot+rag", "url": urls["base"], "retrieval": True, "top_k": k, "fewshot": cfg.fewshot,
+         "fewshot_seed": cfg.seed},
         {"name": "ft", "url": urls["ft"]},
         {"name": "ft+rag", "url": urls["ft"], "retrieval": True, "top_k": k},
         {"name": "raft+rag", "url": urls["raft"], "retrieval": True, "top_k": k},
     ]
-    return [{**s, "max_tokens": cfg.max_tokens} for s in specs]
+    served = {url: name for name, url in urls.items()}
+    return [{**s, "model": str(models[served[s["url"]]]), "max_tokens": cfg.max_tokens} for s in specs]
 
 
 def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
@@ -137,7 +143,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
     with contextlib.ExitStack() as stack:
         with step("start the servers"):
             urls = _start_servers(stack, start_server, models, index, out / "retriever")
-        specs = systems(cfg, urls)
+        specs = systems(cfg, urls, models)
         eval_dir = out / "eval"
         with step("evaluate every system through HTTP"):
             test = run_comparison(paths["test"], specs, out_dir=eval_dir, train_qa=paths["train"], seed=cfg.seed,

@@ -155,6 +155,9 @@ def _fit(model, triples, epochs: int, batch_size: int, learning_rate: float, see
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
+    from transformers import PrinterCallback
+
+    from tuner.runtime import quiet_progress_callback
 
     n_neg = min(len(t.negatives) for t in triples)
     columns = {"anchor": [t.question for t in triples], "positive": [t.positive for t in triples]}
@@ -166,7 +169,7 @@ def _fit(model, triples, epochs: int, batch_size: int, learning_rate: float, see
             num_train_epochs=epochs,
             per_device_train_batch_size=min(batch_size, len(triples)),
             learning_rate=learning_rate,
-            warmup_ratio=0.1,
+            warmup_steps=0.1,  # a float is a ratio (warmup_ratio is deprecated in transformers 5)
             seed=seed,
             data_seed=seed,
             batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate in a batch would be a false negative
@@ -174,11 +177,13 @@ def _fit(model, triples, epochs: int, batch_size: int, learning_rate: float, see
             report_to="none",
             logging_steps=10,
             dataloader_pin_memory=False,
+            disable_tqdm=True,  # one bar with the loss (quiet_progress_callback), no printed log dicts
         )
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=Dataset.from_dict(columns),
-            loss=MultipleNegativesRankingLoss(model),
+            loss=MultipleNegativesRankingLoss(model), callbacks=[quiet_progress_callback()],
         )
+        trainer.remove_callback(PrinterCallback)
         trainer.train()
         return trainer.state.global_step
 

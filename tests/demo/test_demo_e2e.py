@@ -13,7 +13,7 @@ from cli_helpers import run_cli
 # own timeout above the suite's default.
 pytestmark = pytest.mark.timeout(2400)
 
-SYSTEMS = {"base", "fewshot", "rag", "ft", "ft+rag", "raft+rag"}
+SYSTEMS = {"base", "fewshot", "rag", "fewshot+rag", "ft", "ft+rag", "raft+rag"}
 
 
 @pytest.fixture(scope="module")
