@@ -59,7 +59,7 @@ def step(model, opt, inputs, variant: str) -> tuple[float, float]:
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return time.perf_counter() - t0, float(loss)
+    return time.perf_counter() - t0, float(loss.detach())
 
 
 def main() -> None:
