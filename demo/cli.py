@@ -42,6 +42,8 @@ def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str
     if fresh:
         click.echo("  after the refresh, new / stale answers (%): " + ", ".join(
             f"{name} {_fmt(v['new'])} / {_fmt(v['stale'])}" for name, v in fresh.items()))
+    for line in summary.get("verdict") or []:
+        click.echo(f"  verdict: {line}")
     click.echo(f"report: {summary['report'].get('html', summary['report'])}")
 
 

@@ -75,7 +75,7 @@ def systems(cfg: DemoConfig, urls: dict[str, str], models: dict[str, Path]) -> l
 def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
              progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into `out_dir`; return the summary (also written to `summary.json`)."""
-    from eval import forgetting, merge_results, run_comparison, write_report
+    from eval import compute_verdict, forgetting, merge_results, run_comparison, write_report
     from ingest import ingest
     from serve import start_server
     from tuner import export_model, train_generator, train_retriever
@@ -165,6 +165,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
     summary["step_seconds"] = step.times
     summary["report"] = {k: str(v) for k, v in files.items()}
     summary["headline"] = headline(results)
+    summary["verdict"] = [v["text"] for v in compute_verdict(results)["splits"].values() if v.get("text")]
     summary["freshness_new_vs_stale"] = {
         name: {k: v.get("freshness", {}).get(f"{k}_rate", {}).get("mean") for k in ("new", "stale")}
         for name, v in results["splits"].get("freshness", {}).get("systems", {}).items()}
