@@ -1,7 +1,8 @@
 """Sources → Documents: walk folders (include/exclude globs), read .txt .md .html .pdf .jsonl and BEIR corpora.
 
 Bad files never stop a run: each is returned as a Skipped with the reason. Symlinks and paths that
-leave the source root are refused.
+leave the source root are refused. A document's `source` is its path relative to the source root (a
+file's own name when the source is a file; `name.jsonl:LINE` for a .jsonl line), never a server path.
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ def read_pdf(path: Path) -> tuple[str, str]:
     return text, str(title)
 
 
-def read_jsonl(path: Path, skipped: list[Skipped]) -> list[Document]:
-    """One document per line: {"id"|"_id", "text", "title"?, "metadata"?}; bad lines are skipped."""
+def read_jsonl(path: Path, skipped: list[Skipped], rel: str) -> list[Document]:
+    """One document per line: {"id"|"_id", "text", "title"?, "metadata"?}; bad lines are skipped.
+    `rel`: the file's path relative to the source root, which each document's source names."""
     docs = []
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
@@ -160,7 +162,7 @@ def read_jsonl(path: Path, skipped: list[Skipped]) -> list[Document]:
             skipped.append(Skipped(where, f"document {doc_id}: `metadata` must be an object"))
             continue
         title = obj.get("title") or ""
-        docs.append(Document(id=str(doc_id), text=text.strip(), title=str(title).strip(), source=f"{path}:{n}",
+        docs.append(Document(id=str(doc_id), text=text.strip(), title=str(title).strip(), source=f"{rel}:{n}",
                              metadata=meta))
     if not docs and not skipped:
         raise SkipFile("empty file")
@@ -172,13 +174,14 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def _read_file(path: Path, doc_id: str, out: Loaded) -> None:
+def _read_file(path: Path, rel: str, out: Loaded) -> None:
+    """Read `path` into `out`; `rel` (its path relative to the source root) is its id and source."""
     ext = path.suffix.lower()
     try:
         if path.stat().st_size > MAX_BYTES:
             raise SkipFile(f"larger than {MAX_BYTES // 2**20} MiB")
         if ext == ".jsonl":
-            out.documents += read_jsonl(path, out.skipped)
+            out.documents += read_jsonl(path, out.skipped, rel)
             return
         if ext in TEXT_EXTS:
             text, title = read_text(path)
@@ -190,7 +193,7 @@ def _read_file(path: Path, doc_id: str, out: Loaded) -> None:
             raise SkipFile(f"unsupported file type {ext or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}")
         if not text.strip():
             raise SkipFile("empty (no text)")
-        out.documents.append(Document(id=doc_id, text=text, title=title, source=str(path)))
+        out.documents.append(Document(id=rel, text=text, title=title, source=rel))
     except SkipFile as e:
         out.skipped.append(Skipped(str(path), str(e)))
     except PermissionError:

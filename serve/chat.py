@@ -10,13 +10,13 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ragtune.prompt import build_messages
 from ragtune.records import Passage
 from serve.errors import APIError, error_payload
-from serve.knowledge import KnowledgeHolder
+from serve.knowledge import KnowledgeHolder, public_source
 from serve.metrics import Metrics
 from serve.schemas import (
     ChatCompletionRequest,
@@ -90,10 +90,21 @@ class ChatService:
         with self.knowledge.lease() as retriever:
             passages = await asyncio.to_thread(retriever.search, query, k)
             version = retriever.version
+            roots = retriever.index.manifest.get("sources", [])
+        passages = [replace(p, source=public_source(p.source, roots)) for p in passages]
         self.metrics.retrieval.observe(time.perf_counter() - t0)
         return passages, version
 
     async def build_turn(self, req: ChatCompletionRequest) -> Turn:
+        unsupported = req.unsupported_field()
+        if unsupported is not None:
+            name, fix = unsupported
+            raise APIError(
+                400,
+                f"`{name}` is not supported by this server; {fix}",
+                param=name,
+                code="unsupported_parameter",
+            )
         msgs = [{"role": m.role, "content": m.text()} for m in req.messages]
         sources: list[Source] = []
         version = None

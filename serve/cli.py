@@ -43,6 +43,13 @@ logger = logging.getLogger(__name__)
     "prefer $RAGTUNE_API_KEY, which `ps` does not show).",
 )
 @click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    default=None,
+    help="Allow a non-loopback --host without an API key (anyone who reaches the port can chat and reload "
+    "the index); without it such a start is refused.",
+)
+@click.option(
     "--openai-base-url", default=None, help="backend openai: the remote server, e.g. http://h:8000/v1."
 )
 @click.option("--openai-api-key", default=None, help="backend openai: the remote server's key.")
@@ -88,6 +95,18 @@ def serve(config: str | None, port_file: str | None, **flags) -> None:
         ) from None
     except FileNotFoundError as e:
         raise RagtuneError(str(e)) from None
+    if settings.open_without_key():
+        if not settings.insecure_no_auth:
+            raise RagtuneError(
+                f"--host {settings.host} is reachable from other machines and no API key is set: set "
+                "$RAGTUNE_API_KEY (or --api-key), bind --host 127.0.0.1, or pass --insecure-no-auth to "
+                "serve without a key"
+            )
+        logger.warning(
+            "listening on %s without an API key (--insecure-no-auth): anyone who reaches it can chat and "
+            "reload the index",
+            settings.host,
+        )
     if is_default(settings.model) or (settings.model is None and settings.backend != "openai"):
         settings.model = resolve_generator(settings.model, what="--model")
         settings.model_id = settings.model_id or DEFAULT_GENERATOR.name
@@ -96,11 +115,6 @@ def serve(config: str | None, port_file: str | None, **flags) -> None:
         from retriever import current_version
 
         current_version(settings.index)  # IndexNotFound / IndexCorrupt say how to build or fix it
-    if settings.api_key is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning(
-            "listening on %s without --api-key: anyone who reaches it can chat and reload the index",
-            settings.host,
-        )
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ class ServeSettings(Settings):
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="vllm backend: fraction of GPU memory."
     )
+    insecure_no_auth: bool = Field(
+        False,
+        description="Serve without an API key on a non-loopback address (anyone who reaches it can chat "
+        "and reload the index); without it such a bind is refused.",
+    )
+
+    def open_without_key(self) -> bool:
+        """True when the server would listen beyond this machine with no API key."""
+        has_key = self.api_key is not None and bool(self.api_key.get_secret_value())
+        return not has_key and not is_loopback(self.host)
 
     def vllm_options(self) -> dict[str, Any]:
         return {
@@ -52,3 +63,13 @@ class ServeSettings(Settings):
 def load_serve_settings(config: str | Path | None = None, **flags: Any) -> ServeSettings:
     """File (`config` or $RAGTUNE_CONFIG) → RAGTUNE_* env → non-None flags, like `load_settings`."""
     return load_settings(config, cls=ServeSettings, **flags)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: only this machine can connect."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost, or not an address
+        return False

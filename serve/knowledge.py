@@ -15,13 +15,28 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePath
 from typing import Any
 
 from ragtune.errors import RagtuneError
 
 logger = logging.getLogger(__name__)
+
+
+def public_source(source: str, roots: Sequence[str]) -> str:
+    """A passage's source as clients see it: relative to its ingest root, never a path on the server.
+
+    Indexes built before sources were stored relative hold absolute paths; `roots` (the index manifest's
+    `sources`, the folders and files given to `ragtune ingest`) turn them into the path under the deepest
+    root that holds them, else the file's name."""
+    path = PurePath(source)
+    if not path.is_absolute():
+        return source
+    for root in sorted(roots, key=len, reverse=True):
+        if path != PurePath(root) and path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
 
 
 class _Served:

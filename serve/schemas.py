@@ -6,6 +6,9 @@ Extension fields of a chat request (send them with the openai client's `extra_bo
   `raw_prompt` (bool, default false): send the messages to the model as they are (no RAG prompt), for a
       gateway in front of this server that has already built the prompt.
 Unknown extra fields are ignored (OpenAI clients send many); known fields of the wrong type are a 400.
+OpenAI fields this server does not implement (`tools`, `tool_choice`, `functions`, `function_call`,
+`response_format` other than text, `logprobs`, `top_logprobs`, `n` > 1) are a 400 that names the field,
+never a silently different answer.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 MAX_STOP = 4
+_NOT = "Not supported by this server (a 400 that names the field)"
 
 
 def _valid_unicode(s: str) -> str:
@@ -68,7 +72,6 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stop: Text | list[Text] | None = Field(None, description=f"Up to {MAX_STOP} stop sequences.")
     seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
-    n: int = Field(1, ge=1, le=1, description="Only n=1 is supported.")
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=512)
@@ -80,6 +83,17 @@ class ChatCompletionRequest(BaseModel):
     raw_prompt: bool = Field(
         False, description="Send the messages verbatim, no RAG prompt (ragtune extension)."
     )
+    # OpenAI fields this server does not implement: declared so that `unsupported_field` can refuse them.
+    n: int | None = Field(None, ge=1, description=f"Choices per request: only 1. {_NOT} above 1.")
+    tools: list[Any] | None = Field(None, description=f"Tool calling. {_NOT}.")
+    tool_choice: str | dict[str, Any] | None = Field(None, description=f'{_NOT} other than "none".')
+    functions: list[Any] | None = Field(None, description=f"Old name of tools. {_NOT}.")
+    function_call: str | dict[str, Any] | None = Field(None, description=f'{_NOT} other than "none".')
+    response_format: dict[str, Any] | None = Field(
+        None, description=f'Only {{"type": "text"}}; JSON mode and JSON schema: {_NOT}.'
+    )
+    logprobs: bool | None = Field(None, description=f"{_NOT} when true.")
+    top_logprobs: int | None = Field(None, description=f"{_NOT} above 0.")
 
     @field_validator("stop")
     @classmethod
@@ -92,6 +106,21 @@ class ChatCompletionRequest(BaseModel):
         if any(len(s) > 256 for s in stops):
             raise ValueError("each stop sequence must be at most 256 characters")
         return [s for s in stops if s]
+
+    def unsupported_field(self) -> tuple[str, str] | None:
+        """The first field set to something this server cannot honour, with what to send instead."""
+        checks = [
+            ("n", self.n in (None, 1), "only n=1 is; send one request per answer"),
+            ("tools", not self.tools, "tool calling is not implemented; leave `tools` out"),
+            ("tool_choice", self.tool_choice in (None, "none"), 'leave it out or send "none"'),
+            ("functions", not self.functions, "function calling is not implemented; leave `functions` out"),
+            ("function_call", self.function_call in (None, "none"), 'leave it out or send "none"'),
+            ("response_format", self.response_format in (None, {"type": "text"}),
+             'only {"type": "text"} is; ask for the format in the messages instead'),
+            ("logprobs", not self.logprobs, "leave it out or send false"),
+            ("top_logprobs", not self.top_logprobs, "leave it out or send 0"),
+        ]
+        return next(((name, fix) for name, ok, fix in checks if not ok), None)
 
 
 class Source(BaseModel):
