@@ -20,6 +20,24 @@ def app_server(chatty_generator, index_dir):
         yield url, app.state.serve
 
 
+STEP_S = 0.01  # each decode step is held this long, so LONG tokens take 3 s whatever the machine's speed
+
+
+@pytest.fixture
+def paced(app_server, monkeypatch):
+    """The backend's decode steps slowed to STEP_S each: whether a disconnect is noticed before LONG / 2
+    tokens then depends on the server's polling (0.1 s), not on how fast this machine runs the model."""
+    backend = app_server[1].backend
+    step = backend._step
+
+    def paced_step(batch):
+        time.sleep(STEP_S)
+        return step(batch)
+
+    monkeypatch.setattr(backend, "_step", paced_step)
+    return app_server
+
+
 def wait_idle(state, timeout: float = 60.0) -> None:
     """Until the backend has generated nothing for a moment (the abandoned row has left the batch)."""
     deadline, last = time.monotonic() + timeout, -1
@@ -47,8 +65,8 @@ def cancelled(url: str) -> float:
     return float(line.split()[-1])
 
 
-def test_closing_a_stream_stops_its_generation(app_server, model_id):
-    url, state = app_server
+def test_closing_a_stream_stops_its_generation(paced, model_id):
+    url, state = paced
     wait_idle(state)
     before, n_cancelled = state.backend.tokens_generated, cancelled(url)
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body(model_id, True), timeout=60) as r:
@@ -62,8 +80,8 @@ def test_closing_a_stream_stops_its_generation(app_server, model_id):
     assert cancelled(url) == n_cancelled + 1
 
 
-def test_a_non_streaming_client_that_times_out_cancels_too(app_server, model_id):
-    url, state = app_server
+def test_a_non_streaming_client_that_times_out_cancels_too(paced, model_id):
+    url, state = paced
     wait_idle(state)
     before, n_cancelled = state.backend.tokens_generated, cancelled(url)
     with pytest.raises(httpx.ReadTimeout):
