@@ -11,7 +11,6 @@ A value is a local folder, or the word `default`:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from ragtune.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +112,9 @@ def default_generator_dir(materialise: bool = True, spec: GgufWheel = DEFAULT_GE
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _materialise(spec: GgufWheel, out: Path) -> None:
     src = gguf_path(spec)
-    digest = sha256_file(src)
+    digest = file_sha256(src)
     if digest != spec.sha256:
         raise RagtuneError(f"{src} has sha256 {digest}, expected {spec.sha256}; reinstall it: {spec.install_hint()}")
     log.info("turning %s into a plain Hugging Face folder at %s (once)", src.name, out)

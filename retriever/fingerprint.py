@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+from ragtune.hashing import file_sha256
 from ragtune.settings import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -18,14 +19,6 @@ _IGNORED_NAMES = {"README.md", "ragtune.json", "training_args.bin", "trainer_sta
 _IGNORED_DIRS = {".git", ".cache", "runs", "__pycache__"}
 _lock = threading.Lock()
 _memory: dict[str, str] = {}
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _cached_file_hash(path: Path, disk: dict[str, str]) -> tuple[str, bool]:

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.hashing import file_sha256
 from ragtune.records import Passage
 from retriever import faiss_index
 from retriever.errors import FingerprintMismatch, IndexCorrupt
-from retriever.fingerprint import describe, file_sha256, same_space
+from retriever.fingerprint import describe, same_space
 from retriever.store import ChunkStore
 from retriever.versions import (
     FAISS_FILE,

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.hashing import file_sha256
 from ragtune.records import Chunk
 from retriever import faiss_index
-from retriever.fingerprint import file_sha256
 from retriever.index import KnowledgeIndex
 from retriever.store import ChunkStore
 from retriever.versions import (
