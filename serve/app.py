@@ -28,6 +28,7 @@ from serve.config import ServeSettings
 from serve.errors import APIError, BodySizeLimit, error_response, install_error_handlers
 from serve.knowledge import KnowledgeHolder
 from serve.metrics import Metrics
+from serve.page import router as chat_page
 from serve.schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -168,6 +169,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(public)
+    app.include_router(chat_page)  # the chat page at / (serve/page.py)
     app.include_router(v1)
     return app
 
