@@ -54,8 +54,7 @@ Typical demo use (systems served over HTTP by serve.start_server):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ragtune.lazy import lazy_exports
 
 _EXPORTS = {
     "normalize_answer": "eval.squad",
@@ -84,10 +83,5 @@ _EXPORTS = {
     "load_beir": "eval.beir",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'eval' has no attribute {name!r}")
+__all__ = tuple(sorted(_EXPORTS))
+__getattr__ = lazy_exports(__name__, _EXPORTS)

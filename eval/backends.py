@@ -8,53 +8,19 @@ Every check that can fail (missing folder, index/encoder mismatch, unreachable s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from eval.systems import SystemSpec
 from ragtune.errors import RagtuneError
+from ragtune.hashing import folder_hash
+from ragtune.models import check_model_dir
 from ragtune.prompt import build_messages
 
 logger = logging.getLogger(__name__)
-
-_HASHED = (".safetensors", ".bin", ".json", ".model", ".jinja", ".txt")
-
-
-def folder_hash(folder: str | Path) -> str:
-    """sha256 over the names and bytes of a model folder's weight, config and tokenizer files.
-
-    Cached per process on (path, sizes, mtimes): a big model is read once, not once per split."""
-    root = Path(folder).resolve()
-    files = [p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in _HASHED and p.name != "ragtune.json"]
-    return _folder_hash(root, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-
-
-@lru_cache(maxsize=64)
-def _folder_hash(root: Path, files: tuple[tuple[str, int, int], ...]) -> str:
-    h = hashlib.sha256()
-    for name, _, _ in files:
-        p = Path(name)
-        h.update(str(p.relative_to(root)).encode())
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):  # noqa: B023 - f is bound per iteration
-                h.update(block)
-    return h.hexdigest()
-
-
-def check_model_dir(path: str | None, system: str) -> Path:
-    p = Path(path or "")
-    if not p.is_dir():
-        raise RagtuneError(f"system {system!r}: model folder {p} does not exist; build or export it first "
-                           f"(`ragtune base build`, `ragtune tune generator`, `ragtune export`)")
-    if not (p / "config.json").is_file():
-        raise RagtuneError(f"system {system!r}: {p} is not a Hugging Face model folder (no config.json)")
-    return p
-
 
 Messages = list[dict[str, str]]
 Builder = Callable[[str, Sequence[Any] | None], Messages]
@@ -184,9 +150,9 @@ def open_backend(spec: SystemSpec, cache: _Cache, known_doc_ids: set[str] | None
     """Check a system's inputs and open what answers for it; raise RagtuneError before any long work."""
     if spec.url:
         if spec.model:
-            check_model_dir(spec.model, spec.name)
+            check_model_dir(spec.model, f"system {spec.name!r}: the model")
         return _open_http(spec)
-    model = check_model_dir(spec.model, spec.name)
+    model = check_model_dir(spec.model, f"system {spec.name!r}: the model")
     retr = None
     if spec.retrieval:
         retr = _open_retriever(spec, cache)
@@ -199,26 +165,14 @@ def open_backend(spec: SystemSpec, cache: _Cache, known_doc_ids: set[str] | None
 
 
 def _open_retriever(spec: SystemSpec, cache: _Cache) -> Any:
-    from retriever import Encoder, KnowledgeIndex, Retriever
+    from retriever import Retriever
 
     if not Path(spec.index or "").is_dir():
         raise RagtuneError(f"system {spec.name!r}: index folder {spec.index} does not exist; build it with "
                            f"`ragtune ingest SOURCES --index {spec.index}`")
     key = (str(Path(spec.index).resolve()), spec.index_version, spec.retriever)
     if key not in cache.retrievers:
-        if spec.index_version is None:
-            cache.retrievers[key] = Retriever.open(spec.index, retriever=spec.retriever)
-        else:  # a pinned version: the same encoder rule as Retriever.open, on that version
-            index = KnowledgeIndex.open(spec.index, version=spec.index_version)
-            try:
-                fp = index.fingerprint
-                local = {k: fp[k] if fp.get(k) and Path(fp[k]).is_dir() else None for k in ("model_path", "adapter")}
-                encoder = Encoder(spec.retriever) if spec.retriever else Encoder(
-                    local["model_path"], adapter=local["adapter"], backend=fp.get("backend", "torch"))
-                cache.retrievers[key] = Retriever(index, encoder)
-            except Exception:
-                index.close()
-                raise
+        cache.retrievers[key] = Retriever.open(spec.index, retriever=spec.retriever, version=spec.index_version)
     return _Shared(cache.retrievers[key])
 
 

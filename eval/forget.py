@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from eval.answers import answer_contained
-from eval.backends import check_model_dir, folder_hash
 from eval.squad import exact_match, token_f1
 from eval.stats import paired_bootstrap
+from ragtune.hashing import folder_hash
+from ragtune.models import check_model_dir
 from ragtune.prompt import build_messages
 from ragtune.records import QAExample
 
@@ -77,7 +78,7 @@ def forgetting(ft_model: str | Path, base_model: str | Path, general_qa: str | P
     from eval.compare import load_examples
     from serve import load_generator
 
-    ft, base = check_model_dir(str(ft_model), "fine-tuned"), check_model_dir(str(base_model), "base")
+    ft, base = check_model_dir(ft_model, "the fine-tuned model"), check_model_dir(base_model, "the base model")
     examples, desc = load_examples(general_qa, "general QA")
     res: dict[str, Any] = {"general_qa": desc, "ft_model": str(ft), "base_model": str(base),
                            "ft_sha256": folder_hash(ft), "base_sha256": folder_hash(base), "seed": seed}

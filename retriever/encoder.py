@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import RagtuneError
+from ragtune.hashing import folder_hash
 from ragtune.models import resolve_retriever
-from retriever.fingerprint import fingerprint_id, folder_hash
+from retriever.fingerprint import fingerprint_id
 
 logger = logging.getLogger(__name__)
 

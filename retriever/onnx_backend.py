@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from retriever.fingerprint import cache_dir, folder_hash
+from ragtune.hashing import folder_hash
+from ragtune.settings import cache_dir
 
 logger = logging.getLogger(__name__)
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")

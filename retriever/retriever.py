@@ -30,16 +30,8 @@ class Retriever:
         """Open the CURRENT version (or `version`). `retriever=None` uses the encoder recorded in the index when
         that folder exists here (else the embedded default); an explicit retriever must match its fingerprint."""
         index = KnowledgeIndex.open(index_dir, version=version)
-        if retriever is None:
-            fp = index.fingerprint
-            model = fp.get("model_path") if fp.get("model_path") and Path(fp["model_path"]).is_dir() else None
-            adapter = fp.get("adapter") if fp.get("adapter") and Path(fp["adapter"]).is_dir() else None
-            encoder_kwargs.setdefault("backend", fp.get("backend", "torch"))
-            encoder = Encoder(model, adapter=adapter, **encoder_kwargs)
-        else:
-            encoder = Encoder(retriever, **encoder_kwargs)
         try:
-            return cls(index, encoder)
+            return cls(index, _encoder_for(index.fingerprint, retriever, **encoder_kwargs))
         except Exception:
             index.close()
             raise
@@ -85,3 +77,14 @@ class Retriever:
 
     def __repr__(self) -> str:
         return f"Retriever({self.index!r}, {self.encoder!r})"
+
+
+def _encoder_for(fp: dict, retriever: str | Path | None, **encoder_kwargs) -> Encoder:
+    """The encoder to search an index with `fingerprint` fp: `retriever` when given, else the model and adapter
+    the index records when those folders exist here (else the embedded default), with its backend."""
+    if retriever is not None:
+        return Encoder(retriever, **encoder_kwargs)
+    model = fp.get("model_path") if fp.get("model_path") and Path(fp["model_path"]).is_dir() else None
+    adapter = fp.get("adapter") if fp.get("adapter") and Path(fp["adapter"]).is_dir() else None
+    encoder_kwargs.setdefault("backend", fp.get("backend", "torch"))
+    return Encoder(model, adapter=adapter, **encoder_kwargs)

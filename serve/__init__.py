@@ -9,8 +9,7 @@ Public API (imported lazily, so `import serve` loads neither torch nor FastAPI):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ragtune.lazy import lazy_exports
 
 _EXPORTS = {
     "create_app": "serve.app",
@@ -25,10 +24,5 @@ _EXPORTS = {
     "SamplingOptions": "serve.types",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'serve' has no attribute {name!r}")
+__all__ = tuple(sorted(_EXPORTS))
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ragtune import models
 from ragtune.errors import RagtuneError
 from serve.types import Backend, Completion, Delta, SamplingOptions
 
@@ -32,18 +33,8 @@ def resolve_backend(name: str) -> str:
 
 
 def check_model_dir(model: str | Path | None, kind: str) -> None:
-    if kind == "openai":
-        return
-    if model is None:
-        raise RagtuneError(
-            "no model: pass --model DIR (a Hugging Face model folder, e.g. from `ragtune export`)"
-        )
-    path = Path(model)
-    if not (path / "config.json").is_file():
-        raise RagtuneError(
-            f"--model {model} is not a Hugging Face model folder (no config.json there); pass a "
-            "folder written by `ragtune export` or `ragtune base build`"
-        )
+    if kind != "openai":  # a remote server holds its own model
+        models.check_model_dir(model, "--model", default_ok=True)
 
 
 def load_backend(

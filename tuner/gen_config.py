@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
-from ragtune.models import GENERATOR_HELP
+from ragtune.models import GENERATOR_HELP, check_model_dir
 
 METHODS = ("lora", "dora", "qlora", "prefix", "prompt", "ptuning", "full")
 PEFT_LORA = ("lora", "dora", "qlora")
@@ -115,11 +115,7 @@ class GeneratorConfig:
         if not self.base:
             raise RagtuneError("`base` is required: pass --base MODEL_DIR (a local Hugging Face model folder) or "
                                "--base default (the embedded SmolLM2-135M-Instruct)")
-        if not Path(self.base).is_dir():
-            raise bad("base", "must be an existing local model folder or `default` (the embedded "
-                              "SmolLM2-135M-Instruct)")
-        if not (Path(self.base) / "config.json").is_file():
-            raise bad("base", "has no config.json; is it a Hugging Face model folder?")
+        check_model_dir(self.base, "`base`", default_ok=True)
         if not self.out_dir:
             raise RagtuneError("`out_dir` is required: pass --out DIR")
         if not self.tasks and not self.data:

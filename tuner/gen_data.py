@@ -7,11 +7,11 @@ with its line number, all at once, before any model is loaded.
 
 from __future__ import annotations
 
-import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.records import QAExample, RecordError, iter_jsonl, qa_from_dict
@@ -98,14 +98,6 @@ def load_generator_data(path: str | Path) -> list[QAExample | ChatExample]:
     if not out:
         raise RagtuneError(f"{path}: no examples; the file is empty. Each line needs question+answer or messages")
     return out
-
-
-def file_hash(paths: Sequence[str | Path]) -> str:
-    """sha256 over the data files' bytes (recorded in ragtune.json as data_hash)."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(Path(p).read_bytes())
-    return "sha256:" + h.hexdigest()
 
 
 def split_by_document(examples: Sequence[TrainExample], val_fraction: float, seed: int = 0

@@ -17,13 +17,14 @@ from typing import Any
 
 from ragtune.artifacts import write_artifact
 from ragtune.errors import RagtuneError
+from ragtune.hashing import data_hash
 from ragtune.models import is_default, resolve_generator
 from ragtune.prompt import PROMPT_FORMAT
 from tuner import methods, runtime
 from tuner.builders import build_raft_examples, build_sft_examples, open_retriever
 from tuner.formatting import PadCollator, check_chat_template, encode_all
 from tuner.gen_config import PEFT_LORA, PEFT_PROMPT, GeneratorConfig
-from tuner.gen_data import file_hash, load_generator_data, mix_tasks, split_by_document
+from tuner.gen_data import load_generator_data, mix_tasks, split_by_document
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def build_examples(cfg: GeneratorConfig) -> tuple[list, list, dict[str, Any]]:
     train_ids = {id(e) for e in train}
     mixed = mix_tasks([([e for e in exs if id(e) in train_ids], w) for exs, w in built], cfg.seed)
     files = [t["data"] for t in tasks]
-    info = {"data_hash": file_hash(files), "data_files": files, "index_versions": versions,
+    info = {"data_hash": data_hash(files), "data_files": files, "index_versions": versions,
             "tasks": [{**t, "n": len(exs)} for t, (exs, _) in zip(tasks, built)]}
     return mixed, val, info
 

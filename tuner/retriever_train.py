@@ -9,7 +9,6 @@ into an ordinary sentence-transformers folder (plus the adapter under `adapter/`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from ragtune.artifacts import write_artifact
 from ragtune.errors import RagtuneError
+from ragtune.hashing import data_hash
 from ragtune.records import load_qa
 from tuner.retriever_data import ChunkTable, check_gold, doc_recall, mine_triples, split_by_document
 
@@ -126,7 +126,7 @@ def train_retriever(
         kind="retriever",
         base_model=base_name,
         method="lora",
-        data_hash=hashlib.sha256(Path(data).read_bytes()).hexdigest(),
+        data_hash=data_hash([data]),
         hyperparameters={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                              "hard_negatives": hard_negatives, "lora_r": lora_r, "val_fraction": val_fraction, "seed": seed},
         metrics={k: v for k, v in asdict(result).items() if k not in ("out_dir", "base", "rebuild_command")},
