@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
 from ragtune.prompt import PROMPT_FORMAT
-from serve.auth import check_bearer
+from serve.admission import REASONS, AdmissionGate, AdmissionLimits, AdmittedStream, Overloaded
+from serve.auth import caller_id, check_bearer
 from serve.backends import load_backend
-from serve.chat import ChatLimits, ChatService, PromptSpec, to_source
+from serve.chat import CHAT_DOC, ChatLimits, ChatService, PromptSpec, to_source
 from serve.config import ServeSettings
 from serve.errors import APIError, BodySizeLimit, error_response, install_error_handlers
 from serve.knowledge import KnowledgeHolder
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 KNOWN_PROMPT_FORMATS = (PROMPT_FORMAT,)
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 502, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 502, 503)
 }
 
 
@@ -57,6 +58,7 @@ class State:
     backend: Backend | None = None
     knowledge: KnowledgeHolder | None = None
     chat: ChatService | None = None
+    admission: AdmissionGate | None = None
     model_id: str = ""
     created: int = 0
     ready: bool = False
@@ -101,6 +103,10 @@ def create_app(
     spec = prompt_spec(cfg.model)
     metrics = Metrics()
     st = State(settings=cfg, metrics=metrics)
+    st.admission = AdmissionGate(AdmissionLimits(**cfg.admission_limits()))
+    st.admission.on_reject = metrics.watch_admission(
+        REASONS, lambda: st.admission.admitted, lambda: st.admission.tokens
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -165,6 +171,10 @@ def create_app(
     @app.exception_handler(BackendError)
     async def _backend_error(request: Request, exc: BackendError):
         return error_response(exc.status, str(exc), code="backend_error")
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded):
+        return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
 
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
@@ -242,7 +252,7 @@ async def models(st: StateDep) -> ModelList:
     )
 
 
-@v1.post("/chat/completions", response_model=ChatCompletionResponse)
+@v1.post("/chat/completions", response_model=ChatCompletionResponse, description=CHAT_DOC)
 async def chat_completions(req: ChatCompletionRequest, request: Request, st: StateDep, chat: ChatDep):
     if req.model not in (st.model_id, str(st.settings.model)):
         raise APIError(
@@ -251,15 +261,19 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, st: Sta
             param="model",
             code="model_not_found",
         )
-    turn = await chat.build_turn(req)
-    if req.stream:
-        lines = await chat.start_stream(req, turn, st.model_id)
-        return StreamingResponse(
-            lines,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return await _until_disconnect(request, chat.complete(req, turn, st.model_id), st.metrics)
+    # A slot until the answer is sent, fails or its client leaves: a 429 when the server or this key is full
+    with st.admission.admit(caller_id(request)) as ticket:
+        turn = await chat.build_turn(req)
+        ticket.charge(turn.prepared)  # 429 when its prompt tokens do not fit now, 413 never
+        if req.stream:
+            lines = await chat.start_stream(req, turn, st.model_id)
+            return AdmittedStream(
+                ticket,
+                lines,
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return await _until_disconnect(request, chat.complete(req, turn, st.model_id), st.metrics)
 
 
 @v1.post("/retrieve", response_model=RetrieveResponse)
@@ -275,7 +289,7 @@ async def index_info(kn: KnowledgeDep) -> IndexInfo:
         m = retriever.index.manifest
         return IndexInfo(
             version=retriever.version,
-            dir=str(kn.index_dir),
+            dir=kn.name,  # the index folder's name, never its path on the server
             counts=m.get("counts", {}),
             encoder={k: v for k, v in m.get("encoder", {}).items() if k != "model_path"},
             created=m.get("created"),

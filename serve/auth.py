@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from fastapi import Request
@@ -27,3 +28,14 @@ def check_bearer(request: Request, api_key: str | None) -> None:
             "invalid API key: the bearer token does not match the server's --api-key",
             code="invalid_api_key",
         )
+
+
+def caller_id(request: Request) -> str:
+    """Whose share of the load a request counts against: its bearer token (hashed, so no key is kept in
+    the clear), else its client address. Without a server key any token passes, so this separates
+    well-behaved clients only; the queue and token limits bound everyone."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return f"key:{digest}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"

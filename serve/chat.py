@@ -29,6 +29,20 @@ from serve.schemas import (
 from serve.types import Backend, BackendError, Delta, Prepared, SamplingOptions
 
 SNIPPET_CHARS = 300
+CHAT_DOC = """OpenAI's chat completions, answered from the knowledge index with the passages used (`sources`).
+
+**Supported fields:** `model`, `messages` (text, or a list of text parts), `max_tokens` /
+`max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`, `stream`, `stream_options.include_usage`,
+`user` (accepted, not used); ragtune's extensions `retrieval`, `top_k`, `raw_prompt`.
+
+**Not supported** (a 400 that names the field, never a silently different answer): `tools`, `functions`,
+`tool_choice` and `function_call` other than "none", `response_format` other than `{"type": "text"}`,
+`logprobs` true, `top_logprobs` above 0, `n` above 1. Other unknown fields are ignored.
+
+**Bounded load:** a 429 with a Retry-After header when the server's queue (`--max-queue`), this key's share
+(`--max-concurrent-per-key`) or the budget of queued prompt tokens (`--max-queued-prompt-tokens`) is full;
+a 413 when the prompt alone is over that budget.
+"""
 
 
 @dataclass

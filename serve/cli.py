@@ -61,6 +61,27 @@ logger = logging.getLogger(__name__)
 )
 @click.option("--max-tokens-cap", type=int, default=None, help="Largest max_tokens a request may ask for.")
 @click.option(
+    "--max-queue",
+    type=int,
+    default=None,
+    help="Chat requests held at once (generating or waiting); one more is a 429 with Retry-After "
+    "(default 256).",
+)
+@click.option(
+    "--max-concurrent-per-key",
+    type=int,
+    default=None,
+    help="Chat requests one API key (without --api-key: one bearer token, else one client address) may "
+    "hold at once (default: no limit).",
+)
+@click.option(
+    "--max-queued-prompt-tokens",
+    type=int,
+    default=None,
+    help="Prompt tokens the held chat requests may sum to: a prompt that does not fit now is a 429, one "
+    "over the whole budget a 413 (default 1000000).",
+)
+@click.option(
     "--poll-interval", type=float, default=None, help="Seconds between index CURRENT checks (0: off)."
 )
 @click.option(

@@ -40,6 +40,32 @@ class ServeSettings(Settings):
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="vllm backend: fraction of GPU memory."
     )
+    # Bounded load (docs/security.md). The defaults only stop runaway load, never a normal client:
+    # - 256 requests: the transformers backend runs 16 at once and vLLM 256 (its max_num_seqs); more only
+    #   wait, holding sockets and memory, so a 429 that says when to retry serves a client better;
+    # - no per-key limit: the server has one API key, shared by all its clients, so a per-key limit would
+    #   only be a second queue limit; set it where clients hold separate keys (or, without a key, bearer
+    #   tokens of their own) and one must not take every slot;
+    # - a million prompt tokens: ~250 prompts of a 4k context; prefilling that many takes minutes even on a
+    #   GPU (hours on a CPU), so a request admitted beyond it would wait longer than any client does.
+    max_queue: int = Field(
+        256,
+        ge=1,
+        description="Chat requests held at once, generating or waiting for the backend; one more is a 429 "
+        "with Retry-After.",
+    )
+    max_concurrent_per_key: int | None = Field(
+        None,
+        ge=1,
+        description="Chat requests one API key (without a server key: one bearer token, else one client "
+        "address) may hold at once; one more is a 429 (default: no limit).",
+    )
+    max_queued_prompt_tokens: int | None = Field(
+        1_000_000,
+        ge=1,
+        description="Prompt tokens the held chat requests may sum to; a prompt that does not fit now is a "
+        "429, one over the whole budget a 413.",
+    )
     insecure_no_auth: bool = Field(
         False,
         description="Serve without an API key on a non-loopback address (anyone who reaches it can chat "
@@ -50,6 +76,13 @@ class ServeSettings(Settings):
         """True when the server would listen beyond this machine with no API key."""
         has_key = self.api_key is not None and bool(self.api_key.get_secret_value())
         return not has_key and not is_loopback(self.host)
+
+    def admission_limits(self) -> dict[str, int | None]:
+        return {
+            "max_queue": self.max_queue,
+            "max_per_key": self.max_concurrent_per_key,
+            "max_prompt_tokens": self.max_queued_prompt_tokens,
+        }
 
     def vllm_options(self) -> dict[str, Any]:
         return {

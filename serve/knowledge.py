@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,18 @@ def public_source(source: str, roots: Sequence[str]) -> str:
         if path != PurePath(root) and path.is_relative_to(root):
             return path.relative_to(root).as_posix()
     return path.name
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])/[^\s`'\"(),;]+")
+
+
+def public_message(message: str, index_dir: Path) -> str:
+    """An index error as clients see it: the index folder by its name, any other absolute path by its last
+    part (the server's log keeps the full message)."""
+    for form in {str(index_dir.resolve()), str(index_dir)}:
+        if form not in (".", ""):
+            message = message.replace(form, index_dir.resolve().name)
+    return _ABSOLUTE_PATH.sub(lambda m: PurePath(m.group()).name or m.group(), message)
 
 
 class _Served:
@@ -94,13 +107,19 @@ class KnowledgeHolder:
         self._served = _Served(first)
         self._reload_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
-        self.last_refused: dict[str, Any] | None = None
+        self.last_refused: dict[str, Any] | None = None  # what clients see: no server paths
+        self._last_logged: str | None = None
         if on_swap:
             on_swap(first.version)
 
     @property
     def version(self) -> str:
         return self._served.version
+
+    @property
+    def name(self) -> str:
+        """The index folder's name: what clients are told, never its path on the server."""
+        return self.index_dir.resolve().name
 
     @property
     def index(self) -> Any:
@@ -143,7 +162,7 @@ class KnowledgeHolder:
                 return self._refuse(vid, e)
             self._served = _Served(new)
             old.retire()
-            self.last_refused = None
+            self.last_refused = self._last_logged = None
             logger.info(
                 "index swapped %s -> %s (loaded in %.2f s)", old.version, vid, time.perf_counter() - t0
             )
@@ -167,8 +186,9 @@ class KnowledgeHolder:
         msg = f"{err}"
         if vid is not None:
             msg = f"index version {vid} refused, still serving {self.version}: {err}"
-        if not self.last_refused or self.last_refused.get("error") != msg:
+        if self._last_logged != msg:  # the log has the full message, clients the one without paths
             logger.error("%s", msg)
+        self._last_logged, msg = msg, public_message(msg, self.index_dir)
         self.last_refused = {"version": vid, "error": msg, "sticky": sticky, "at": time.time()}
         if self.on_reload:
             self.on_reload("refused")

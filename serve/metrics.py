@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -50,6 +52,31 @@ class Metrics:
         self.index_reloads = Counter(
             "ragtune_index_reloads", "Index reload attempts by result.", ["result"], registry=r
         )
+
+        self.rejected = Counter(
+            "ragtune_requests_rejected",
+            "Chat requests refused by the load limits, by reason: queue_full, key_busy, token_budget (429) "
+            "and prompt_over_budget (413).",
+            ["reason"],
+            registry=r,
+        )
+        self.admitted = Gauge(
+            "ragtune_admitted_requests", "Chat requests holding a slot (generating or waiting).", registry=r
+        )
+        self.admitted_tokens = Gauge(
+            "ragtune_admitted_prompt_tokens", "Prompt tokens of the chat requests holding a slot.", registry=r
+        )
+
+    def watch_admission(
+        self, reasons: tuple[str, ...], admitted: Callable[[], float], tokens: Callable[[], float]
+    ) -> Callable[[str], None]:
+        """Read the admission gate's counts at scrape time; return the callback that counts a rejection.
+        Every reason is shown from the start (at 0), so a rate() over it works from the first refusal."""
+        for reason in reasons:
+            self.rejected.labels(reason=reason)
+        self.admitted.set_function(admitted)
+        self.admitted_tokens.set_function(tokens)
+        return lambda reason: self.rejected.labels(reason=reason).inc()
 
     def set_index_version(self, version: str) -> None:
         self.index_version.clear()
