@@ -78,7 +78,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
     from eval import compute_verdict, forgetting, merge_results, run_comparison, write_report
     from ingest import ingest
     from serve import start_server
-    from tuner import export_model, train_generator, train_retriever
+    from tuner import PEFT_LORA, export_model, train_generator, train_retriever
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,8 +124,9 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
                                 "recall_after": r.recall_after, "train_seconds": r.train_seconds}
         ingest([docs_dir], index, retriever=str(out / "retriever"), full=True, show_progress=progress)
 
-    common = dict(seed=cfg.seed, val_fraction=0.0, cpu_threads=cfg.cpu_threads, batch_size=cfg.batch_size,
-                  lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r)
+    common = {"seed": cfg.seed, "val_fraction": 0.0, "cpu_threads": cfg.cpu_threads, "batch_size": cfg.batch_size}
+    if cfg.generator_method in PEFT_LORA:  # the rank is a LoRA setting; other methods refuse it
+        common.update(lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r)
     models: dict[str, Path] = {"base": base_dir}
     summary["training"] = {}
     with step("fine-tune the generator closed-book and export"):

@@ -74,23 +74,31 @@ def resolve_generator(value: str | Path | None, *, what: str = "generator") -> P
     return path
 
 
-def check_model_dir(path: str | Path | None, what: str, *, default_ok: bool = False) -> Path:
-    """`path` as a Hugging Face model folder (one holding config.json), else a RagtuneError that starts with
-    `what` (the flag, field or system that named it) and says how to get one; `default_ok` adds the word
-    `default` to the fix where the caller resolves it."""
+def model_dir_problem(path: str | Path | None, what: str, *, default_ok: bool = False) -> str | None:
+    """Why `path` is not a Hugging Face model folder (one holding config.json), as a message that starts with
+    `what` (the flag, field or system that named it) and says how to get one; None when it is one.
+    `default_ok` adds the word `default` to the fix where the caller resolves it."""
     default = f" (or `{DEFAULT}`, the embedded {DEFAULT_GENERATOR.name})" if default_ok else ""
     if path is None or str(path) == "":
-        raise RagtuneError(f"{what} is required: pass a Hugging Face model folder{default}")
+        return f"{what} is required: pass a Hugging Face model folder{default}"
     p = Path(path)
     if not p.is_dir():
         why = "it does not exist"
     elif not (p / "config.json").is_file():
         why = "it holds no config.json"
     else:
-        return p
-    raise RagtuneError(f"{what} must be an existing local model folder{default}, but {path} is not a Hugging Face "
-                       f"model folder: {why}; build or export it first (`ragtune base build`, "
-                       f"`ragtune tune generator`, `ragtune export`)")
+        return None
+    return (f"{what} must be an existing local model folder{default}, but {path} is not a Hugging Face model "
+            f"folder: {why}; build or export it first (`ragtune base build`, `ragtune tune generator`, "
+            f"`ragtune export`)")
+
+
+def check_model_dir(path: str | Path | None, what: str, *, default_ok: bool = False) -> Path:
+    """`path` as a Hugging Face model folder, else the RagtuneError of `model_dir_problem`."""
+    problem = model_dir_problem(path, what, default_ok=default_ok)
+    if problem:
+        raise RagtuneError(problem)
+    return Path(path)
 
 
 def resolve_retriever(value: str | Path | None) -> str | None:

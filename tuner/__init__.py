@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from tuner.builders import InstructionTemplate, build_raft_examples, build_sft_examples
-from tuner.gen_config import METHODS, MODES, GeneratorConfig
+from tuner.gen_config import (
+    METHODS,
+    MODES,
+    PEFT_LORA,
+    PEFT_PROMPT,
+    FullGeneratorConfig,
+    GeneratorConfig,
+    LoraGeneratorConfig,
+    PromptGeneratorConfig,
+)
 from tuner.gen_data import ChatExample, TrainExample, load_generator_data, mix_tasks, split_by_document
 
 
@@ -35,7 +44,8 @@ def train_retriever(*args: Any, **kwargs: Any):
 
 
 __all__ = [
-    "METHODS", "MODES", "ChatExample", "GeneratorConfig", "InstructionTemplate", "TrainExample",
+    "METHODS", "MODES", "PEFT_LORA", "PEFT_PROMPT", "ChatExample", "FullGeneratorConfig", "GeneratorConfig",
+    "InstructionTemplate", "LoraGeneratorConfig", "PromptGeneratorConfig", "TrainExample",
     "build_raft_examples", "build_sft_examples", "export_model", "load_generator_data", "mix_tasks",
     "split_by_document", "train_generator", "train_retriever",
 ]

@@ -85,23 +85,27 @@ class GeneratorTrainResult:
 
 
 def make_config(base: str | None, data: Any, out_dir: str, **kwargs: Any) -> GeneratorConfig:
-    """A validated GeneratorConfig; `config=` names a YAML run config that the other arguments override."""
+    """The method's validated config; `config=` names a YAML run config that the other arguments override.
+
+    An adapter to continue names the method (and, unless given, the base); `default` is the embedded model."""
     yaml_path = kwargs.pop("config", None)
-    given = {"base": base, "data": data, "out_dir": out_dir, **kwargs}
+    values = {k: v for k, v in {"base": base, "data": data, "out_dir": out_dir, **kwargs}.items() if v is not None}
+    where = "train_generator"
     if yaml_path:
-        cfg = GeneratorConfig.from_yaml(yaml_path, **{k: v for k, v in given.items() if v is not None})
-    else:
-        cfg = GeneratorConfig.from_dict({k: v for k, v in given.items() if v is not None}, where="train_generator")
-    if cfg.adapter and not cfg.base:
-        cfg.base = methods.adapter_base(cfg.adapter)
-    if is_default(cfg.base):  # the embedded generator, materialised into the cache once
-        cfg.base = str(resolve_generator(cfg.base, what="base"))
-    if cfg.adapter:
-        cfg.method = methods.adapter_method(cfg.adapter)
+        from ragtune.settings import read_yaml_mapping
+
+        values, where = {**read_yaml_mapping(yaml_path, "config"), **values}, str(yaml_path)
+    adapter = values.get("adapter")
+    if adapter and (Path(adapter) / "adapter_config.json").is_file():
+        values["method"] = methods.adapter_method(adapter)
+        if not values.get("base"):
+            values["base"] = methods.adapter_base(adapter)
+    if is_default(values.get("base")):  # the embedded generator, materialised into the cache once
+        values["base"] = str(resolve_generator(values["base"], what="base"))
     for name in ("base", "out_dir", "index", "adapter"):
-        if getattr(cfg, name):
-            setattr(cfg, name, str(Path(getattr(cfg, name)).resolve()))
-    return cfg.validate()
+        if values.get(name):
+            values[name] = str(Path(values[name]).resolve())
+    return GeneratorConfig.from_dict(values, where=where, check_inputs=True)
 
 
 def build_examples(cfg: GeneratorConfig) -> tuple[list, list, dict[str, Any]]:
@@ -132,10 +136,11 @@ def build_examples(cfg: GeneratorConfig) -> tuple[list, list, dict[str, Any]]:
     return mixed, val, info
 
 
-def train_generator(base: str | None, data: Any, out_dir: str, *, method: str = "lora", mode: str = "closed-book",
-                    index: str | None = None, **hyperparameters: Any) -> GeneratorTrainResult:
-    """Fine-tune `base` on `data` into `out_dir`; see GeneratorConfig for every hyperparameter.
+def train_generator(base: str | None, data: Any, out_dir: str, *, method: str | None = None,
+                    mode: str | None = None, index: str | None = None, **hyperparameters: Any) -> GeneratorTrainResult:
+    """Fine-tune `base` on `data` into `out_dir`; see tuner.gen_config for every hyperparameter.
 
+    `method` and `mode` default to the YAML run config's (`config=`), else lora and closed-book.
     Returns a GeneratorTrainResult (out_dir, metrics, trainable params, train time ...).
     Raises RagtuneError on bad input before any weights are loaded.
     """
@@ -255,6 +260,10 @@ def _check_same_run(cfg: GeneratorConfig, run_dir: Path, existing: list[Path]) -
     now = {k: v for k, v in cfg.to_dict().items() if k != "resume"}
     if existing and path.is_file():
         before = json.loads(path.read_text())
+        try:  # runs saved before the per-method configs hold every method's fields
+            before = {k: v for k, v in GeneratorConfig.from_saved(before).to_dict().items() if k != "resume"}
+        except (RagtuneError, TypeError):
+            pass  # compared as saved
         changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
         if changed:
             raise RagtuneError(f"--resume with different settings than the interrupted run: {changed}; "

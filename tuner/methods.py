@@ -144,8 +144,9 @@ def load_base_model(base: str, method: str, dtype: Any) -> Any:
     return model
 
 
-def peft_config(method: str, *, r: int, alpha: int, dropout: float, targets: Any, num_virtual_tokens: int,
-                hidden_size: int | None) -> Any:
+def peft_config(method: str, *, r: int = 8, alpha: int = 16, dropout: float = 0.05, targets: Any = None,
+                num_virtual_tokens: int = 16, hidden_size: int | None = None) -> Any:
+    """The peft config of `method`; each method reads only its own arguments."""
     import peft
 
     if method in ("lora", "dora", "qlora"):
@@ -169,8 +170,10 @@ def wrap_model(model: Any, method: str, cfg: Any, facts: ModelFacts, targets: An
 
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=True)
-    pc = peft_config(method, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=targets,
-                     num_virtual_tokens=cfg.num_virtual_tokens, hidden_size=facts.hidden_size)
+    if method in ("lora", "dora", "qlora"):
+        pc = peft_config(method, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=targets)
+    else:
+        pc = peft_config(method, num_virtual_tokens=cfg.num_virtual_tokens, hidden_size=facts.hidden_size)
     wrapped = get_peft_model(model, pc)
     if method == "prefix":
         from transformers import AutoTokenizer
