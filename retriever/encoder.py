@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from functools import cached_property
@@ -23,6 +24,7 @@ from retriever.fingerprint import fingerprint_id
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+ENGINES = ("auto", "torch", "openvino")
 
 
 def default_model_dir() -> Path:
@@ -68,7 +70,10 @@ class Encoder:
     """Texts → L2-normalised float32 vectors, with a fingerprint of the model that made them."""
 
     def __init__(self, model: str | Path | None = None, adapter: str | Path | None = None,
-                 device: str | None = None, batch_size: int = 64, backend: str = "torch"):
+                 device: str | None = None, batch_size: int = 64, backend: str = "torch", engine: str | None = None):
+        """`backend` decides the embedding space (fp32 "torch", or "onnx-int8"); `engine` only what runs an fp32
+        encoder: "torch", "openvino", or "auto" (the default, also from $RAGTUNE_ENCODER_ENGINE): OpenVINO when
+        it is installed and the folder exports, else torch. Training needs engine "torch"."""
         if batch_size < 1:
             raise RagtuneError(f"batch_size must be a positive integer, got {batch_size}")
         if backend not in ("torch", "onnx-int8"):
@@ -76,20 +81,42 @@ class Encoder:
         self.model_dir, self.adapter_dir = resolve_model(model, adapter)
         self.batch_size = batch_size
         self.backend = backend
+        self.engine = self._pick_engine(engine or os.environ.get("RAGTUNE_ENCODER_ENGINE") or "auto", device)
         self._lock = threading.Lock()
-        from sentence_transformers import SentenceTransformer
-
-        if backend == "onnx-int8":
-            from retriever.onnx_backend import load_int8
-
-            self.model = load_int8(self.model_dir)
-        else:
-            self.model = SentenceTransformer(str(self.model_dir), device=device or "cpu", local_files_only=True)
+        self.model = self._load(device)
         if self.adapter_dir is not None:
-            if backend != "torch":
-                raise RagtuneError("a LoRA adapter needs backend 'torch'; merge it first with `ragtune export`")
             self.model.load_adapter(str(self.adapter_dir))
         self.model.eval()
+
+    def _pick_engine(self, engine: str, device: str | None) -> str:
+        if engine not in ENGINES:
+            raise RagtuneError(f"encoder engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if self.backend == "onnx-int8":
+            return "onnxruntime"
+        if self.adapter_dir is not None or (device not in (None, "cpu")):
+            if engine == "openvino":
+                raise RagtuneError("the openvino engine runs merged models on CPU; use engine torch for an "
+                                   "unmerged adapter or a GPU")
+            return "torch"
+        if engine == "auto":
+            from retriever import openvino_backend
+            from retriever.exported import exportable
+
+            return "openvino" if openvino_backend.available() and exportable(self.model_dir) else "torch"
+        return engine
+
+    def _load(self, device: str | None) -> Any:
+        if self.engine == "onnxruntime":
+            from retriever.onnx_backend import load_int8
+
+            return load_int8(self.model_dir)
+        if self.engine == "openvino":
+            from retriever import openvino_backend
+
+            return openvino_backend.load(self.model_dir)
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(self.model_dir), device=device or "cpu", local_files_only=True)
 
     @property
     def dimension(self) -> int:
@@ -118,6 +145,7 @@ class Encoder:
             "normalized": True,
             "max_seq_length": self.max_seq_length,
             "backend": self.backend,
+            "engine": self.engine,  # what ran it; not part of the id (fp32 engines share the space)
         }
         fp["id"] = fingerprint_id(fp)
         return fp
@@ -137,4 +165,4 @@ class Encoder:
 
     def __repr__(self) -> str:
         adapter = f", adapter={str(self.adapter_dir)!r}" if self.adapter_dir else ""
-        return f"Encoder({str(self.model_dir)!r}{adapter}, backend={self.backend!r})"
+        return f"Encoder({str(self.model_dir)!r}{adapter}, backend={self.backend!r}, engine={self.engine!r})"
