@@ -94,7 +94,7 @@ def train_retriever(
     from retriever import DEFAULT_MODEL_NAME, Encoder, default_model_dir
 
     torch.manual_seed(seed)
-    encoder = Encoder(base, device="cuda" if torch.cuda.is_available() else "cpu")
+    encoder = Encoder(base, device="cuda" if torch.cuda.is_available() else "cpu", engine="torch")  # trains it
     model, encode = encoder.model, encoder.encode
     # record a portable base: the embedded model by name, any other by its absolute path
     base_name = DEFAULT_MODEL_NAME if encoder.model_dir == default_model_dir() else str(encoder.model_dir.resolve())
