@@ -20,18 +20,14 @@ import click
 def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str, cpu_threads: int | None) -> None:
     """Teach the embedded SmolLM2-135M-Instruct a fictional world by RAG, fine-tuning and both, serve
     every system, compare them over HTTP, refresh the index, and write report.html."""
-    import logging
     from dataclasses import replace
 
     from demo.config import PRESETS
     from demo.pipeline import run_demo
+    from ragtune.logs import quiet_libraries, use_log_file
 
-    for noisy in ("httpx", "httpx2", "absl"):  # one line per HTTP request would bury the step lines
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # its deprecation notes and weight-loading bars are not demo steps
-    hf_logging.disable_progress_bar()
+    use_log_file(Path(out_dir) / "ragtune.log")  # libraries' warnings: there, named once when first written
+    quiet_libraries()
     cfg = replace(PRESETS["quick" if quick else "full"], seed=seed, generator=generator, cpu_threads=cpu_threads)
     summary = run_demo(Path(out_dir), cfg, echo=click.echo, progress=not no_progress)
     click.echo("")

@@ -178,7 +178,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] =
 def _train_line(res, echo: Callable[[str], None]) -> dict[str, Any]:
     m = res.metrics
     echo(f"    {res.n_train} examples, {res.steps} steps in {res.train_seconds:.0f} s ({res.tokens_per_second:.0f} "
-         f"tokens/s); loss {m['train_loss_first']} -> {m['train_loss_last']}")
+         f"tokens/s); loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}")
     return {k: m[k] for k in ("steps", "train_seconds", "tokens_per_second", "train_loss_first", "train_loss_last",
                               "n_train")}
 

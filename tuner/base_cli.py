@@ -36,5 +36,8 @@ def build(corpus, out, steps, batch_size, lr, hidden_size, layers, vocab_size, s
         from ragtune.errors import RagtuneError
 
         raise RagtuneError(f"{e}; fix the flag") from None
+    from ragtune.logs import quiet_libraries
+
+    quiet_libraries()
     path = build_base(corpus, out, cfg, train, reuse=not force)
     click.echo(f"base model: {path}")

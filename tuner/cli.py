@@ -10,6 +10,7 @@ import json
 
 import click
 
+from ragtune.logs import quiet_libraries
 from tuner.gen_config import config_help
 from tuner.retriever_cli import retriever
 
@@ -59,6 +60,7 @@ def generator(config, data, target_modules, as_json, **flags) -> None:
     """Fine-tune the generator: lora, dora, qlora, prefix, prompt, ptuning or full; closed-book or raft."""
     from tuner.gen_train import train_generator
 
+    quiet_libraries()
     if target_modules:
         flags["target_modules"] = [m.strip() for m in target_modules.split(",") if m.strip()]
     data_arg = list(data) if len(data) > 1 else (data[0] if data else None)
@@ -78,6 +80,7 @@ tune.add_command(retriever)
 @click.option("--dtype", default=None, help="Save as float32, bfloat16 or float16 (default: the base's dtype).")
 def export(adapter_dir: str, out_dir: str, dtype: str | None) -> None:
     """Merge an adapter into a plain Hugging Face model folder (+ ragtune.json) that any server loads."""
+    quiet_libraries()
     from tuner.export import export_model
 
     path = export_model(adapter_dir, out_dir, dtype=dtype)

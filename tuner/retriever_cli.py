@@ -21,7 +21,10 @@ from ragtune.models import RETRIEVER_HELP
 @click.option("--seed", default=0, show_default=True, type=int)
 def retriever(**kwargs) -> None:
     """LoRA-tune the retriever with in-batch and mined hard negatives; export a merged model."""
+    from ragtune.logs import quiet_libraries
     from tuner.retriever_train import train_retriever
+
+    quiet_libraries()
 
     result = train_retriever(**kwargs)
     click.echo(result.summary())

@@ -157,6 +157,7 @@ def _fit(model, triples, epochs: int, batch_size: int, learning_rate: float, see
     from sentence_transformers.training_args import BatchSamplers
     from transformers import PrinterCallback
 
+    from ragtune.logs import library_output
     from tuner.runtime import quiet_progress_callback
 
     n_neg = min(len(t.negatives) for t in triples)
@@ -179,10 +180,11 @@ def _fit(model, triples, epochs: int, batch_size: int, learning_rate: float, see
             dataloader_pin_memory=False,
             disable_tqdm=True,  # one bar with the loss (quiet_progress_callback), no printed log dicts
         )
-        trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=Dataset.from_dict(columns),
-            loss=MultipleNegativesRankingLoss(model), callbacks=[quiet_progress_callback()],
-        )
+        with library_output():  # its model card's "Computing widget examples" bar is not a ragtune step
+            trainer = SentenceTransformerTrainer(
+                model=model, args=args, train_dataset=Dataset.from_dict(columns),
+                loss=MultipleNegativesRankingLoss(model), callbacks=[quiet_progress_callback()],
+            )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         return trainer.state.global_step
