@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve.cli:serve", "Serve the OpenAI-compatible RAG chat endpoint."),
     "eval": ("eval.cli:eval_group", "Compare base, RAG, fine-tune and both; score predictions."),
     "demo": ("demo.cli:demo", "Run ragtune's main job end to end on the embedded defaults."),
+    "synth": ("synth.cli:synth", "Generate checked question-answer pairs from an index's chunks (split by document)."),
     "models": ("ragtune.models_cli:models", "List the embedded default models (`default`) and where they live."),
 }
 

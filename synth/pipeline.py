@@ -1,0 +1,249 @@
+"""`synthesize`: chunks of an index -> generated pairs -> checked, deduplicated pairs -> QA splits by document.
+
+    report = synthesize(SynthConfig(index="idx", out_dir="qa"))   # qa/{train,validation,test}.jsonl
+
+Generation is resumable (synth/progress.py); checking, deduplication and the split run over all
+generations in the index's chunk order, so a resumed or re-batched run writes the same files. The
+output files are written to temporary names and renamed into place; nothing is written when no pair
+survives the checks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import RagtuneError
+from ragtune.records import Passage, write_jsonl
+from synth import checks
+from synth.config import SynthConfig, generation_key
+from synth.progress import Progress, job_key
+from synth.prompt import PROMPT_VERSION, STOP, build_prompt, parse_pair
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+OUTPUT_FILES = tuple(f"{s}.jsonl" for s in SPLITS)
+REPORT_FILE = "synth_report.json"
+
+
+@dataclass
+class SynthReport:
+    out_dir: str
+    chunks: int = 0  # chunks asked about
+    chunks_skipped: dict[str, int] = field(default_factory=dict)
+    generated: int = 0  # generations checked (new + reused from the progress file)
+    new: int = 0  # generated in this run
+    generation_s: float = 0.0  # wall time of this run's generation
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> {"pairs", "documents"}
+    wall_s: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def generated_per_min(self) -> float | None:
+        return 60 * self.new / self.generation_s if self.new and self.generation_s > 0 else None
+
+    @property
+    def kept_per_min(self) -> float | None:
+        """Kept pairs per minute of generation: the generation rate times the share kept."""
+        rate = self.generated_per_min
+        return rate * self.kept / self.generated if rate is not None and self.generated else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items()}
+        d["generated_per_min"], d["kept_per_min"] = self.generated_per_min, self.kept_per_min
+        return d
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{k} {v}" for k, v in self.chunks_skipped.items() if v)
+        head = (f"synth -> {self.out_dir}: {self.chunks} chunks{f' ({skipped} skipped)' if skipped else ''}, "
+                f"{self.generated} pairs generated ({self.new} new, {self.generated - self.new} from the progress "
+                f"file), {self.kept} kept")
+        lines = [head]
+        dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v)
+        lines.append(f"  dropped: {dropped or 'none'}")
+        if self.generated_per_min is not None:
+            lines.append(f"  rate: {self.generated_per_min:.1f} generated/min, {self.kept_per_min:.1f} kept/min "
+                         f"({self.new} generations in {self.generation_s:.0f} s)")
+        for s, c in self.splits.items():
+            lines.append(f"  {s + '.jsonl':<17} {c['pairs']} pairs from {c['documents']} documents")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def synthesize(cfg: SynthConfig, *, generator: Any = None, generator_id: dict[str, Any] | None = None,
+               progress: bool = True) -> SynthReport:
+    """Generate, check and split pairs for `cfg.index` into `cfg.out_dir`.
+
+    `generator` (an object with serve's `Generator.generate` signature) replaces the one `cfg.generator`
+    names; `generator_id` then identifies it in the progress file's key."""
+    t0 = time.perf_counter()
+    report = SynthReport(out_dir=cfg.out_dir, settings=cfg.public())
+    chunks = _read_chunks(cfg, report)
+    own = generator is None
+    if own:
+        from synth.generation import open_generator
+
+        generator, generator_id = open_generator(cfg.generator, cfg.api_key, cfg.model, cfg.batch_size)
+    report.generator = generator_id or {"model": type(generator).__name__}
+    try:
+        texts = _generate(cfg, chunks, generator, report, progress)
+    finally:
+        if own:
+            generator.close()
+    rows = _check(cfg, chunks, texts, report)
+    report.wall_s = time.perf_counter() - t0
+    if not rows:
+        raise RagtuneError(
+            f"no generated pair passed the checks ({report.generated} generated from {len(chunks)} chunks; dropped: "
+            f"{', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)}); nothing was written. The "
+            f"generator's replies are kept in {Path(cfg.out_dir) / 'synth-progress.jsonl'}: a larger model "
+            "(--generator FOLDER or URL) writes usable pairs more often")
+    _write(cfg, rows, report)
+    return report
+
+
+def _read_chunks(cfg: SynthConfig, report: SynthReport) -> list[Passage]:
+    from retriever import KnowledgeIndex
+
+    if not Path(cfg.index).is_dir():
+        raise RagtuneError(f"index {cfg.index} does not exist; build it with `ragtune ingest SOURCES --index {cfg.index}`")
+    with KnowledgeIndex.open(cfg.index) as index:
+        chunks = list(index.iter_passages())
+    if not chunks:
+        raise RagtuneError(f"index {cfg.index} holds no chunks; ingest documents first (`ragtune ingest SOURCES "
+                           f"--index {cfg.index}`)")
+    usable = [c for c in chunks if len(checks.words(c.text)) >= cfg.min_chunk_words]
+    report.chunks_skipped["too_short"] = len(chunks) - len(usable)
+    if not usable:
+        raise RagtuneError(f"every chunk of index {cfg.index} has fewer than {cfg.min_chunk_words} words; lower "
+                           "--min-chunk-words or ingest longer documents")
+    if cfg.max_chunks is not None and cfg.max_chunks < len(usable):
+        picked = set(random.Random(cfg.seed).sample(range(len(usable)), cfg.max_chunks))
+        usable = [c for i, c in enumerate(usable) if i in picked]  # index order, whatever the sample
+    report.chunks = len(usable)
+    return usable
+
+
+def _generate(cfg: SynthConfig, chunks: list[Passage], generator: Any, report: SynthReport,
+              show_progress: bool) -> dict[str, str | None]:
+    """Every (chunk, i) generation by its progress key; new ones generated in batches and saved as made."""
+    from tqdm.auto import tqdm
+
+    settings = generation_key(report.generator, cfg, PROMPT_VERSION)
+    store = Progress(cfg.out_dir, resume=cfg.resume)
+    jobs = [(job_key(settings, c.chunk_id, c.text, i), c, i) for i in range(cfg.questions_per_chunk) for c in chunks]
+    todo = [j for j in jobs if j[0] not in store.done]
+    report.new = len(todo)
+    errors: list[str] = []
+    t0 = time.perf_counter()
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synth", unit="pair",
+              disable=not show_progress) as bar:
+        for i in range(cfg.questions_per_chunk):
+            mine = [j for j in todo if j[2] == i]
+            # the first pair of a chunk is greedy; later ones are seeded samples (a different seed each)
+            temperature, seed = (0.0, cfg.seed) if i == 0 else (cfg.temperature, cfg.seed + i)
+            for start in range(0, len(mine), cfg.batch_size):
+                batch = mine[start:start + cfg.batch_size]
+                outs = _generate_batch(generator, [build_prompt(c.text, c.title) for _, c, _ in batch], cfg,
+                                       temperature, seed, errors)
+                store.add([(key, c.chunk_id, i, out) for (key, c, i), out in zip(batch, outs)])
+                bar.update(len(batch))
+    report.generation_s = time.perf_counter() - t0
+    if errors:
+        report.notes.append(f"{len(errors)} generations failed in this run, e.g.: {errors[0]}")
+    return {key: store.done[key] for key, _, _ in jobs}
+
+
+def _generate_batch(generator: Any, prompts: list[list[dict[str, str]]], cfg: SynthConfig, temperature: float,
+                    seed: int, errors: list[str]) -> list[str | None]:
+    """The replies of one batch; when the batch fails, each prompt alone (a failing one gives None)."""
+    from serve.types import BackendError
+
+    kw = {"max_tokens": cfg.max_tokens, "stop": list(STOP), "seed": seed, "temperature": temperature}
+    try:
+        return [c.text for c in generator.generate(prompts, **kw)]
+    except (RuntimeError, BackendError) as e:
+        if len(prompts) == 1:
+            logger.warning("generation failed: %s", e)
+            errors.append(str(e))
+            return [None]
+        logger.warning("a batch of %d failed (%s); retrying its prompts one by one", len(prompts), e)
+    out: list[str | None] = []
+    for p in prompts:
+        out.extend(_generate_batch(generator, [p], cfg, temperature, seed, errors))
+    return out
+
+
+def _check(cfg: SynthConfig, chunks: list[Passage], texts: dict[str, str | None],
+           report: SynthReport) -> list[dict[str, Any]]:
+    """The kept QA rows, in chunk order; every drop counted by its reason."""
+    settings = generation_key(report.generator, cfg, PROMPT_VERSION)
+    dropped: Counter[str] = Counter()
+    dedup = checks.NearDuplicates(cfg.dedup_threshold)
+    rows = []
+    for c in chunks:
+        for i in range(cfg.questions_per_chunk):
+            key = job_key(settings, c.chunk_id, c.text, i)
+            reply = texts[key]
+            report.generated += 1
+            if reply is None:
+                dropped[checks.GENERATION_FAILED] += 1
+                continue
+            pair = parse_pair(reply)
+            if pair is None:
+                dropped[checks.UNPARSABLE] += 1
+                continue
+            question, answer = pair
+            reason, span = checks.check_pair(question, answer, c.text, cfg.max_answer_words)
+            if reason is None and dedup.is_duplicate(question, span):
+                reason = checks.NEAR_DUPLICATE
+            if reason is not None:
+                dropped[reason] += 1
+                continue
+            dedup.add(question, span)
+            rows.append({"id": f"synth-{key[:12]}", "question": question, "answer": span, "doc_ids": [c.doc_id],
+                         "context": c.text, "metadata": {"chunk_id": c.chunk_id, "pair": i,
+                                                         "generated": reply.strip()}})
+    report.dropped = {r: dropped[r] for r in checks.DROP_REASONS}
+    report.kept = len(rows)
+    return rows
+
+
+def _write(cfg: SynthConfig, rows: list[dict[str, Any]], report: SynthReport) -> None:
+    where = checks.split_documents([r["doc_ids"][0] for r in rows], cfg.validation_fraction, cfg.test_fraction,
+                                   cfg.seed)
+    splits: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for r in rows:
+        splits[where[r["doc_ids"][0]]].append(r)
+    report.splits = {s: {"pairs": len(splits[s]), "documents": len({r["doc_ids"][0] for r in splits[s]})}
+                     for s in SPLITS}
+    empty = [s for s in SPLITS if not splits[s] and (s == "train" or getattr(cfg, f"{s}_fraction") > 0)]
+    if empty:
+        report.notes.append(f"{', '.join(empty)} got no pairs: the kept pairs come from only {len(set(where))} "
+                            "documents; use more chunks or documents")
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    contents: dict[str, Any] = {f"{s}.jsonl": splits[s] for s in SPLITS}
+    temps = {name: out / f".{name}.tmp-{os.getpid()}" for name in (*contents, REPORT_FILE)}
+    try:
+        for name, part in contents.items():
+            write_jsonl(temps[name], part)
+        temps[REPORT_FILE].write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+        for name, tmp in temps.items():
+            os.replace(tmp, out / name)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+

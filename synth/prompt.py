@@ -1,0 +1,62 @@
+"""The question-writing prompt and the parser of its replies.
+
+A small model writes better pairs when it sees the exact shape it should reply in: a system line that
+asks for one `Q: <question> A: <answer>` line with the answer copied from the passage, and two worked
+examples (user passage -> assistant line) with different question words, so it does not copy one
+question form. The reply is cut at the first newline (one pair per generation).
+"""
+
+from __future__ import annotations
+
+import re
+
+PROMPT_VERSION = "synth-qa-v1"
+
+SYSTEM = ("You write one quiz question about a passage, and its answer: a short phrase (a name, a place, a "
+          "number or a few words) copied exactly from the passage. The question must not contain the answer. "
+          "Reply on one line as: Q: <question> A: <answer>")
+
+SHOTS = (
+    (("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It was designed by the company "
+      "of Gustave Eiffel and is 330 metres tall."),
+     "Q: In which city was the World's Fair of 1889 held? A: Paris"),
+    ("Marie Curie was born in Warsaw. She moved to Paris to study physics and later won two Nobel Prizes.",
+     "Q: How many Nobel Prizes did Marie Curie win? A: two"),
+)
+
+STOP = ("\n",)
+
+_PAIR = re.compile(r"^\s*Q\s*[:.]\s*(?P<q>.+?)\s+A\s*[:.]\s*(?P<a>.+)$")
+_LEAD = re.compile(r"^(?:A\s*[:.]\s*)+")  # "A: A: Warsaw"
+_TRIM = " \t\"'`“”‘’.,;:"
+
+
+def passage_text(text: str, title: str = "") -> str:
+    return f"Passage ({title}): {text}" if title else f"Passage: {text}"
+
+
+def build_prompt(text: str, title: str = "") -> list[dict[str, str]]:
+    """Chat messages asking for one pair about `text`."""
+    msgs = [{"role": "system", "content": SYSTEM}]
+    for shot, reply in SHOTS:
+        msgs.append({"role": "user", "content": passage_text(shot)})
+        msgs.append({"role": "assistant", "content": reply})
+    msgs.append({"role": "user", "content": passage_text(text, title)})
+    return msgs
+
+
+def parse_pair(reply: str) -> tuple[str, str] | None:
+    """(question, answer) from a `Q: ... A: ...` reply, or None when it has no such shape.
+
+    Only the first line counts; a question runs to its first `?` when the model wrote one."""
+    line = reply.strip().split("\n", 1)[0]
+    m = _PAIR.match(line)
+    if m is None:
+        return None
+    q, a = m.group("q").strip(), _LEAD.sub("", m.group("a").strip())
+    if "?" in q:
+        q = q[: q.index("?") + 1]
+    a = a.strip(_TRIM)
+    if not a or len(q.split()) < 3:
+        return None
+    return q, a

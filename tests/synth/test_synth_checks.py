@@ -1,0 +1,95 @@
+"""The pair checks, the reply parser, near-duplicate detection and the document split, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from synth import NearDuplicates, check_pair, parse_pair, split_documents
+
+CHUNK = "Mara Quill founded Brightwater in 1612. The party of 1,500 guests met at the Old Mill."
+
+# (question, answer, expected drop reason or None, the answer kept)
+PAIR_CASES = [
+    ("Who founded Brightwater?", "Mara Quill", None, "Mara Quill"),
+    ("Who founded Brightwater?", "mara QUILL", None, "Mara Quill"),  # kept in the chunk's own spelling
+    ("How many guests met?", "1,500", None, "1,500"),
+    ("Where did the guests meet?", "the old mill.", None, "the Old Mill"),
+    ("Who founded Brightwater?", "Tomas Reed", "answer_not_in_chunk", None),
+    ("What met at the mill?", "art", "answer_not_in_chunk", None),  # "art" is inside "party", not a word of it
+    ("Who founded it?", "Quill founded", None, "Quill founded"),
+    ("When did Mara Quill found Brightwater in 1612?", "1612", "answer_in_question", None),
+    ("Who is Mara Quill?", "Mara Quill", "answer_in_question", None),
+    ("What happened?", "Mara Quill founded Brightwater in 1612 with the party", "answer_too_long", None),
+]
+
+
+@pytest.mark.parametrize(("question", "answer", "reason", "kept"), PAIR_CASES)
+def test_check_pair(question, answer, reason, kept):
+    got, span = check_pair(question, answer, CHUNK, max_answer_words=8)
+    assert got == reason
+    if kept is not None:
+        assert span == kept
+
+
+# (generated reply, expected (question, answer) or None)
+PARSE_CASES = [
+    ("Q: Who founded Brightwater? A: Mara Quill", ("Who founded Brightwater?", "Mara Quill")),
+    ("  Q: Who founded Brightwater?\nA: Mara Quill", None),  # only the first line counts
+    ("Q: Who founded Brightwater? A: A: Mara Quill.", ("Who founded Brightwater?", "Mara Quill")),
+    ('Q: Who founded Brightwater? A: "Mara Quill"', ("Who founded Brightwater?", "Mara Quill")),
+    ("Q: Who founded Brightwater? It was long ago A: Mara Quill", ("Who founded Brightwater?", "Mara Quill")),
+    ("Q: In what year was it founded A: 1612", ("In what year was it founded", "1612")),
+    ("Who founded Brightwater? Mara Quill", None),
+    ("Q: Who founded Brightwater?", None),
+    ("Q: Who founded Brightwater? A: ", None),
+    ("Q: Who? A: Mara", None),  # a question of fewer than three words
+    ("", None),
+    ("<|im_end|>", None),
+]
+
+
+@pytest.mark.parametrize(("reply", "expected"), PARSE_CASES)
+def test_parse_pair(reply, expected):
+    assert parse_pair(reply) == expected
+
+
+# (kept pair, new pair, near duplicate at threshold 0.7?)
+DUP_CASES = [
+    (("Who founded Brightwater?", "Mara Quill"), ("Who founded Brightwater?", "Mara Quill"), True),
+    (("Who founded Brightwater?", "Mara Quill"), ("who founded brightwater", "mara quill"), True),
+    (("In what year was the Eiffel Tower completed?", "1889"),
+     ("When was the Eiffel Tower completed?", "1889"), True),  # stop words and question words do not count
+    (("In what year was the Eiffel Tower completed?", "1889"),
+     ("In which year was the Eiffel Tower finished?", "1889"), False),
+    (("Who founded Brightwater?", "Mara Quill"), ("Who founded Greenhollow?", "Tomas Reed"), False),
+    (("Where does Mara Quill live?", "Brightwater"), ("What is the job of Mara Quill?", "potter"), False),
+]
+
+
+@pytest.mark.parametrize(("kept", "new", "duplicate"), DUP_CASES)
+def test_near_duplicates(kept, new, duplicate):
+    seen = NearDuplicates(0.7)
+    seen.add(*kept)
+    assert seen.is_duplicate(*new) is duplicate
+
+
+def test_exact_threshold_drops_only_exact_duplicates():
+    seen = NearDuplicates(1.0)
+    seen.add("When was the Eiffel Tower completed?", "1889")
+    assert seen.is_duplicate("When was the Eiffel Tower completed?", "1889")
+    assert not seen.is_duplicate("When was the Eiffel Tower finished?", "1889")
+
+
+@pytest.mark.parametrize(("n_docs", "val", "test", "sizes"), [
+    (10, 0.1, 0.2, {"train": 7, "validation": 1, "test": 2}),
+    (3, 0.1, 0.2, {"train": 1, "validation": 1, "test": 1}),  # each asked-for split gets one document
+    (2, 0.1, 0.2, {"train": 1, "validation": 0, "test": 1}),  # never at the cost of the last training document
+    (1, 0.1, 0.2, {"train": 1, "validation": 0, "test": 0}),
+    (10, 0.0, 0.0, {"train": 10, "validation": 0, "test": 0}),
+])
+def test_split_documents(n_docs, val, test, sizes):
+    docs = [f"d{i}" for i in range(n_docs)]
+    where = split_documents(docs * 3, val, test, seed=0)  # a document named three times is one document
+    assert set(where) == set(docs)
+    assert {s: sum(v == s for v in where.values()) for s in sizes} == sizes
+    assert split_documents(list(reversed(docs)), val, test, seed=0) == where  # the input order does not matter

@@ -1,0 +1,146 @@
+"""synthesize() on a real index with a scripted generator: outputs, counted drops, resume, atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from synth_helpers import ScriptedGenerator, good_reply
+
+from ragtune.errors import RagtuneError
+from ragtune.records import load_qa
+from synth import OUTPUT_FILES, PROGRESS_FILE, REPORT_FILE, SynthConfig, synthesize
+
+GEN_ID = {"model": "scripted"}
+
+
+def run(index, out, gen, **kw):
+    return synthesize(SynthConfig(index=str(index), out_dir=str(out), **kw), generator=gen, generator_id=GEN_ID,
+                      progress=False)
+
+
+def read_splits(out) -> dict[str, list[dict]]:
+    return {name: [json.loads(line) for line in (out / name).read_text().splitlines()] for name in OUTPUT_FILES}
+
+
+def test_pairs_are_kept_split_by_document_and_loadable(synth_index, tmp_path):
+    r = run(synth_index, tmp_path, ScriptedGenerator(), questions_per_chunk=2, validation_fraction=0.2,
+            test_fraction=0.2)
+    assert (r.chunks, r.generated, r.kept) == (10, 20, 20)
+    assert sum(r.dropped.values()) == 0
+    splits = read_splits(tmp_path)
+    docs = {name: {row["doc_ids"][0] for row in rows} for name, rows in splits.items()}
+    assert [len(d) for d in docs.values()] == [6, 2, 2]
+    assert not (docs["train.jsonl"] & docs["validation.jsonl"] or docs["train.jsonl"] & docs["test.jsonl"]
+                or docs["validation.jsonl"] & docs["test.jsonl"])
+    for name in OUTPUT_FILES:  # ragtune's QA loader (tune generator/retriever, eval) reads every file
+        for ex in load_qa(tmp_path / name):
+            assert ex.context and ex.answer in ex.context and ex.doc_ids
+    row = splits["train.jsonl"][0]
+    assert row["question"].startswith("In which town was") and row["answer"] == row["context"].split()[5]
+    report = json.loads((tmp_path / REPORT_FILE).read_text())
+    assert report["kept"] == 20 and report["generator"] == GEN_ID and report["settings"]["api_key"] is None
+
+
+def test_every_drop_is_counted_by_its_reason(synth_index, tmp_path):
+    def reply(passage, seed, temperature):
+        name = passage.split(" was born")[0]
+        return {
+            "Mara Quill": "I cannot write questions.",  # unparsable
+            "Tomas Reed": "Q: In which town was Tomas Reed born? A: London",  # not in the chunk
+            "Ilse Varn": "Q: Was Ilse Varn born in Selby? A: Selby",  # answer in the question
+            "Bren Oakes": "Q: What does Bren Oakes keep? A: Bren Oakes works as a weaver and keeps three bees",
+            "Cato Lind": "Q: How many bees are kept? A: three",
+            "Dara Fenn": "Q: How many bees are kept? A: three",  # a near duplicate of Cato Lind's
+        }.get(name, good_reply(passage))
+
+    r = run(synth_index, tmp_path, ScriptedGenerator(reply))
+    assert r.dropped == {"generation_failed": 0, "unparsable": 1, "answer_not_in_chunk": 1, "answer_too_long": 1,
+                         "answer_in_question": 1, "near_duplicate": 1}
+    assert r.kept == 5 and r.generated == r.kept + sum(r.dropped.values())
+
+
+def test_a_failing_prompt_is_a_counted_skip(synth_index, tmp_path):
+    class Flaky(ScriptedGenerator):
+        def generate(self, messages, **kw):
+            if any("Edda Moss" in m[-1]["content"] for m in messages):
+                raise RuntimeError("generation failed: prompt too long")
+            return super().generate(messages, **kw)
+
+    r = run(synth_index, tmp_path, Flaky())
+    assert r.dropped["generation_failed"] == 1 and r.kept == 9
+    assert r.notes == ["1 generations failed in this run, e.g.: generation failed: prompt too long"]
+
+
+def test_resume_after_interruption_writes_what_an_uninterrupted_run_writes(synth_index, tmp_path):
+    whole = run(synth_index, tmp_path / "whole", ScriptedGenerator(), questions_per_chunk=2, batch_size=4)
+    with pytest.raises(KeyboardInterrupt):
+        run(synth_index, tmp_path / "cut", ScriptedGenerator(fail_after=8), questions_per_chunk=2, batch_size=4)
+    assert not any((tmp_path / "cut" / name).exists() for name in OUTPUT_FILES)  # no half-written output
+    progress = tmp_path / "cut" / PROGRESS_FILE
+    assert len(progress.read_text().splitlines()) == 8
+    with progress.open("a") as f:
+        f.write('{"key": "torn')  # a line cut short by the crash
+    second = ScriptedGenerator()
+    resumed = run(synth_index, tmp_path / "cut", second, questions_per_chunk=2, batch_size=4)
+    assert second.prompts == 12 and resumed.new == 12 and resumed.generated == 20
+    assert read_splits(tmp_path / "cut") == read_splits(tmp_path / "whole")
+    assert resumed.kept == whole.kept
+    third = ScriptedGenerator()  # all done: nothing is generated again
+    assert run(synth_index, tmp_path / "cut", third, questions_per_chunk=2, batch_size=4).new == 0
+    assert third.prompts == 0
+
+
+def test_progress_is_keyed_by_the_generation_settings(synth_index, tmp_path):
+    run(synth_index, tmp_path, ScriptedGenerator())
+    same = ScriptedGenerator()
+    run(synth_index, tmp_path, same, dedup_threshold=1.0, max_answer_words=3)  # a filter: re-checked only
+    assert same.prompts == 0
+    other = ScriptedGenerator()
+    run(synth_index, tmp_path, other, seed=1)  # a generation setting: generated again
+    assert other.prompts == 10
+    fresh = ScriptedGenerator()
+    run(synth_index, tmp_path, fresh, resume=False)
+    assert fresh.prompts == 10
+
+
+def test_seeded_sample_of_chunks_and_the_temperature_of_later_pairs(synth_index, tmp_path):
+    seen = []
+
+    def reply(passage, seed, temperature):
+        seen.append((seed, temperature))
+        return good_reply(passage, seed)
+
+    r = run(synth_index, tmp_path, ScriptedGenerator(reply), max_chunks=4, questions_per_chunk=3, seed=5,
+            temperature=0.6)
+    assert r.chunks == 4 and sorted(set(seen)) == [(5, 0.0), (6, 0.6), (7, 0.6)]
+    again = run(synth_index, tmp_path / "again", ScriptedGenerator(), max_chunks=4, seed=5)
+    assert [r["doc_ids"] for r in read_splits(tmp_path / "again")["train.jsonl"]] == \
+           [r["doc_ids"] for r in read_splits(tmp_path)["train.jsonl"] if r["metadata"]["pair"] == 0]
+    assert again.chunks == 4
+
+
+def test_garbage_from_the_model_is_an_error_and_writes_nothing(synth_index, tmp_path):
+    with pytest.raises(RagtuneError, match=r"no generated pair passed the checks \(10 generated .*unparsable 10"):
+        run(synth_index, tmp_path, ScriptedGenerator(lambda p, s, t: "<|im_end|> lorem"))
+    assert not any((tmp_path / name).exists() for name in (*OUTPUT_FILES, REPORT_FILE))
+    assert len((tmp_path / PROGRESS_FILE).read_text().splitlines()) == 10  # the replies are kept to look at
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"questions_per_chunk": 0}, "`questions_per_chunk` should be a positive integer"),
+    ({"dedup_threshold": 0}, "`dedup_threshold` should be in"),
+    ({"validation_fraction": 0.5, "test_fraction": 0.5}, "leave documents for training"),
+    ({"temperature": -1}, "`temperature` should be >= 0"),
+])
+def test_bad_settings_name_the_field(synth_index, tmp_path, kw, message):
+    with pytest.raises(RagtuneError, match=message):
+        run(synth_index, tmp_path, ScriptedGenerator(), **kw)
+
+
+def test_empty_and_missing_index(empty_index, tmp_path):
+    with pytest.raises(RagtuneError, match="holds no chunks; ingest documents first"):
+        run(empty_index, tmp_path, ScriptedGenerator())
+    with pytest.raises(RagtuneError, match="does not exist; build it with `ragtune ingest"):
+        run(tmp_path / "nowhere", tmp_path, ScriptedGenerator())
+    assert not any(tmp_path.iterdir())
