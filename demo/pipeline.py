@@ -75,104 +75,142 @@ def systems(cfg: DemoConfig, urls: dict[str, str], models: dict[str, Path]) -> l
 def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
              progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into `out_dir`; return the summary (also written to `summary.json`)."""
-    from eval import compute_verdict, forgetting, merge_results, run_comparison, write_report
-    from ingest import ingest
-    from serve import start_server
-    from tuner import PEFT_LORA, export_model, train_generator, train_retriever
+    run = _DemoRun(Path(out_dir), cfg, echo, progress)
+    run.prepare()
+    index = run.build_index()
+    models = run.tune_generators(index)
+    test, fresh = run.evaluate(models, index)
+    return run.report(models, test, fresh)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.cpu_threads:
-        import torch
 
-        torch.set_num_threads(cfg.cpu_threads)
-    t_start = time.perf_counter()
-    step = Steps(echo)
-    summary: dict[str, Any] = {"preset": cfg.name, "out_dir": str(out)}
+class _DemoRun:
+    """The demo's phases, in order: prepare (generator, world) → build the index (with the tuned retriever) →
+    tune the generators → evaluate over HTTP, refresh, evaluate freshness → forgetting, report, summary."""
 
-    with step("prepare the generator"):
-        from ragtune.models import is_default, resolve_generator
+    def __init__(self, out: Path, cfg: DemoConfig, echo: Callable[[str], None], progress: bool):
+        self.out, self.cfg, self.echo, self.progress = out, cfg, echo, progress
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.cpu_threads:
+            import torch
 
-        base_dir = resolve_generator(cfg.generator)
-        summary["base_model"] = {"dir": str(base_dir), "name": cfg.generator}
-        what = "the embedded SmolLM2-135M-Instruct" if is_default(cfg.generator) else "the given model"
-        echo(f"    generator: {what} at {base_dir}")
+            torch.set_num_threads(cfg.cpu_threads)
+        self.t_start = time.perf_counter()
+        self.step = Steps(echo)
+        self.summary: dict[str, Any] = {"preset": cfg.name, "out_dir": str(out)}
 
-    with step("write the target world"):
-        paths = write_world(make_world(cfg.n_people, seed=cfg.seed), out / "world", n_test=cfg.n_test,
-                            n_validation=cfg.n_validation, update_fraction=cfg.update_fraction)
-        docs_dir = out / "world" / "knowledge"  # the folder the index follows; refreshed in step 9
-        shutil.rmtree(docs_dir, ignore_errors=True)
-        docs_dir.mkdir()
-        shutil.copy(paths["documents"], docs_dir / "people.jsonl")
-        qa_dir = out / "world" / "qa"
-        cb_train = wordings(paths["train"], qa_dir / "train_closed_book.jsonl", cfg.closed_book_wordings)
-        raft_train = wordings(paths["train"], qa_dir / "train_raft.jsonl", cfg.raft_wordings)
-        general = GENERAL_QA
+    def prepare(self) -> None:
+        cfg, out = self.cfg, self.out
+        with self.step("prepare the generator"):
+            from ragtune.models import is_default, resolve_generator
 
-    index_base, index = out / "index-base", out / "index"
-    with step("ingest the documents (base retriever)"):
-        ingest([docs_dir], index_base, show_progress=progress)
+            self.base_dir = resolve_generator(cfg.generator)
+            self.summary["base_model"] = {"dir": str(self.base_dir), "name": cfg.generator}
+            what = "the embedded SmolLM2-135M-Instruct" if is_default(cfg.generator) else "the given model"
+            self.echo(f"    generator: {what} at {self.base_dir}")
 
-    with step("fine-tune the retriever"):
-        r_data = out / "world" / "qa" / "retriever_train.jsonl"
-        rows = [obj for _, obj in iter_jsonl(paths["train"])]
-        write_jsonl(r_data, random.Random(cfg.seed).sample(rows, min(len(rows), cfg.retriever_questions)))
-        r = train_retriever(r_data, index_base, out / "retriever", epochs=cfg.retriever_epochs,
-                            batch_size=cfg.retriever_batch_size, seed=cfg.seed)
-        summary["retriever"] = {"recall_k": r.recall_k, "recall_before": r.recall_before,
-                                "recall_after": r.recall_after, "train_seconds": r.train_seconds}
-        ingest([docs_dir], index, retriever=str(out / "retriever"), full=True, show_progress=progress)
+        with self.step("write the target world"):
+            self.paths = write_world(make_world(cfg.n_people, seed=cfg.seed), out / "world", n_test=cfg.n_test,
+                                     n_validation=cfg.n_validation, update_fraction=cfg.update_fraction)
+            self.docs_dir = out / "world" / "knowledge"  # the folder the index follows; refreshed in step 9
+            shutil.rmtree(self.docs_dir, ignore_errors=True)
+            self.docs_dir.mkdir()
+            shutil.copy(self.paths["documents"], self.docs_dir / "people.jsonl")
+            qa_dir = out / "world" / "qa"
+            self.cb_train = wordings(self.paths["train"], qa_dir / "train_closed_book.jsonl",
+                                     cfg.closed_book_wordings)
+            self.raft_train = wordings(self.paths["train"], qa_dir / "train_raft.jsonl", cfg.raft_wordings)
 
-    common = {"seed": cfg.seed, "val_fraction": 0.0, "cpu_threads": cfg.cpu_threads, "batch_size": cfg.batch_size}
-    if cfg.generator_method in PEFT_LORA:  # the rank is a LoRA setting; other methods refuse it
-        common.update(lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r)
-    models: dict[str, Path] = {"base": base_dir}
-    summary["training"] = {}
-    with step("fine-tune the generator closed-book and export"):
-        res = train_generator(str(base_dir), str(cb_train), str(out / "adapters" / "ft"), method=cfg.generator_method,
-                              mode="closed-book", epochs=cfg.generator_epochs, learning_rate=cfg.generator_lr, **common)
-        summary["training"]["ft"] = _train_line(res, echo)
-        models["ft"] = export_model(res.out_dir, out / "models" / "ft")
-    with step("fine-tune the generator RAFT-style and export"):
-        res = train_generator(str(base_dir), str(raft_train), str(out / "adapters" / "raft"),
-                              method=cfg.generator_method, mode="raft", index=str(index), k=cfg.top_k,
-                              epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr, **common)
-        summary["training"]["raft"] = _train_line(res, echo)
-        models["raft"] = export_model(res.out_dir, out / "models" / "raft")
+    def build_index(self) -> Path:
+        """The index, embedded by the fine-tuned retriever (trained on an index of the base one)."""
+        from ingest import ingest
+        from tuner import train_retriever
 
-    with contextlib.ExitStack() as stack:
-        with step("start the servers"):
-            urls = _start_servers(stack, start_server, models, index, out / "retriever")
-        specs = systems(cfg, urls, models)
-        eval_dir = out / "eval"
-        with step("evaluate every system through HTTP"):
-            test = run_comparison(paths["test"], specs, out_dir=eval_dir, train_qa=paths["train"], seed=cfg.seed,
-                                  progress=progress, resume=False)
-        with step("refresh the index with the update set (no retraining)"):
-            shutil.copy(paths["updated_documents"], docs_dir / "people.jsonl")
-            rep = ingest([docs_dir], index, retriever=str(out / "retriever"), show_progress=progress)
-            summary["refresh"] = _jsonable(rep)
-            _wait_for_swap(urls.values(), index)
-        with step("evaluate freshness on the changed facts"):
-            fresh = run_comparison(paths["freshness"], specs, out_dir=eval_dir, split="freshness", seed=cfg.seed,
-                                   train_qa=paths["train"],
-                                   progress=progress, resume=False)
-    with step("measure forgetting and write the report"):
-        forget = forgetting(models["ft"], base_dir, general, seed=cfg.seed, progress=progress)
-        results = merge_results(test, fresh, {"forgetting": forget})
-        files = write_report(results, out / "report")
-    summary["wall_seconds"] = round(time.perf_counter() - t_start, 1)
-    summary["step_seconds"] = step.times
-    summary["report"] = {k: str(v) for k, v in files.items()}
-    summary["headline"] = headline(results)
-    summary["verdict"] = [v["text"] for v in compute_verdict(results)["splits"].values() if v.get("text")]
-    summary["freshness_new_vs_stale"] = {
-        name: {k: v.get("freshness", {}).get(f"{k}_rate", {}).get("mean") for k in ("new", "stale")}
-        for name, v in results["splits"].get("freshness", {}).get("systems", {}).items()}
-    summary["forgetting"] = {k: forget.get(k) for k in ("delta",) if k in forget}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    return summary
+        cfg, out = self.cfg, self.out
+        index_base, index = out / "index-base", out / "index"
+        with self.step("ingest the documents (base retriever)"):
+            ingest([self.docs_dir], index_base, show_progress=self.progress)
+
+        with self.step("fine-tune the retriever"):
+            r_data = out / "world" / "qa" / "retriever_train.jsonl"
+            rows = [obj for _, obj in iter_jsonl(self.paths["train"])]
+            write_jsonl(r_data, random.Random(cfg.seed).sample(rows, min(len(rows), cfg.retriever_questions)))
+            r = train_retriever(r_data, index_base, out / "retriever", epochs=cfg.retriever_epochs,
+                                batch_size=cfg.retriever_batch_size, seed=cfg.seed)
+            self.summary["retriever"] = {"recall_k": r.recall_k, "recall_before": r.recall_before,
+                                         "recall_after": r.recall_after, "train_seconds": r.train_seconds}
+            ingest([self.docs_dir], index, retriever=str(out / "retriever"), full=True, show_progress=self.progress)
+        return index
+
+    def tune_generators(self, index: Path) -> dict[str, Path]:
+        """The base model and the two exported fine-tunes: closed-book (ft) and RAFT (raft)."""
+        from tuner import PEFT_LORA, export_model, train_generator
+
+        cfg, out = self.cfg, self.out
+        common = {"seed": cfg.seed, "val_fraction": 0.0, "cpu_threads": cfg.cpu_threads, "batch_size": cfg.batch_size}
+        if cfg.generator_method in PEFT_LORA:  # the rank is a LoRA setting; other methods refuse it
+            common.update(lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r)
+        models: dict[str, Path] = {"base": self.base_dir}
+        self.summary["training"] = {}
+        with self.step("fine-tune the generator closed-book and export"):
+            res = train_generator(str(self.base_dir), str(self.cb_train), str(out / "adapters" / "ft"),
+                                  method=cfg.generator_method, mode="closed-book", epochs=cfg.generator_epochs,
+                                  learning_rate=cfg.generator_lr, **common)
+            self.summary["training"]["ft"] = _train_line(res, self.echo)
+            models["ft"] = export_model(res.out_dir, out / "models" / "ft")
+        with self.step("fine-tune the generator RAFT-style and export"):
+            res = train_generator(str(self.base_dir), str(self.raft_train), str(out / "adapters" / "raft"),
+                                  method=cfg.generator_method, mode="raft", index=str(index), k=cfg.top_k,
+                                  epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr, **common)
+            self.summary["training"]["raft"] = _train_line(res, self.echo)
+            models["raft"] = export_model(res.out_dir, out / "models" / "raft")
+        return models
+
+    def evaluate(self, models: dict[str, Path], index: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(test results, freshness results): every system over HTTP, before and after an index refresh."""
+        from eval import run_comparison
+        from ingest import ingest
+        from serve import start_server
+
+        cfg, paths, step = self.cfg, self.paths, self.step
+        with contextlib.ExitStack() as stack:
+            with step("start the servers"):
+                urls = _start_servers(stack, start_server, models, index, self.out / "retriever")
+            specs = systems(cfg, urls, models)
+            eval_dir = self.out / "eval"
+            with step("evaluate every system through HTTP"):
+                test = run_comparison(paths["test"], specs, out_dir=eval_dir, train_qa=paths["train"], seed=cfg.seed,
+                                      progress=self.progress, resume=False)
+            with step("refresh the index with the update set (no retraining)"):
+                shutil.copy(paths["updated_documents"], self.docs_dir / "people.jsonl")
+                rep = ingest([self.docs_dir], index, retriever=str(self.out / "retriever"),
+                             show_progress=self.progress)
+                self.summary["refresh"] = _jsonable(rep)
+                _wait_for_swap(urls.values(), index)
+            with step("evaluate freshness on the changed facts"):
+                fresh = run_comparison(paths["freshness"], specs, out_dir=eval_dir, split="freshness", seed=cfg.seed,
+                                       train_qa=paths["train"], progress=self.progress, resume=False)
+        return test, fresh
+
+    def report(self, models: dict[str, Path], test: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+        """Forgetting, the report, and the summary (returned and written to summary.json)."""
+        from eval import compute_verdict, forgetting, merge_results, write_report
+
+        summary = self.summary
+        with self.step("measure forgetting and write the report"):
+            forget = forgetting(models["ft"], self.base_dir, GENERAL_QA, seed=self.cfg.seed, progress=self.progress)
+            results = merge_results(test, fresh, {"forgetting": forget})
+            files = write_report(results, self.out / "report")
+        summary["wall_seconds"] = round(time.perf_counter() - self.t_start, 1)
+        summary["step_seconds"] = self.step.times
+        summary["report"] = {k: str(v) for k, v in files.items()}
+        summary["headline"] = headline(results)
+        summary["verdict"] = [v["text"] for v in compute_verdict(results)["splits"].values() if v.get("text")]
+        summary["freshness_new_vs_stale"] = {
+            name: {k: v.get("freshness", {}).get(f"{k}_rate", {}).get("mean") for k in ("new", "stale")}
+            for name, v in results["splits"].get("freshness", {}).get("systems", {}).items()}
+        summary["forgetting"] = {k: forget.get(k) for k in ("delta",) if k in forget}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        return summary
 
 
 def _train_line(res, echo: Callable[[str], None]) -> dict[str, Any]:

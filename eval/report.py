@@ -37,58 +37,74 @@ def _blocks(results: Mapping[str, Any], max_disagreements: int = 20,
     v = compute_verdict(results) if v is None else v
     out: list[Block] = [("h1", "ragtune evaluation report"), *verdict_blocks(v),
                         ("h2", "Method"),
-                        ("p", f"Greedy decoding, seed {cfg.get('seed')}; every interval is a "
+                        ("p", (f"Greedy decoding, seed {cfg.get('seed')}; every interval is a "
                               f"{int(100 * cfg.get('ci', 0.95))}% percentile bootstrap over questions "
                               f"({cfg.get('n_resamples')} resamples, seeded). Answer metrics in percent "
-                              f"(SQuAD v1.1 normalisation), retrieval metrics on 0–1 against gold document ids.")]
+                              f"(SQuAD v1.1 normalisation), retrieval metrics on 0–1 against gold document ids."))]
     for split, s in results.get("splits", {}).items():
-        out.append(("h2", f"{split} (n={s['qa']['n']})"))
-        out.extend(("p", line) for line in findings(s))
-        out.append(("table", *system_table(s)))
-        png = charts.metric_by_system(s)
-        if png:
-            out.append(("img", f"{split}_metrics", png, "answer metrics by system with 95% CIs"))
-        if s["comparisons"]:
-            keep = [n for n in ((v["splits"].get(split) or {}).get("best"), base_system(s)) if n]
-            out.append(("h3", "Differences between systems (paired bootstrap)"))
-            out.append(("p", (f"Each system against {' and against '.join(keep) or 'each other'}; EM and F1 in "
-                              f"points, nDCG@10 on 0–1. Every pair, and ROUGE-L, contains, recall@5 and MRR@10, is in "
-                              f"results.json (`comparisons`).")))
-            out.append(("table", *comparison_table(s, keep)))
-        if any("freshness" in r for r in s["systems"].values()):
-            out.append(("h3", "Freshness: answers after the index refresh"))
-            out.append(("table", *freshness_table(s)))
-            png = charts.freshness(s)
-            out.append(("img", f"{split}_freshness", png, "new vs stale answers"))
-        png = charts.recall_curve(s)
-        if png:
-            out.append(("h3", "Retrieval"))
-            out.append(("img", f"{split}_recall", png, "recall@k"))
-        out.append(("h3", "Cost"))
-        out.append(("p", f"Latency is wall time per question including retrieval: over HTTP with {cfg.get('batch_size')} requests "
-                         f"in flight at once, each timed from request to answer; in-process in batches of "
-                         f"{cfg.get('batch_size')}, where each question counts its batch's time. Training figures come from each model's ragtune.json, where recorded."))
-        out.append(("table", *cost_table(s)))
-        png = charts.latency(s)
-        if png:
-            out.append(("img", f"{split}_latency", png, "latency p50/p95"))
-        out.append(("h3", "Configuration"))
-        out.append(("table", *config_table(s)))
-        if s["disagreements"]:
-            shown = s["disagreements"][:max_disagreements]
-            out.append(("h3", f"Disagreements ({len(s['disagreements'])} questions; first {len(shown)} here, "
-                              f"all in disagreements.md)"))
-            out.append(("table", *disagreement_table(shown)))
+        out += _split_blocks(split, s, cfg, v, max_disagreements)
     f = results.get("forgetting")
     if f:
-        out.append(("h2", f"Forgetting (general held-out set, n={f['general_qa']['n']})"))
-        out.append(("table", *forgetting_table(f)))
-        png = charts.forgetting(f)
-        if png:
-            out.append(("img", "forgetting", png, "forgetting"))
-        g = f.get("gate") or {}
-        if g.get("max_forgetting") is not None:
-            out.append(("p", f"Gate --max-forgetting {g['max_forgetting']}: {'passed' if g['passed'] else 'FAILED'}."))
+        out += _forgetting_blocks(f)
+    return out
+
+
+def _split_blocks(split: str, s: Mapping[str, Any], cfg: Mapping[str, Any], v: Mapping[str, Any],
+                  max_disagreements: int) -> list[Block]:
+    """One split's findings, tables and charts: systems, differences, freshness, retrieval, cost, config."""
+    out: list[Block] = []
+    out.append(("h2", f"{split} (n={s['qa']['n']})"))
+    out.extend(("p", line) for line in findings(s))
+    out.append(("table", *system_table(s)))
+    png = charts.metric_by_system(s)
+    if png:
+        out.append(("img", f"{split}_metrics", png, "answer metrics by system with 95% CIs"))
+    if s["comparisons"]:
+        keep = [n for n in ((v["splits"].get(split) or {}).get("best"), base_system(s)) if n]
+        out.append(("h3", "Differences between systems (paired bootstrap)"))
+        out.append(("p", (f"Each system against {' and against '.join(keep) or 'each other'}; EM and F1 in "
+                          f"points, nDCG@10 on 0–1. Every pair, and ROUGE-L, contains, recall@5 and MRR@10, is in "
+                          f"results.json (`comparisons`).")))
+        out.append(("table", *comparison_table(s, keep)))
+    if any("freshness" in r for r in s["systems"].values()):
+        out.append(("h3", "Freshness: answers after the index refresh"))
+        out.append(("table", *freshness_table(s)))
+        png = charts.freshness(s)
+        out.append(("img", f"{split}_freshness", png, "new vs stale answers"))
+    png = charts.recall_curve(s)
+    if png:
+        out.append(("h3", "Retrieval"))
+        out.append(("img", f"{split}_recall", png, "recall@k"))
+    out.append(("h3", "Cost"))
+    out.append(("p", (f"Latency is wall time per question including retrieval: over HTTP with "
+                      f"{cfg.get('batch_size')} requests in flight at once, each timed from request to answer; "
+                      f"in-process in batches of {cfg.get('batch_size')}, where each question counts its batch's "
+                      f"time. Training figures come from each model's ragtune.json, where recorded.")))
+    out.append(("table", *cost_table(s)))
+    png = charts.latency(s)
+    if png:
+        out.append(("img", f"{split}_latency", png, "latency p50/p95"))
+    out.append(("h3", "Configuration"))
+    out.append(("table", *config_table(s)))
+    if s["disagreements"]:
+        shown = s["disagreements"][:max_disagreements]
+        out.append(("h3", (f"Disagreements ({len(s['disagreements'])} questions; first {len(shown)} here, "
+                          f"all in disagreements.md)")))
+        out.append(("table", *disagreement_table(shown)))
+    return out
+
+
+def _forgetting_blocks(f: Mapping[str, Any]) -> list[Block]:
+    """The fine-tuned model against its base on general questions, and the gate when one was set."""
+    out: list[Block] = []
+    out.append(("h2", f"Forgetting (general held-out set, n={f['general_qa']['n']})"))
+    out.append(("table", *forgetting_table(f)))
+    png = charts.forgetting(f)
+    if png:
+        out.append(("img", "forgetting", png, "forgetting"))
+    g = f.get("gate") or {}
+    if g.get("max_forgetting") is not None:
+        out.append(("p", f"Gate --max-forgetting {g['max_forgetting']}: {'passed' if g['passed'] else 'FAILED'}."))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,98 +62,148 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def ingest(sources: Sequence[str | Path], index_dir: str | Path, *, encoder: Any = None, full: bool = False,
-           dry_run: bool = False, delete_missing: bool = True, include: Sequence[str] = (),
-           exclude: Sequence[str] = (), chunk_size: int | None = None,
-           overlap: int | None = None, title_in_embedding: bool | None = None, retriever: str | None = None,
-           index_options: Any = None, show_progress: bool = True) -> IngestReport:
+@dataclass(frozen=True)
+class IngestOptions:
+    """How one ingest treats the sources and the index (also accepted as keyword arguments of `ingest`)."""
+
+    full: bool = False  # re-embed every document into a version of its own (no parent)
+    dry_run: bool = False  # plan and report; write nothing
+    delete_missing: bool = True  # documents no longer in the sources leave the index
+    include: Sequence[str] = ()  # glob patterns of the files to read in folders
+    exclude: Sequence[str] = ()
+    # None keeps the current version's (200, 40, True for a new index)
+    chunk_size: int | None = None
+    overlap: int | None = None
+    title_in_embedding: bool | None = None
+    # a retriever.IndexOptions (FAISS kind and parameters); None: the current version's, or IndexOptions()
+    # (flat below 200k chunks, else HNSW) for a new index
+    index_options: Any = None
+
+
+def ingest(sources: Sequence[str | Path], index_dir: str | Path, options: IngestOptions | None = None, *,
+           encoder: Any = None, retriever: str | None = None, show_progress: bool = True,
+           **option_fields: Any) -> IngestReport:
     """Bring the index at `index_dir` in line with `sources`, embedding only added and changed documents.
 
-    `chunk_size`, `overlap`, `title_in_embedding`: None keeps the current version's (200, 40, True for a new index).
+    `options`: an IngestOptions, or its fields as keyword arguments (`full=True`, `chunk_size=300`, ...).
     `encoder`: a retriever.Encoder (default: built from `retriever`, else the embedded MiniLM).
-    `index_options`: a retriever.IndexOptions (FAISS kind and parameters); default: the current version's,
-    or IndexOptions() (flat below 200k chunks, else HNSW) for a new index.
     """
-    from retriever import IndexCorrupt, IndexNotFound, IndexOptions, KnowledgeIndex, VersionWriter, index_lock
-
     t0 = time.perf_counter()
-    if not sources:
-        raise RagtuneError("no sources given; pass one or more files or folders to ingest")
-    # validate what was asked before any work; None = as the current version (defaults for a new index)
-    ChunkerConfig(chunk_size or ChunkerConfig.chunk_size, ChunkerConfig.overlap if overlap is None else overlap)
-    index_dir = Path(index_dir)
-    loaded = read_sources(sources, include, exclude)
-    skipped = [s for part in loaded for s in part.skipped]
-    origins = {part.origin for part in loaded}
-    if encoder is None:
-        from retriever import Encoder
-
-        encoder = Encoder(retriever)
-    current = [(d, part.origin, document_hash(d)) for part in loaded for d in part.documents]
-    if not current and not any(part.is_folder for part in loaded):
-        raise RagtuneError(f"no readable documents in {', '.join(map(str, sources))}; "
-                           + "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5]))
-
-    _refuse_foreign_folder(index_dir)
-    lock = _NoLock() if dry_run else index_lock(index_dir)
-    with lock:
-        parent = None
-        try:
-            parent = KnowledgeIndex.open(index_dir)
-        except IndexNotFound:
-            if (index_dir / "versions").is_dir() and not full:
-                raise
-        except IndexCorrupt:
-            if not full:
-                raise
-            logger.warning("the current version of %s is unreadable; --full builds a new one", index_dir)
-        try:
-            old = parent.manifest.get("chunker", {}) if parent is not None else {}
-            asked = dict(chunk_size=chunk_size, overlap=overlap, title_in_embedding=title_in_embedding)
-            cfg = ChunkerConfig(**{k: v if v is not None else old.get(k, getattr(ChunkerConfig, k))
-                                   for k, v in asked.items()})
-            chunker = Chunker(encoder.tokenizer, encoder.max_seq_length, cfg)
-            if parent is not None and not full:
-                parent.check_encoder(encoder)
-                old_cfg = parent.manifest.get("chunker")
-                if old_cfg != chunker.config.to_dict():
-                    logger.warning("chunker settings changed (%s → %s); re-embedding every document",
-                                   old_cfg, chunker.config.to_dict())
-                    full = True
-            previous = parent.store.documents() if parent is not None else {}
-            plan = make_plan(previous, current, origins, delete_missing, full)
-            logger.info("%s", plan.summary())
-            report = IngestReport(str(index_dir), parent.version if parent else None, False, plan, skipped,
-                                  dry_run=dry_run)
-            if parent is None and not current and not dry_run:
-                raise RagtuneError(f"no readable documents in {', '.join(map(str, sources))}; nothing to index")
-            if dry_run or (plan.is_noop and parent is not None):
-                if parent is not None:
-                    report.documents, report.chunks = len(previous), parent.ntotal
-                report.seconds = time.perf_counter() - t0
-                return report
-            opts = index_options or (IndexOptions(**parent.manifest["index"]["options"]) if parent is not None
-                                     else IndexOptions())
-            writer = VersionWriter(index_dir, encoder.fingerprint, opts, parent=parent, full=full)
-            try:
-                _write(writer, plan, current, chunker, encoder, report, show_progress)
-                srcs = origins | set(parent.manifest.get("sources", [])) if parent is not None and not full else origins
-                report.version = writer.publish(
-                    sources=sorted(srcs),
-                    chunker=chunker.config.to_dict(),
-                    counts={**plan.counts(), "embedded_chunks": report.chunks_embedded},
-                )
-            except BaseException:
-                writer.abort()
-                raise
-        finally:
-            if parent is not None:
-                parent.close()
-    report.published = True
-    report.documents = len(writer.documents)
-    report.chunks = writer.n_chunks
+    opts = replace(options or IngestOptions(), **option_fields)
+    run = _Ingest(Path(index_dir), opts, show_progress)
+    run.read(sources, encoder, retriever)
+    report = run.update()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+class _Ingest:
+    """One ingest, in phases: read the sources → (under the index lock) open the current version, plan the
+    refresh → write and publish the new version."""
+
+    def __init__(self, index_dir: Path, opts: IngestOptions, show_progress: bool):
+        self.index_dir, self.opts, self.show_progress = index_dir, opts, show_progress
+        self.full = opts.full
+
+    def read(self, sources: Sequence[str | Path], encoder: Any, retriever: str | None) -> None:
+        """Validate what was asked and read every source, before any lock is taken or anything written."""
+        if not sources:
+            raise RagtuneError("no sources given; pass one or more files or folders to ingest")
+        # None = as the current version (defaults for a new index)
+        o = self.opts
+        ChunkerConfig(o.chunk_size or ChunkerConfig.chunk_size,
+                      ChunkerConfig.overlap if o.overlap is None else o.overlap)
+        loaded = read_sources(sources, o.include, o.exclude)
+        self.skipped = [s for part in loaded for s in part.skipped]
+        self.origins = {part.origin for part in loaded}
+        if encoder is None:
+            from retriever import Encoder
+
+            encoder = Encoder(retriever)
+        self.encoder = encoder
+        self.current = [(d, part.origin, document_hash(d)) for part in loaded for d in part.documents]
+        self.source_names = ", ".join(map(str, sources))
+        if not self.current and not any(part.is_folder for part in loaded):
+            raise RagtuneError(f"no readable documents in {self.source_names}; "
+                               + "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:5]))
+
+    def update(self) -> IngestReport:
+        from retriever import index_lock
+
+        _refuse_foreign_folder(self.index_dir)
+        with _NoLock() if self.opts.dry_run else index_lock(self.index_dir):
+            parent = self._open_parent()
+            try:
+                report = self._plan(parent)
+                if not (self.opts.dry_run or (report.plan.is_noop and parent is not None)):
+                    self._publish(parent, report)
+                elif parent is not None:
+                    report.documents, report.chunks = len(self.previous), parent.ntotal
+            finally:
+                if parent is not None:
+                    parent.close()
+        return report
+
+    def _open_parent(self) -> Any:
+        """The current version (None for a new index, or an unreadable one that --full replaces)."""
+        from retriever import IndexCorrupt, IndexNotFound, KnowledgeIndex
+
+        try:
+            return KnowledgeIndex.open(self.index_dir)
+        except IndexNotFound:
+            if (self.index_dir / "versions").is_dir() and not self.full:
+                raise
+        except IndexCorrupt:
+            if not self.full:
+                raise
+            logger.warning("the current version of %s is unreadable; --full builds a new one", self.index_dir)
+        return None
+
+    def _plan(self, parent: Any) -> IngestReport:
+        o = self.opts
+        old = parent.manifest.get("chunker", {}) if parent is not None else {}
+        asked = {"chunk_size": o.chunk_size, "overlap": o.overlap, "title_in_embedding": o.title_in_embedding}
+        cfg = ChunkerConfig(**{k: v if v is not None else old.get(k, getattr(ChunkerConfig, k))
+                               for k, v in asked.items()})
+        self.chunker = Chunker(self.encoder.tokenizer, self.encoder.max_seq_length, cfg)
+        if parent is not None and not self.full:
+            parent.check_encoder(self.encoder)
+            old_cfg = parent.manifest.get("chunker")
+            if old_cfg != self.chunker.config.to_dict():
+                logger.warning("chunker settings changed (%s → %s); re-embedding every document",
+                               old_cfg, self.chunker.config.to_dict())
+                self.full = True
+        self.previous = parent.store.documents() if parent is not None else {}
+        plan = make_plan(self.previous, self.current, self.origins, o.delete_missing, self.full)
+        logger.info("%s", plan.summary())
+        report = IngestReport(str(self.index_dir), parent.version if parent else None, False, plan, self.skipped,
+                              dry_run=o.dry_run)
+        if parent is None and not self.current and not o.dry_run:
+            raise RagtuneError(f"no readable documents in {self.source_names}; nothing to index")
+        return report
+
+    def _publish(self, parent: Any, report: IngestReport) -> None:
+        from retriever import IndexOptions, VersionWriter
+
+        opts = self.opts.index_options or (IndexOptions(**parent.manifest["index"]["options"]) if parent is not None
+                                           else IndexOptions())
+        writer = VersionWriter(self.index_dir, self.encoder.fingerprint, opts, parent=parent, full=self.full)
+        try:
+            _write(writer, report.plan, self.current, self.chunker, self.encoder, report, self.show_progress)
+            srcs = self.origins
+            if parent is not None and not self.full:
+                srcs = srcs | set(parent.manifest.get("sources", []))
+            report.version = writer.publish(
+                sources=sorted(srcs),
+                chunker=self.chunker.config.to_dict(),
+                counts={**report.plan.counts(), "embedded_chunks": report.chunks_embedded},
+            )
+        except BaseException:
+            writer.abort()
+            raise
+        report.published = True
+        report.documents = len(writer.documents)
+        report.chunks = writer.n_chunks
 
 
 def _write(writer: Any, plan: RefreshPlan, current: list[tuple[Document, str, str]], chunker: Chunker,

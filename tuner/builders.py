@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt import build_messages
@@ -79,16 +80,7 @@ def build_raft_examples(examples: Sequence[QAExample], retriever: Any, *, k: int
     example's `context`. `quote=True` appends the gold passage's sentence holding the answer.
     Each result's `meta` holds `has_gold`, `gold_position` (1-based or None) and `passage_doc_ids`.
     """
-    if not 0.0 <= p_gold <= 1.0:
-        raise RagtuneError(f"`p_gold` must be between 0 and 1 (got {p_gold!r})")
-    if k < 1:
-        raise RagtuneError(f"`k` should be a positive integer but the value passed is {k}")
-    bad = [ex.id for ex in examples if isinstance(ex, ChatExample) or not ex.doc_ids]
-    if bad:
-        raise RagtuneError(
-            f"RAFT needs question/answer examples with `doc_ids` (to tell gold from distractors); "
-            f"{len(bad)} lack them, e.g. {bad[:3]}. Add doc_ids or use mode closed-book for that data"
-        )
+    _check_raft_input(examples, k, p_gold)
     tpl = _template(system_prompt, user_template)
     ret = open_retriever(retriever)
     n = len(examples)
@@ -102,38 +94,57 @@ def build_raft_examples(examples: Sequence[QAExample], retriever: Any, *, k: int
     stored = _stored_gold(ret, missing)
     out, short, no_gold = [], 0, 0
     for i, ex in enumerate(examples):
+        gold = _gold_passage(ex, hits[i], stored) if i in keep_gold else None
+        no_gold += i in keep_gold and gold is None
+        want = k - 1 if gold else k
         gold_ids = set(ex.doc_ids)
-        distractors = [p for p in hits[i] if p.doc_id not in gold_ids]
-        gold = None
-        if i in keep_gold:
-            gold = next((p for p in hits[i] if p.doc_id in gold_ids), None) or stored.get(ex.id)
-            if gold is None and ex.context:
-                gold = Passage(chunk_id=f"{ex.id}#context", doc_id=ex.doc_ids[0], text=ex.context)
-            if gold is None:
-                no_gold += 1
-        passages = distractors[: k - 1 if gold else k]
-        if len(passages) < (k - 1 if gold else k):
-            short += 1
+        passages = [p for p in hits[i] if p.doc_id not in gold_ids][:want]  # distractors: never gold
+        short += len(passages) < want
         if gold is not None:
             passages.append(gold)
         rng.shuffle(passages)
-        pos = passages.index(gold) + 1 if gold is not None else None
-        answer = ex.answer
-        if quote and gold is not None:
-            sentence = _supporting_sentence(gold.text, ex.answers)
-            if sentence:
-                answer = f'{answer}\nQuote: "{sentence}"'
-        msgs = build_messages(tpl.question(ex.question), passages, tpl.system_prompt)
-        msgs.append({"role": "assistant", "content": answer})
-        out.append(TrainExample(ex.id, msgs, ex.doc_ids, task, meta={
-            "has_gold": gold is not None, "gold_position": pos, "passage_doc_ids": [p.doc_id for p in passages],
-            "passage_chunk_ids": [p.chunk_id for p in passages],
-        }))
+        out.append(_raft_example(ex, passages, gold, tpl, quote, task))
     if short:
         log.warning("RAFT: %d of %d examples got fewer than k=%d passages (the index is small)", short, n, k)
     if no_gold:
         log.warning("RAFT: %d examples meant to keep gold have no gold passage in the index or `context`", no_gold)
     return out
+
+
+def _check_raft_input(examples: Sequence[QAExample], k: int, p_gold: float) -> None:
+    if not 0.0 <= p_gold <= 1.0:
+        raise RagtuneError(f"`p_gold` must be between 0 and 1 (got {p_gold!r})")
+    if k < 1:
+        raise RagtuneError(f"`k` should be a positive integer but the value passed is {k}")
+    bad = [ex.id for ex in examples if isinstance(ex, ChatExample) or not ex.doc_ids]
+    if bad:
+        raise RagtuneError(
+            f"RAFT needs question/answer examples with `doc_ids` (to tell gold from distractors); "
+            f"{len(bad)} lack them, e.g. {bad[:3]}. Add doc_ids or use mode closed-book for that data"
+        )
+
+
+def _gold_passage(ex: QAExample, hits: Sequence[Passage], stored: dict[str, Passage]) -> Passage | None:
+    """The retrieved passage of a gold document, else the stored chunk, else the example's `context`."""
+    gold = next((p for p in hits if p.doc_id in ex.doc_ids), None) or stored.get(ex.id)
+    if gold is None and ex.context:
+        gold = Passage(chunk_id=f"{ex.id}#context", doc_id=ex.doc_ids[0], text=ex.context)
+    return gold
+
+
+def _raft_example(ex: QAExample, passages: list[Passage], gold: Passage | None, tpl: InstructionTemplate,
+                  quote: bool, task: str) -> TrainExample:
+    answer = ex.answer
+    if quote and gold is not None:
+        sentence = _supporting_sentence(gold.text, ex.answers)
+        if sentence:
+            answer = f'{answer}\nQuote: "{sentence}"'
+    msgs = build_messages(tpl.question(ex.question), passages, tpl.system_prompt)
+    msgs.append({"role": "assistant", "content": answer})
+    return TrainExample(ex.id, msgs, ex.doc_ids, task, meta={
+        "has_gold": gold is not None, "gold_position": passages.index(gold) + 1 if gold is not None else None,
+        "passage_doc_ids": [p.doc_id for p in passages], "passage_chunk_ids": [p.chunk_id for p in passages],
+    })
 
 
 def _stored_gold(ret: Any, examples: Sequence[QAExample]) -> dict[str, Passage]:

@@ -183,7 +183,42 @@ def train_generator(base: str | None, data: Any, out_dir: str, *, method: str | 
         torch.set_num_threads(threads)
 
 
-def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -> GeneratorTrainResult:
+def _fit(cfg: GeneratorConfig, facts: methods.ModelFacts, targets: Any, tokenizer: Any, train_rows: list[dict],
+         val_rows: list[dict], info: dict[str, Any], existing: list[Path]) -> GeneratorTrainResult:
+    """Set up the model and Trainer → the validation loss before training → train → save the best weights."""
+    trainer, trainable, total = _setup_trainer(cfg, facts, targets, tokenizer, train_rows, val_rows)
+    run_dir = Path(cfg.out_dir) / runtime.CHECKPOINTS
+    resume_from = str(existing[-1]) if (cfg.resume and existing) else None
+    if cfg.resume and not existing:
+        log.info("--resume: no complete checkpoint in %s; starting from step 0", run_dir)
+    eval_before = _eval_before(trainer, run_dir, bool(val_rows), resume_from)
+    t0 = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - t0
+    state = trainer.state
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    avg_len = sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
+    start_step = int(resume_from.rsplit("-", 1)[1]) if resume_from else 0
+    tokens = (state.global_step - start_step) * cfg.batch_size * cfg.grad_accum * world * avg_len
+    train_hist, val_hist = runtime.history(state.log_history)
+    result = GeneratorTrainResult(
+        out_dir=str(Path(cfg.out_dir)), method=cfg.method, mode=_mode_name(cfg), base=cfg.base, steps=state.global_step,
+        epochs=float(state.epoch or 0.0), train_seconds=round(seconds, 2),
+        tokens_per_second=round(tokens / max(seconds, 1e-9), 1), trainable_params=trainable, total_params=total,
+        n_train=len(train_rows), n_val=len(val_rows), data_hash=info["data_hash"], eval_loss_before=eval_before,
+        eval_losses=val_hist, best_eval_loss=state.best_metric, best_checkpoint=state.best_model_checkpoint,
+        stopped_early=state.global_step < state.max_steps, train_losses=train_hist, resumed_from=resume_from,
+        world_size=world,
+    )
+    if not math.isfinite(output.training_loss):
+        raise RagtuneError(f"training diverged (loss {output.training_loss}); lower --lr (was {cfg.lr})")
+    _save(cfg, trainer, tokenizer, result, info)
+    return result
+
+
+def _setup_trainer(cfg: GeneratorConfig, facts: methods.ModelFacts, targets: Any, tokenizer: Any,
+                   train_rows: list[dict], val_rows: list[dict]) -> tuple[Any, int, int]:
+    """(the Trainer of the wrapped model, trainable parameters, all parameters)."""
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
@@ -196,10 +231,8 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
     if cfg.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
     trainable, total = methods.count_params(model)
-    out = Path(cfg.out_dir)
-    run_dir = out / runtime.CHECKPOINTS
     has_val = bool(val_rows)
-    args = runtime.training_arguments(cfg, run_dir, dtype, has_val)
+    args = runtime.training_arguments(cfg, Path(cfg.out_dir) / runtime.CHECKPOINTS, dtype, has_val)
     callbacks = [runtime.quiet_progress_callback()]
     if cfg.early_stopping_patience and has_val:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
@@ -207,12 +240,14 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
     if cfg.method not in PEFT_PROMPT and supports_logits_to_keep(model):
         trainer_cls = AnswerLogitsTrainer  # the output layer only where a label is: same loss, less work
     trainer = trainer_cls(model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
-                      data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                      callbacks=callbacks)
+                          data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+                          callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the losses; library code prints nothing
-    resume_from = str(existing[-1]) if (cfg.resume and existing) else None
-    if cfg.resume and not existing:
-        log.info("--resume: no complete checkpoint in %s; starting from step 0", run_dir)
+    return trainer, trainable, total
+
+
+def _eval_before(trainer: Any, run_dir: Path, has_val: bool, resume_from: str | None) -> float | None:
+    """The validation loss before training (kept in the run folder, so a resumed run reports it too)."""
     eval_before = None
     if has_val and resume_from is None:
         eval_before = trainer.evaluate()["eval_loss"]
@@ -221,27 +256,14 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
     if runtime.is_main_process() and eval_before is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "eval_before.txt").write_text(repr(eval_before))
-    t0 = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - t0
-    state = trainer.state
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    avg_len = sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
-    start_step = int(resume_from.rsplit("-", 1)[1]) if resume_from else 0
-    tokens = (state.global_step - start_step) * cfg.batch_size * cfg.grad_accum * world * avg_len
-    train_hist, val_hist = runtime.history(state.log_history)
-    result = GeneratorTrainResult(
-        out_dir=str(out), method=cfg.method, mode=_mode_name(cfg), base=cfg.base, steps=state.global_step,
-        epochs=float(state.epoch or 0.0), train_seconds=round(seconds, 2),
-        tokens_per_second=round(tokens / max(seconds, 1e-9), 1), trainable_params=trainable, total_params=total,
-        n_train=len(train_rows), n_val=len(val_rows), data_hash=info["data_hash"], eval_loss_before=eval_before,
-        eval_losses=val_hist, best_eval_loss=state.best_metric, best_checkpoint=state.best_model_checkpoint,
-        stopped_early=state.global_step < state.max_steps, train_losses=train_hist, resumed_from=resume_from,
-        world_size=world,
-    )
-    if not math.isfinite(output.training_loss):
-        raise RagtuneError(f"training diverged (loss {output.training_loss}); lower --lr (was {cfg.lr})")
-    trainer.save_model(str(out))  # the best weights when validating (load_best_model_at_end)
+    return eval_before
+
+
+def _save(cfg: GeneratorConfig, trainer: Any, tokenizer: Any, result: GeneratorTrainResult,
+          info: dict[str, Any]) -> None:
+    """The best weights (when validating: load_best_model_at_end), the tokenizer and ragtune.json."""
+    out = Path(cfg.out_dir)
+    trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(out)
         write_artifact(out, base_model=cfg.base, method=cfg.method, mode=result.mode, kind="adapter"
@@ -249,7 +271,6 @@ def _fit(cfg, facts, targets, tokenizer, train_rows, val_rows, info, existing) -
                        data_files=info["data_files"], index_versions=info["index_versions"], tasks=info["tasks"],
                        system_prompt=cfg.system_prompt, user_template=cfg.user_template, max_length=cfg.max_length,
                        config=cfg.to_dict(), metrics=result.metrics, parent_adapter=cfg.adapter)
-    return result
 
 
 def _check_same_run(cfg: GeneratorConfig, run_dir: Path, existing: list[Path]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ingest.datasets.common import Imported, Question, document, need
 from ragtune.errors import RagtuneError
-from ragtune.records import RecordError, iter_jsonl
+from ragtune.records import Document, RecordError, iter_jsonl
 
 QRELS = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 
@@ -52,26 +52,8 @@ def read_beir(source: Path) -> Imported:
         if not p.is_file():
             raise RagtuneError(f"{source} is not a BEIR folder: {p} is missing (expected corpus.jsonl, "
                                "queries.jsonl and qrels/test.tsv)")
-    documents, titles, empty = [], {}, set()
-    for n, obj in _rows(corpus):
-        where = f"{corpus}:{n}"
-        doc_id = str(need(obj, "_id", (str, int), where, "the document id"))
-        text, title = obj.get("text"), obj.get("title") or ""
-        if not isinstance(text, str) or not isinstance(title, str):
-            raise RagtuneError(f"{where}: `text` and `title` must be strings")
-        meta = obj.get("metadata") or {}
-        if not isinstance(meta, dict):
-            raise RagtuneError(f"{where}: `metadata` must be an object, got {type(meta).__name__}")
-        titles[doc_id] = title.strip() or doc_id
-        if not (text.strip() or title.strip()):
-            empty.add(doc_id)  # nothing to index; judgements on it are dropped below
-            continue
-        documents.append(document(doc_id, text.strip() or title.strip(), title.strip(), meta))
-    query_text, query_meta = {}, {}
-    for n, obj in _rows(queries):
-        qid = str(need(obj, "_id", (str, int), f"{queries}:{n}", "the query id"))
-        query_text[qid] = need(obj, "text", str, f"{queries}:{n}", "the query text").strip()
-        query_meta[qid] = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    documents, titles, empty = _read_corpus(corpus)
+    query_text, query_meta = _read_queries(queries)
     questions, split_of, dropped, unjudged = [], {}, 0, 0
     for split, name in QRELS.items():
         path = qrels_dir / name
@@ -107,3 +89,33 @@ def read_beir(source: Path) -> Imported:
     if unjudged:
         notes.append(f"skipped {unjudged} queries with no relevant (score > 0) document")
     return Imported(documents, questions, "queries", notes)
+
+
+def _read_corpus(corpus: Path) -> tuple[list[Document], dict[str, str], set[str]]:
+    """(documents, title of every doc id, ids of the documents with neither text nor title)."""
+    documents, titles, empty = [], {}, set()
+    for n, obj in _rows(corpus):
+        where = f"{corpus}:{n}"
+        doc_id = str(need(obj, "_id", (str, int), where, "the document id"))
+        text, title = obj.get("text"), obj.get("title") or ""
+        if not isinstance(text, str) or not isinstance(title, str):
+            raise RagtuneError(f"{where}: `text` and `title` must be strings")
+        meta = obj.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise RagtuneError(f"{where}: `metadata` must be an object, got {type(meta).__name__}")
+        titles[doc_id] = title.strip() or doc_id
+        if not (text.strip() or title.strip()):
+            empty.add(doc_id)  # nothing to index; judgements on it are dropped
+            continue
+        documents.append(document(doc_id, text.strip() or title.strip(), title.strip(), meta))
+    return documents, titles, empty
+
+
+def _read_queries(queries: Path) -> tuple[dict[str, str], dict[str, dict]]:
+    """(text, metadata) of every query id."""
+    query_text, query_meta = {}, {}
+    for n, obj in _rows(queries):
+        qid = str(need(obj, "_id", (str, int), f"{queries}:{n}", "the query id"))
+        query_text[qid] = need(obj, "text", str, f"{queries}:{n}", "the query text").strip()
+        query_meta[qid] = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    return query_text, query_meta
