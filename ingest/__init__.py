@@ -5,7 +5,7 @@ Importing this package loads neither torch nor sentence-transformers.
 
 from ingest.chunking import Chunker, ChunkerConfig, embedding_text
 from ingest.datasets import ImportReport, import_dataset
-from ingest.pipeline import IngestReport, ingest
+from ingest.pipeline import IngestOptions, IngestReport, ingest
 from ingest.readers import Skipped, load_documents, read_sources
 from ingest.refresh import RefreshPlan, document_hash, make_plan
 
@@ -13,6 +13,7 @@ __all__ = [
     "Chunker",
     "ChunkerConfig",
     "ImportReport",
+    "IngestOptions",
     "IngestReport",
     "RefreshPlan",
     "Skipped",
