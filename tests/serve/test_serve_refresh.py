@@ -6,6 +6,7 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -30,11 +31,19 @@ def live(tmp_path_factory, chatty_generator, encoder):
         yield {"url": url, "index": index, "root": root}
 
 
-def wait_for_version(url: str, version: str, timeout: float = 60.0) -> None:
+def wait_until(done: Callable[[], bool], what: Callable[[], str], timeout: float = 60.0) -> None:
+    """Poll `done` until it holds; after `timeout` seconds fail, saying what was awaited and what was seen."""
     deadline = time.monotonic() + timeout
-    while httpx.get(f"{url}/v1/index").json()["version"] != version:
-        assert time.monotonic() < deadline, f"server did not move to {version}"
-        time.sleep(0.1)
+    while not done():
+        assert time.monotonic() < deadline, f"gave up after {timeout:.0f} s waiting for {what()}"
+        time.sleep(0.05)
+
+
+def wait_for_version(url: str, version: str, timeout: float = 60.0) -> None:
+    def now() -> str:
+        return httpx.get(f"{url}/v1/index").json()["version"]
+
+    wait_until(lambda: now() == version, lambda: f"the server to move to {version} (it serves {now()})", timeout)
 
 
 def ask(client: OpenAI, model: str) -> dict:
@@ -71,15 +80,15 @@ def test_refresh_while_streaming_loses_no_request(live, encoder, model_id):
         while not stop.is_set():
             try:
                 results.append((time.monotonic(), ask(client, model_id)))
-            except BaseException as e:  # collected and asserted below: any failure fails the test
+            except BaseException as e:  # noqa: BLE001 - collected and asserted below: any failure fails the test
                 failures.append(e)
 
     workers = [threading.Thread(target=load) for _ in range(4)]
     for w in workers:
         w.start()
     try:
-        while len(results) < 4:
-            time.sleep(0.05)
+        wait_until(lambda: len(results) >= 4,
+                   lambda: f"4 answers before the refresh (got {len(results)}; failures: {failures[:3]})")
         changed = [dict(d, text=CHANGED) if d["id"] == "avalon" else d for d in DOCS]
         report = ingest(
             [write_docs(live["root"] / "docs.jsonl", changed)],
@@ -90,8 +99,12 @@ def test_refresh_while_streaming_loses_no_request(live, encoder, model_id):
         assert report.version == "v000002"
         wait_for_version(live["url"], "v000002")
         swapped_at = time.monotonic()
-        while len([r for t, r in results if t > swapped_at + 0.5]) < 8:
-            time.sleep(0.05)
+
+        def late() -> list[dict]:
+            return [r for t, r in results if t > swapped_at + 0.5]
+
+        wait_until(lambda: len(late()) >= 8,
+                   lambda: f"8 answers after the swap (got {len(late())}; failures: {failures[:3]})")
     finally:
         stop.set()
         for w in workers:
