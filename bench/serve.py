@@ -250,12 +250,7 @@ def fmt(level: dict) -> str:
 async def main_async(args) -> dict:
     from serve import start_server
 
-    work = Path(tempfile.mkdtemp(prefix="ragtune-bench-serve-"))
-    model = Path(args.model) if args.model else build_model(work / "model")
-    if args.index:
-        index, src = Path(args.index), None
-    else:
-        index, src = build_index(work, args.docs)
+    model, index, src = prepare_inputs(args)
     extra = ["--poll-interval", "0.5", "--max-batch-size", "16", "--top-k", str(args.top_k)]
     if args.torch_threads:
         import torch
@@ -265,49 +260,72 @@ async def main_async(args) -> dict:
     report: dict = {"model": str(model), "index": str(index), "max_tokens": args.max_tokens, "levels": []}
     with start_server(model, index, extra_args=extra) as srv:
         url = f"{srv.url}/v1/chat/completions"
-        model_id = model.name
         base = {
-            "model": model_id,
+            "model": model.name,
             "max_tokens": args.max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         bodies = [{**base, "messages": [{"role": "user", "content": q}]} for q in QUESTIONS]
         await run_level(url, bodies, 2, 1, 60)  # warm-up
-        print(
-            "clients | reqs | failed | TTFT p50 ms | TTFT p99 | TPOT p50 ms | TPOT p99 | e2e p50 ms | "
-            "e2e p99 | req/s | out tok/s"
-        )
-        for c in args.clients:
-            level = await run_level(url, bodies, c, args.requests_per_client, args.time_limit)
-            report["levels"].append(level)
-            print(fmt(level), flush=True)
-        by = {lv["clients"]: lv for lv in report["levels"]}
-        # Overhead at 8 clients: gateway, the same server with prebuilt prompts, and the backend alone,
-        # interleaved for --rounds rounds (the machine is shared; the median ratio resists drift).
-        from serve.hf_backend import TransformersBackend
-
-        msgs = rag_messages(index, args.top_k)
-        raw = [{**base, "raw_prompt": True, "messages": m} for m in msgs]
-        backend = TransformersBackend(model)
-        rounds = []
-        for _ in range(args.rounds):
-            g = await run_level(url, bodies, 8, args.requests_per_client, args.time_limit)
-            h = await run_level(url, raw, 8, args.requests_per_client, args.time_limit)
-            b = await backend_alone(backend, msgs, 8, args.requests_per_client, args.max_tokens)
-            rounds.append({"gateway": g, "raw_http": h, "backend": b})
-        await backend.aclose()
-        report["overhead_rounds"] = rounds
-        ratio = [r["gateway"]["e2e_mean_ms"] / r["backend"]["e2e_mean_ms"] for r in rounds]
-        ratio_http = [r["gateway"]["e2e_mean_ms"] / r["raw_http"]["e2e_mean_ms"] for r in rounds]
-        report["gateway_overhead_vs_backend"] = statistics.median(ratio)
-        report["gateway_overhead_vs_raw_http"] = statistics.median(ratio_http)
-        report["gateway_overhead_vs_backend_rounds"] = ratio
+        report["levels"] = await concurrency_levels(url, bodies, args)
+        report.update(await overhead(url, bodies, base, model, index, args))
         if src is not None:
             report["swaps"] = await swaps_under_load(url, bodies, index, src, 8)
+    by = {lv["clients"]: lv for lv in report["levels"]}
     if 1 in by and 8 in by:
         report["batching_gain_8_over_1"] = by[8]["out_tok_per_s"] / by[1]["out_tok_per_s"]
     return report
+
+
+def prepare_inputs(args) -> tuple[Path, Path, Path | None]:
+    """The model and index folders (built in a temporary folder unless given) and the index's source file
+    (None for a given index: no swaps then)."""
+    work = Path(tempfile.mkdtemp(prefix="ragtune-bench-serve-"))
+    model = Path(args.model) if args.model else build_model(work / "model")
+    if args.index:
+        return model, Path(args.index), None
+    index, src = build_index(work, args.docs)
+    return model, index, src
+
+
+async def concurrency_levels(url: str, bodies: list[dict], args) -> list[dict]:
+    """One level per --clients value, printed as a table row as it ends."""
+    print(
+        "clients | reqs | failed | TTFT p50 ms | TTFT p99 | TPOT p50 ms | TPOT p99 | e2e p50 ms | "
+        "e2e p99 | req/s | out tok/s"
+    )
+    levels = []
+    for c in args.clients:
+        level = await run_level(url, bodies, c, args.requests_per_client, args.time_limit)
+        levels.append(level)
+        print(fmt(level), flush=True)
+    return levels
+
+
+async def overhead(url: str, bodies: list[dict], base: dict, model: Path, index: Path, args) -> dict:
+    """Overhead at 8 clients: gateway, the same server with prebuilt prompts, and the backend alone,
+    interleaved for --rounds rounds (the machine is shared; the median ratio resists drift)."""
+    from serve.hf_backend import TransformersBackend
+
+    msgs = rag_messages(index, args.top_k)
+    raw = [{**base, "raw_prompt": True, "messages": m} for m in msgs]
+    backend = TransformersBackend(model)
+    rounds = []
+    for _ in range(args.rounds):
+        g = await run_level(url, bodies, 8, args.requests_per_client, args.time_limit)
+        h = await run_level(url, raw, 8, args.requests_per_client, args.time_limit)
+        b = await backend_alone(backend, msgs, 8, args.requests_per_client, args.max_tokens)
+        rounds.append({"gateway": g, "raw_http": h, "backend": b})
+    await backend.aclose()
+    ratio = [r["gateway"]["e2e_mean_ms"] / r["backend"]["e2e_mean_ms"] for r in rounds]
+    ratio_http = [r["gateway"]["e2e_mean_ms"] / r["raw_http"]["e2e_mean_ms"] for r in rounds]
+    return {
+        "overhead_rounds": rounds,
+        "gateway_overhead_vs_backend": statistics.median(ratio),
+        "gateway_overhead_vs_raw_http": statistics.median(ratio_http),
+        "gateway_overhead_vs_backend_rounds": ratio,
+    }
 
 
 def main() -> None:

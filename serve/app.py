@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,23 +101,61 @@ def create_app(
     if isinstance(backend, str):
         overrides["backend"], backend = backend, None
     cfg = settings or ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
-    spec = prompt_spec(cfg.model)
+    spec = prompt_spec(cfg.model)  # a bad ragtune.json is refused before anything loads
+    st = _new_state(cfg)
+    app = FastAPI(
+        title="ragtune",
+        version="0.1.0",
+        lifespan=Lifespan(st, spec, backend),
+        description="OpenAI-compatible RAG chat with sources, over a live-refreshing knowledge index.",
+    )
+    app.state.serve = st
+    _install_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=st.metrics)
+    _include_routers(app)
+    return app
+
+
+def _new_state(cfg: ServeSettings) -> State:
+    """The app's state before it starts: settings, metrics and the admission gate (which reports to them)."""
     metrics = Metrics()
     st = State(settings=cfg, metrics=metrics)
-    st.admission = AdmissionGate(AdmissionLimits(**cfg.admission_limits()))
-    st.admission.on_reject = metrics.watch_admission(
-        REASONS, lambda: st.admission.admitted, lambda: st.admission.tokens
-    )
+    gate = st.admission = AdmissionGate(AdmissionLimits(**cfg.admission_limits()))
+    gate.on_reject = metrics.watch_admission(REASONS, lambda: gate.admitted, lambda: gate.tokens)
+    return st
+
+
+class Lifespan:
+    """The app's lifespan: load the backend, the index and the chat service once; close them on shutdown."""
+
+    def __init__(self, st: State, spec: PromptSpec, backend: Backend | None = None):
+        self.st, self.spec, self.given_backend = st, spec, backend
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        t0 = time.perf_counter()
+    async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
+        st, cfg, t0 = self.st, self.st.settings, time.perf_counter()
         if cfg.torch_threads:
             import torch
 
             torch.set_num_threads(cfg.torch_threads)
-        st.backend = backend or await asyncio.to_thread(
-            load_backend,
+        st.backend = self.given_backend or await asyncio.to_thread(self._load_backend)
+        try:
+            await self._start()
+            logger.info(
+                "serving %s with the %s backend%s (ready in %.1f s)",
+                st.model_id,
+                st.backend.kind,
+                f", index {cfg.index} version {st.knowledge.version}" if st.knowledge else ", no index",
+                time.perf_counter() - t0,
+            )
+            yield
+        finally:
+            await self._stop()
+
+    def _load_backend(self) -> Backend:
+        cfg, metrics = self.st.settings, self.st.metrics
+        return load_backend(
             cfg.backend,
             cfg.model,
             model_id=cfg.model_id,
@@ -127,45 +166,37 @@ def create_app(
             openai_api_key=cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else None,
             vllm_options=cfg.vllm_options(),
         )
-        try:
-            if hasattr(st.backend, "start"):
-                await st.backend.start()
-            st.model_id = cfg.model_id or st.backend.model_id
-            if cfg.index is not None:
-                st.knowledge = await asyncio.to_thread(
-                    KnowledgeHolder,
-                    cfg.index,
-                    cfg.retriever,
-                    cfg.poll_interval,
-                    metrics.set_index_version,
-                    lambda result: metrics.index_reloads.labels(result=result).inc(),
-                )
-                st.knowledge.start_polling()
-            limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k)
-            st.chat = ChatService(st.backend, st.knowledge, metrics, limits, spec)
-            st.created, st.ready = int(time.time()), True
-            logger.info(
-                "serving %s with the %s backend%s (ready in %.1f s)",
-                st.model_id,
-                st.backend.kind,
-                f", index {cfg.index} version {st.knowledge.version}" if st.knowledge else ", no index",
-                time.perf_counter() - t0,
-            )
-            yield
-        finally:
-            st.ready = False
-            if st.knowledge is not None:
-                await st.knowledge.aclose()
-            await st.backend.aclose()
-            logger.info("server stopped")
 
-    app = FastAPI(
-        title="ragtune",
-        version="0.1.0",
-        lifespan=lifespan,
-        description="OpenAI-compatible RAG chat with sources, over a live-refreshing knowledge index.",
-    )
-    app.state.serve = st
+    async def _start(self) -> None:
+        """Start the backend, open the index (and its polling), then build the chat service: ready."""
+        st, cfg, metrics = self.st, self.st.settings, self.st.metrics
+        if hasattr(st.backend, "start"):
+            await st.backend.start()
+        st.model_id = cfg.model_id or st.backend.model_id
+        if cfg.index is not None:
+            st.knowledge = await asyncio.to_thread(
+                KnowledgeHolder,
+                cfg.index,
+                cfg.retriever,
+                cfg.poll_interval,
+                metrics.set_index_version,
+                lambda result: metrics.index_reloads.labels(result=result).inc(),
+            )
+            st.knowledge.start_polling()
+        limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k)
+        st.chat = ChatService(st.backend, st.knowledge, metrics, limits, self.spec)
+        st.created, st.ready = int(time.time()), True
+
+    async def _stop(self) -> None:
+        st = self.st
+        st.ready = False
+        if st.knowledge is not None:
+            await st.knowledge.aclose()
+        await st.backend.aclose()
+        logger.info("server stopped")
+
+
+def _install_handlers(app: FastAPI) -> None:
     install_error_handlers(app)
 
     @app.exception_handler(BackendError)
@@ -176,12 +207,11 @@ def create_app(
     async def _overloaded(request: Request, exc: Overloaded):
         return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
 
-    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    app.include_router(public)
+
+def _include_routers(app: FastAPI) -> None:
+    app.include_router(public)  # health, readiness, metrics: no key
     app.include_router(chat_page)  # the chat page at / (serve/page.py)
-    app.include_router(v1)
-    return app
+    app.include_router(v1)  # the OpenAI-compatible API, behind the key
 
 
 def get_state(request: Request) -> State:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ragtune.errors import RagtuneError
 from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP
+
+if TYPE_CHECKING:
+    from serve.config import ServeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -100,52 +104,14 @@ logger = logging.getLogger(__name__)
 def serve(config: str | None, port_file: str | None, **flags) -> None:
     """Serve the OpenAI-compatible RAG chat endpoint with sources and live index refresh."""
     import uvicorn
-    from pydantic import ValidationError
 
-    from ragtune.models import DEFAULT_GENERATOR, is_default, resolve_generator
     from serve.app import create_app
-    from serve.backends import check_model_dir, resolve_backend
-    from serve.config import load_serve_settings
 
-    try:
-        settings = load_serve_settings(config, **flags)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise RagtuneError(
-            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']} (got {err.get('input')!r})"
-        ) from None
-    except FileNotFoundError as e:
-        raise RagtuneError(str(e)) from None
-    if settings.open_without_key():
-        if not settings.insecure_no_auth:
-            raise RagtuneError(
-                f"--host {settings.host} is reachable from other machines and no API key is set: set "
-                "$RAGTUNE_API_KEY (or --api-key), bind --host 127.0.0.1, or pass --insecure-no-auth to "
-                "serve without a key"
-            )
-        logger.warning(
-            "listening on %s without an API key (--insecure-no-auth): anyone who reaches it can chat and "
-            "reload the index",
-            settings.host,
-        )
-    if is_default(settings.model) or (settings.model is None and settings.backend != "openai"):
-        settings.model = resolve_generator(settings.model, what="--model")
-        settings.model_id = settings.model_id or DEFAULT_GENERATOR.name
-    check_model_dir(settings.model, resolve_backend(settings.backend))
-    if settings.index is not None:
-        from retriever import current_version
-
-        current_version(settings.index)  # IndexNotFound / IndexCorrupt say how to build or fix it
+    settings = _settings(config, flags)
+    _check_auth(settings)
+    _check_inputs(settings)
     app = create_app(settings)
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((settings.host, settings.port))
-    except OSError as e:
-        raise RagtuneError(
-            f"cannot listen on {settings.host}:{settings.port} ({e.strerror}); pick another --port "
-            "(0 picks a free one)"
-        ) from None
+    sock = _bind(settings.host, settings.port)
     bound = sock.getsockname()[1]
     if port_file:
         tmp = Path(port_file).with_suffix(".tmp")
@@ -161,3 +127,64 @@ def serve(config: str | None, port_file: str | None, **flags) -> None:
         )
     )
     server.run(sockets=[sock])
+
+
+def _settings(config: str | None, flags: dict) -> ServeSettings:
+    """The settings file, then the environment, then the flags; a bad value is an error naming its flag."""
+    from pydantic import ValidationError
+
+    from serve.config import load_serve_settings
+
+    try:
+        return load_serve_settings(config, **flags)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise RagtuneError(
+            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']} (got {err.get('input')!r})"
+        ) from None
+    except FileNotFoundError as e:
+        raise RagtuneError(str(e)) from None
+
+
+def _check_auth(settings: ServeSettings) -> None:
+    """Refuse a non-loopback bind without an API key, unless --insecure-no-auth (then warn)."""
+    if not settings.open_without_key():
+        return
+    if not settings.insecure_no_auth:
+        raise RagtuneError(
+            f"--host {settings.host} is reachable from other machines and no API key is set: set "
+            "$RAGTUNE_API_KEY (or --api-key), bind --host 127.0.0.1, or pass --insecure-no-auth to "
+            "serve without a key"
+        )
+    logger.warning(
+        "listening on %s without an API key (--insecure-no-auth): anyone who reaches it can chat and "
+        "reload the index",
+        settings.host,
+    )
+
+
+def _check_inputs(settings: ServeSettings) -> None:
+    """Resolve the default generator, then check the model folder and the index before anything loads."""
+    from ragtune.models import DEFAULT_GENERATOR, is_default, resolve_generator
+    from serve.backends import check_model_dir, resolve_backend
+
+    if is_default(settings.model) or (settings.model is None and settings.backend != "openai"):
+        settings.model = resolve_generator(settings.model, what="--model")
+        settings.model_id = settings.model_id or DEFAULT_GENERATOR.name
+    check_model_dir(settings.model, resolve_backend(settings.backend))
+    if settings.index is not None:
+        from retriever import current_version
+
+        current_version(settings.index)  # IndexNotFound / IndexCorrupt say how to build or fix it
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        raise RagtuneError(
+            f"cannot listen on {host}:{port} ({e.strerror}); pick another --port (0 picks a free one)"
+        ) from None
+    return sock

@@ -67,60 +67,64 @@ def start_server(
 
     `model_dir`: a Hugging Face folder, `default` (the embedded SmolLM2-135M-Instruct), or None to leave
     --model unset (a settings file or RAGTUNE_MODEL may name one; else `default` serves)."""
-    import httpx
-
     work = Path(tempfile.mkdtemp(prefix="ragtune-serve-"))
     port_file, log_path = work / "port", work / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ragtune",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--port-file",
-        str(port_file),
-    ]
-    if model_dir is not None:
-        cmd += ["--model", str(model_dir)]
-    if index_dir is not None:
-        cmd += ["--index", str(index_dir)]
-    if retriever is not None:
-        cmd += ["--retriever", str(retriever)]
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    if api_key is not None:
-        full_env["RAGTUNE_API_KEY"] = api_key  # not on the command line, where `ps` would show it
+    flags = {"--model": model_dir, "--index": index_dir, "--retriever": retriever}
+    cmd = [sys.executable, "-m", "ragtune", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--port-file", str(port_file)]
+    cmd += [arg for flag, value in flags.items() if value is not None for arg in (flag, str(value))]
     cmd += list(extra_args)
     repo = Path(__file__).resolve().parents[1]
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), full_env.get("PYTHONPATH", "")) if p)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=str(repo))
-    deadline = time.monotonic() + timeout
-    handle = None
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RagtuneError(
-                    f"`ragtune serve` exited with status {proc.returncode} before it was ready:\n"
-                    f"{log_path.read_text(errors='replace')[-3000:]}"
-                )
-            if handle is None and port_file.is_file():
-                handle = ServerHandle(proc, int(port_file.read_text()), log_path, api_key)
-            if handle is not None:
-                try:
-                    if httpx.get(f"{handle.url}/readyz", timeout=2.0).status_code == 200:
-                        return handle
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.2)
-        raise RagtuneError(
-            f"`ragtune serve` was not ready within {timeout:.0f} s:\n"
-            f"{log_path.read_text(errors='replace')[-3000:]}"
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=_server_env(repo, api_key, env), cwd=str(repo)
         )
+    try:
+        return _wait_ready(proc, port_file, log_path, api_key, timeout)
     except BaseException:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
         raise
+
+
+def _server_env(repo: Path, api_key: str | None, env: dict[str, str] | None) -> dict[str, str]:
+    """The child's environment: offline hub, this checkout first on PYTHONPATH, the key (if any)."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    if api_key is not None:
+        full_env["RAGTUNE_API_KEY"] = api_key  # not on the command line, where `ps` would show it
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), full_env.get("PYTHONPATH", "")) if p)
+    return full_env
+
+
+def _wait_ready(
+    proc: subprocess.Popen, port_file: Path, log_path: Path, api_key: str | None, timeout: float
+) -> ServerHandle:
+    """Poll until the server wrote its port and /readyz answers 200; a RagtuneError with its log's tail if
+    it exits first or is not ready within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    handle = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RagtuneError(
+                f"`ragtune serve` exited with status {proc.returncode} before it was ready:\n"
+                f"{log_path.read_text(errors='replace')[-3000:]}"
+            )
+        if handle is None and port_file.is_file():
+            handle = ServerHandle(proc, int(port_file.read_text()), log_path, api_key)
+        if handle is not None and _answers_ready(handle.url):
+            return handle
+        time.sleep(0.2)
+    raise RagtuneError(
+        f"`ragtune serve` was not ready within {timeout:.0f} s:\n"
+        f"{log_path.read_text(errors='replace')[-3000:]}"
+    )
+
+
+def _answers_ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
