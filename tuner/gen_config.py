@@ -127,7 +127,8 @@ class GeneratorConfig:
     save_total_limit: int = _f(2, "Checkpoints kept (the best one is always kept).", _positive_int)
     resume: bool = _f(False, "Continue from the last complete checkpoint in out_dir/checkpoints.")
     # runtime
-    dtype: str = _f("auto", "auto (bf16 on a CUDA GPU that has it, else float32), float32, bfloat16, float16.",
+    dtype: str = _f("auto", "auto (bf16 on a CUDA GPU that has it; on a CPU with native bf16, float32 weights with bf16 "
+                    "autocast; else float32), float32, bfloat16, float16.",
                     _one_of(DTYPES))
     gradient_checkpointing: bool = _f(False, "Trade compute for activation memory.")
     logging_steps: int = _f(5, "Log the training loss every N steps.", _positive_int)

@@ -94,29 +94,17 @@ def train_retriever(
     from retriever import DEFAULT_MODEL_NAME, Encoder, default_model_dir
 
     torch.manual_seed(seed)
-    encoder = Encoder(base, device="cuda" if torch.cuda.is_available() else "cpu", engine="torch")  # trains it
-    model, encode = encoder.model, encoder.encode
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder = Encoder(base, device=device, engine="torch")  # the model that trains
     # record a portable base: the embedded model by name, any other by its absolute path
     base_name = DEFAULT_MODEL_NAME if encoder.model_dir == default_model_dir() else str(encoder.model_dir.resolve())
-
-    log.info("encoding %d chunks with the base encoder", len(table.texts))
-    chunks_before = encode(table.texts)
-    recall_before = doc_recall(val, encode([q.question for q in val]), chunks_before, table, recall_k)
-    triples = mine_triples(train, encode([q.question for q in train]), chunks_before, table, hard_negatives)
-
+    # measuring and mining use the fastest engine here (same vectors), not the training copy
+    recall_before, triples = _measure_and_mine(Encoder(base, device=device), train, val, table, recall_k,
+                                               hard_negatives)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    peft_model, trainable, total = _attach_lora(model, lora_r, seed)
-    t0 = time.perf_counter()
-    steps = _fit(model, triples, epochs, batch_size, learning_rate, seed)
-    train_seconds = time.perf_counter() - t0
-
-    peft_model.save_pretrained(out / "adapter")
-    _make_adapter_portable(out / "adapter", base_name)
-    model[0].model = peft_model.merge_and_unload()
-    model.save(str(out))
-
-    recall_after = doc_recall(val, encode([q.question for q in val]), encode(table.texts), table, recall_k)
+    steps, train_seconds, trainable, total = _train_and_save(encoder.model, triples, out, base_name, lora_r, epochs,
+                                                             batch_size, learning_rate, seed)
+    recall_after = _measure_and_mine(Encoder(out, device=device), [], val, table, recall_k, 0)[0]
     result = RetrieverTrainResult(
         str(out), base_name, recall_k, recall_before, recall_after, len(train), len(val), steps,
         train_seconds, trainable, total, rebuild,
@@ -132,6 +120,34 @@ def train_retriever(
         metrics={k: v for k, v in asdict(result).items() if k not in ("out_dir", "base", "rebuild_command")},
     )
     return result
+
+
+def _measure_and_mine(encoder, train: list, val: list, table: ChunkTable, recall_k: int,
+                      hard_negatives: int) -> tuple[float, list]:
+    """Validation recall@k of `encoder` and (for `train`) triples with hard negatives mined by it."""
+    if not val and not train:
+        return float("nan"), []
+    log.info("encoding %d chunks with %s", len(table.texts), encoder)
+    chunks = encoder.encode(table.texts)
+    recall = doc_recall(val, encoder.encode([q.question for q in val]), chunks, table, recall_k)
+    triples = mine_triples(train, encoder.encode([q.question for q in train]), chunks, table, hard_negatives) \
+        if train else []
+    return recall, triples
+
+
+def _train_and_save(model, triples: list, out: Path, base_name: str, lora_r: int, epochs: int, batch_size: int,
+                    learning_rate: float, seed: int) -> tuple[int, float, int, int]:
+    """LoRA-train the SentenceTransformer, save the adapter and the merged model; (steps, seconds, params)."""
+    out.mkdir(parents=True, exist_ok=True)
+    peft_model, trainable, total = _attach_lora(model, lora_r, seed)
+    t0 = time.perf_counter()
+    steps = _fit(model, triples, epochs, batch_size, learning_rate, seed)
+    train_seconds = time.perf_counter() - t0
+    peft_model.save_pretrained(out / "adapter")
+    _make_adapter_portable(out / "adapter", base_name)
+    model[0].model = peft_model.merge_and_unload()
+    model.save(str(out))
+    return steps, train_seconds, trainable, total
 
 
 def _attach_lora(model, r: int, seed: int):
