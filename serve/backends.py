@@ -15,7 +15,7 @@ from typing import Any
 
 from ragtune import models
 from ragtune.errors import RagtuneError
-from serve.types import Backend, Completion, Delta, SamplingOptions
+from serve.types import Backend, Completion, Delta, SamplingOptions, backend_failure
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Generator:
         parts, last = [], Delta()
         async for d in self.backend.stream(prepared, opts):
             if d.error:
-                raise RuntimeError(d.error)
+                raise backend_failure(self.backend.kind, d.error)
             parts.append(d.text)
             last = d
         n_prompt = prepared.prompt_tokens if prepared.prompt_tokens is not None else (last.prompt_tokens or 0)

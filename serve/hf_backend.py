@@ -20,11 +20,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ragtune.prompt import control_token_strings, render_prompt
 from serve.decoding import Job, RowState, sample_next
-from serve.types import Completion, Delta, Messages, Prepared, SamplingOptions
+from serve.types import Completion, Delta, GenerationFailed, Messages, Prepared, SamplingOptions
+
+if TYPE_CHECKING:
+    import torch
+    from transformers.cache_utils import DynamicCache
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +117,7 @@ class TransformersBackend:
             for p, ds in zip(chunk, parts):
                 last = ds[-1]
                 if last.error:
-                    raise RuntimeError(last.error)
+                    raise GenerationFailed(last.error)
                 out.append(
                     Completion(
                         "".join(d.text for d in ds),
@@ -202,26 +206,31 @@ class TransformersBackend:
         if not rows:
             return None
         self.batches_run += 1
+        # B rows, each prompt right-aligned in a [B, T] grid (T: the longest prompt), padding on the left
         width = max(len(st.job.prompt_ids) for st in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)  # [B, T]
+        mask = torch.zeros((len(rows), width), dtype=torch.long)  # [B, T], 1 on real tokens
         for r, st in enumerate(rows):
             n = len(st.job.prompt_ids)
             ids[r, width - n :] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
             mask[r, width - n :] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]: 0 at each row's first real token
         ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
         with self._model_lock, torch.inference_mode():
             out = self.model(
                 input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self._last_only
             )
+        # out.logits: [B, 1, vocab] with logits_to_keep=1, else [B, T, vocab]; the cache holds T positions
         batch = _Batch(rows, out.past_key_values, mask, pos[:, -1] + 1, out.logits[:, -1, :])
         if self.on_batch is not None:
             self.on_batch(len(rows))
         return batch
 
     def _merge(self, a: _Batch, b: _Batch) -> _Batch:
-        """One batch from two: left-pad the shorter KV cache and mask, then stack the rows."""
+        """One batch from two: left-pad the shorter KV cache and mask, then stack the rows.
+
+        a: Ba rows of width Ta, b: Bb rows of width Tb → Ba + Bb rows of width max(Ta, Tb); `a.past` is
+        reused for the result."""
         import torch
         import torch.nn.functional as F
 
@@ -229,11 +238,11 @@ class TransformersBackend:
         for x in (a, b):
             pad = width - x.mask.shape[1]
             if pad:
-                x.mask = F.pad(x.mask, (pad, 0), value=0)
-                for layer in x.past.layers:
+                x.mask = F.pad(x.mask, (pad, 0), value=0)  # [B, T] → [B, pad + T], zeros on the left
+                for layer in x.past.layers:  # keys, values: [B, kv_heads, T, head_dim]; pad the T dim's left
                     layer.keys = F.pad(layer.keys, (0, 0, pad, 0))
                     layer.values = F.pad(layer.values, (0, 0, pad, 0))
-        for la, lb in zip(a.past.layers, b.past.layers):
+        for la, lb in zip(a.past.layers, b.past.layers):  # stack on the batch dim: [Ba + Bb, kv_heads, T, hd]
             la.keys = torch.cat([la.keys, lb.keys], dim=0)
             la.values = torch.cat([la.values, lb.values], dim=0)
         merged = _Batch(
@@ -251,30 +260,30 @@ class TransformersBackend:
         """Sample one token per row, stream it, drop finished rows, run one decode step for the rest."""
         import torch
 
-        toks = sample_next(batch.logits, batch.rows)
+        toks = sample_next(batch.logits, batch.rows)  # [B] long, one token per row
         self.tokens_generated += len(batch.rows)
         for st, t in zip(batch.rows, toks.tolist()):
             st.push(t)
         keep = [r for r, st in enumerate(batch.rows) if not st.done]
         if not keep:
             return None
-        if len(keep) < len(batch.rows):
-            idx = torch.tensor(keep, device=batch.mask.device)
-            batch.past.batch_select_indices(idx)
+        if len(keep) < len(batch.rows):  # the B' unfinished rows, in every tensor's batch dim
+            idx = torch.tensor(keep, device=batch.mask.device)  # [B']
+            batch.past.batch_select_indices(idx)  # keys, values: [B', kv_heads, T, head_dim]
             batch.mask, batch.next_pos, toks = batch.mask[idx], batch.next_pos[idx], toks[idx]
             batch.rows = [batch.rows[r] for r in keep]
-        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)  # [B', T + 1]
         with self._model_lock, torch.inference_mode():
             out = self.model(
-                input_ids=toks[:, None],
+                input_ids=toks[:, None],  # [B', 1]: the new token
                 attention_mask=batch.mask,
                 position_ids=batch.next_pos[:, None],
                 past_key_values=batch.past,
                 use_cache=True,
             )
         batch.past, batch.logits, batch.next_pos = (
-            out.past_key_values,
-            out.logits[:, -1, :],
+            out.past_key_values,  # now T + 1 positions
+            out.logits[:, -1, :],  # [B', 1, vocab] → [B', vocab]
             batch.next_pos + 1,
         )
         return batch
@@ -288,13 +297,15 @@ class TransformersBackend:
 
 @dataclass
 class _Batch:
-    """A running batch: its rows, KV cache, attention mask, next position per row, last logits."""
+    """A running batch of B rows, left-padded to a common width T (T grows by one per decode step).
 
-    rows: list[RowState]
-    past: Any
-    mask: Any
-    next_pos: Any
-    logits: Any
+    Row r of every tensor below is `rows[r]`; `_step` drops finished rows from all of them at once."""
+
+    rows: list[RowState]  # B rows, in the order of the tensors' batch dimension
+    past: DynamicCache  # the KV cache: per layer, `.keys` and `.values` of [B, kv_heads, T, head_dim]
+    mask: torch.Tensor  # [B, T] long: 1 on a real token, 0 on left padding
+    next_pos: torch.Tensor  # [B] long: the position id of each row's next token (padding not counted)
+    logits: torch.Tensor  # [B, vocab]: the last position's logits, what the next `_step` samples from
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

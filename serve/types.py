@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ragtune.errors import RagtuneError
+
 Messages = Sequence[dict[str, str]]
 
 
@@ -62,12 +64,25 @@ class Prepared:
         return None if self.prompt_ids is None else len(self.prompt_ids)
 
 
-class BackendError(Exception):
-    """The generation backend failed (a remote server refused or died); the HTTP layer maps it to 502."""
+class BackendError(RagtuneError):
+    """Generation failed. A RagtuneError, so that a command prints it as one `error:` line; the HTTP layer
+    answers with `status` (a remote server that refused or died: 502)."""
 
     def __init__(self, message: str, status: int = 502):
         super().__init__(message)
         self.status = status
+
+
+class GenerationFailed(BackendError):
+    """The local engine (transformers, vLLM) failed on a request: the server's own fault (500)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 500)
+
+
+def backend_failure(kind: str, message: str) -> BackendError:
+    """The error for a failure a backend of `kind` reported in its stream (`Delta.error`)."""
+    return BackendError(message, 502) if kind == "openai" else GenerationFailed(message)
 
 
 class Backend(Protocol):

@@ -179,3 +179,14 @@ def test_a_request_joining_a_running_batch_gets_the_same_tokens(gen, first, late
             want.text,
             want.completion_tokens,
         )
+
+
+def test_a_failed_generation_is_a_ragtune_error(gen):
+    """In process (eval, synth) a failed row raises ragtune's error, which a command prints as one line."""
+    from ragtune.errors import RagtuneError
+    from serve.types import GenerationFailed, SamplingOptions
+
+    ctx = gen.backend.max_context
+    with pytest.raises(GenerationFailed, match=f"prompt of {ctx} tokens leaves no room") as info:
+        gen.backend.generate_prepared([[1] * ctx], SamplingOptions(max_tokens=4))
+    assert isinstance(info.value, RagtuneError)
