@@ -10,9 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ragtune.errors import RagtuneError
 
-class RecordError(ValueError):
-    """A record in an input file is malformed; the message names the file, line and field."""
+
+class RecordError(RagtuneError, ValueError):
+    """A record in an input file is malformed or missing; the message names the file, line and field."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class QAExample:
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for every non-blank line; raise RecordError naming the bad line."""
     path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"{path}: no such file; pass an existing .jsonl file"
+                          + (" (it is a folder)" if path.is_dir() else ""))
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():

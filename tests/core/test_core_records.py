@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 
 import pytest
@@ -94,3 +95,24 @@ def test_control_tokens_in_content_are_defused(tiny_generator):
     end, system = tok.convert_tokens_to_ids("<|end|>"), tok.convert_tokens_to_ids("<|system|>")
     assert ids.count(system) == 1 and ids.count(end) == 2  # only the template's own system and user turns
     assert "< |system|>" in msgs[1]["content"]
+
+
+@pytest.mark.parametrize("args", [
+    ("tune", "retriever", "--data", "{missing}", "--index", "{tmp}", "--out", "{tmp}/out"),
+    ("eval", "score", "--qa", "{missing}", "--predictions", "{missing}"),
+])
+def test_a_missing_data_file_is_an_error_line_not_a_traceback(tmp_path, args):
+    missing = tmp_path / "nope.jsonl"
+    proc = run_cli(*(a.format(missing=missing, tmp=tmp_path) for a in args), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(rf"error: .*{re.escape(str(missing))}.*(no such file|does not exist)", proc.stderr), proc.stderr
+
+
+def test_a_missing_jsonl_is_a_record_error_that_names_it(tmp_path):
+    from ragtune.errors import RagtuneError
+    from ragtune.records import RecordError, load_qa
+
+    with pytest.raises(RecordError, match="nope.jsonl: no such file") as caught:
+        load_qa(tmp_path / "nope.jsonl")
+    assert isinstance(caught.value, RagtuneError) and isinstance(caught.value, ValueError)
