@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
 from ragtune.prompt import PROMPT_FORMAT
-from serve.admission import REASONS, AdmissionGate, AdmissionLimits, AdmittedStream, Overloaded
+from serve.admission import REASONS, AdmissionGate, AdmissionLimits, AdmittedStream
 from serve.auth import caller_id, check_bearer
 from serve.backends import load_backend
 from serve.chat import CHAT_DOC, ChatLimits, ChatService, PromptSpec, to_source
@@ -42,7 +42,7 @@ from serve.schemas import (
     RetrieveRequest,
     RetrieveResponse,
 )
-from serve.types import Backend, BackendError
+from serve.types import Backend
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def create_app(
         description="OpenAI-compatible RAG chat with sources, over a live-refreshing knowledge index.",
     )
     app.state.serve = st
-    _install_handlers(app)
+    install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=st.metrics)
     _include_routers(app)
@@ -194,18 +194,6 @@ class Lifespan:
             await st.knowledge.aclose()
         await st.backend.aclose()
         logger.info("server stopped")
-
-
-def _install_handlers(app: FastAPI) -> None:
-    install_error_handlers(app)
-
-    @app.exception_handler(BackendError)
-    async def _backend_error(request: Request, exc: BackendError):
-        return error_response(exc.status, str(exc), code="backend_error")
-
-    @app.exception_handler(Overloaded)
-    async def _overloaded(request: Request, exc: Overloaded):
-        return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -1,6 +1,7 @@
 """Serving logic of `POST /v1/chat/completions`: retrieve, build the RAG prompt, check limits, generate.
 
-The router in app.py only calls `ChatService.complete` / `.stream` and maps `APIError` to a status.
+The router in app.py only calls `ChatService.build_turn`, then `.complete` or `.start_stream`; serve/errors.py
+maps the errors raised here (`APIError`, `BackendError`) to a status.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from ragtune.prompt import build_messages
 from ragtune.records import Passage
-from serve.errors import APIError, error_payload
+from serve.errors import APIError, error_payload, status_for
 from serve.knowledge import KnowledgeHolder, public_source
 from serve.metrics import Metrics
 from serve.schemas import (
@@ -26,7 +27,7 @@ from serve.schemas import (
     Source,
     Usage,
 )
-from serve.types import Backend, BackendError, Delta, Prepared, SamplingOptions
+from serve.types import Backend, Delta, Prepared, SamplingOptions, backend_failure
 
 SNIPPET_CHARS = 300
 CHAT_DOC = """OpenAI's chat completions, answered from the knowledge index with the passages used (`sources`).
@@ -203,7 +204,7 @@ class ChatService:
         last = Delta()
         async for d in self.backend.stream(turn.prepared, turn.opts):
             if d.error:
-                raise BackendError(d.error, 500 if self.backend.kind != "openai" else 502)
+                raise backend_failure(self.backend.kind, d.error)
             parts.append(d.text)
             last = d
         usage = self._usage(turn, last)
@@ -225,10 +226,10 @@ class ChatService:
         first = await agen.__anext__()
         if first.error:
             await agen.aclose()
-            raise BackendError(first.error, 500 if self.backend.kind != "openai" else 502)
-        return self._sse(req, turn, model_id, agen, first, t0)
+            raise backend_failure(self.backend.kind, first.error)
+        return self._sse_stream(req, turn, model_id, agen, first, t0)
 
-    async def _sse(
+    async def _sse_stream(
         self,
         req: ChatCompletionRequest,
         turn: Turn,
@@ -244,7 +245,7 @@ class ChatService:
             "created": int(time.time()),
             "model": model_id,
         }
-        yield _sse(
+        yield _sse_event(
             {
                 **base,
                 "choices": [
@@ -260,7 +261,7 @@ class ChatService:
             d: Delta | None = first
             while d is not None:
                 if d.error:  # headers are sent: report in-band, the way OpenAI's servers do
-                    yield _sse(error_payload(500 if self.backend.kind != "openai" else 502, d.error))
+                    yield self._error_event(d.error)
                     yield "data: [DONE]\n\n"
                     return
                 last = d
@@ -268,16 +269,16 @@ class ChatService:
                     if not seen_text:
                         self.metrics.ttft.observe(time.perf_counter() - t0)
                         seen_text = True
-                    yield _sse(
+                    yield _sse_event(
                         {
                             **base,
                             "choices": [{"index": 0, "delta": {"content": d.text}, "finish_reason": None}],
                         }
                     )
                 d = await anext(agen, None)
-            yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _reason(last)}]})
+            yield _sse_event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _reason(last)}]})
             if req.stream_options is not None and req.stream_options.include_usage:
-                yield _sse({**base, "choices": [], "usage": self._usage(turn, last).model_dump()})
+                yield _sse_event({**base, "choices": [], "usage": self._usage(turn, last).model_dump()})
             finished = True
             yield "data: [DONE]\n\n"
         finally:
@@ -288,6 +289,11 @@ class ChatService:
             self.metrics.latency.labels(route="/v1/chat/completions (stream, to end)").observe(
                 time.perf_counter() - t0
             )
+
+    def _error_event(self, message: str) -> str:
+        """A backend failure as an in-band event: the error object its status would carry."""
+        failure = backend_failure(self.backend.kind, message)
+        return _sse_event(error_payload(status_for(failure), str(failure)))
 
     def _usage(self, turn: Turn, last: Delta) -> Usage:
         n_prompt = turn.prepared.prompt_tokens
@@ -307,7 +313,8 @@ def _reason(d: Delta) -> str:
     return d.finish_reason if d.finish_reason in ("stop", "length") else "stop"
 
 
-def _sse(obj: Any) -> str:
+def _sse_event(obj: Any) -> str:
+    """One server-sent event carrying `obj` as JSON."""
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 

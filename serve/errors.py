@@ -1,7 +1,8 @@
 """OpenAI-style error objects: `{"error": {"message", "type", "param", "code"}}` with a 4xx status.
 
-Routes raise `APIError`; the handlers below turn it, request-validation failures and malformed JSON
-into that shape. Only unexpected bugs become a 500, and they too keep the shape.
+Routes raise `APIError`; the handlers below turn it, backend failures, request-validation failures and
+malformed JSON into that shape, each with the status `status_for` gives it. Only unexpected bugs become a
+500, and they too keep the shape.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve.types import BackendError, GenerationFailed, UpstreamFailed
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,27 @@ _TYPES = {
 }
 
 
+# Exception → HTTP status: the one table for the handlers below and for the errors sent inside a stream
+# (vLLM's OpenAI server maps its engine's errors the same way). An exception's own `status` (an APIError's,
+# a remote server's 4xx passed on) comes first; then the first class of its MRO found here.
+EXCEPTION_STATUS: dict[type[BaseException], int] = {
+    UpstreamFailed: 502,  # the remote OpenAI-compatible server refused, failed or cannot be reached
+    GenerationFailed: 500,  # the local engine (transformers, vLLM) failed
+    BackendError: 502,
+}
+
+
+def status_for(exc: BaseException) -> int:
+    """The HTTP status that answers `exc`: its own `status`, else EXCEPTION_STATUS's, else 500 (a bug)."""
+    own = getattr(exc, "status", None)
+    if isinstance(own, int):
+        return own
+    return next((EXCEPTION_STATUS[c] for c in type(exc).__mro__ if c in EXCEPTION_STATUS), 500)
+
+
 class APIError(Exception):
+    headers: dict[str, str] | None = None  # sent with the error response (e.g. Retry-After)
+
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
@@ -76,9 +99,13 @@ def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str | None,
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(APIError)
+    @app.exception_handler(APIError)  # serve/admission.py's Overloaded too, with its Retry-After
     async def _api_error(request: Request, exc: APIError):
-        return error_response(exc.status, exc.message, exc.param, exc.code)
+        return error_response(status_for(exc), exc.message, exc.param, exc.code, exc.headers)
+
+    @app.exception_handler(BackendError)
+    async def _backend_error(request: Request, exc: BackendError):
+        return error_response(status_for(exc), str(exc), code="backend_error")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt import render_prompt
-from serve.types import BackendError, Delta, Messages, Prepared, SamplingOptions
+from serve.types import Delta, Messages, Prepared, SamplingOptions, UpstreamFailed
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +107,10 @@ class OpenAIBackend:
         try:
             response = await self.client.chat.completions.create(**self.request_kwargs(prepared, opts))
         except openai.APIStatusError as e:
-            status = e.status_code if 400 <= e.status_code < 500 else 502
-            raise BackendError(f"the remote server refused the request: {_message(e)}", status) from None
+            status = e.status_code if 400 <= e.status_code < 500 else None  # its 4xx is passed on
+            raise UpstreamFailed(f"the remote server refused the request: {_message(e)}", status) from None
         except openai.APIConnectionError as e:
-            raise BackendError(f"cannot reach the remote server {self.base_url}: {e}") from None
+            raise UpstreamFailed(f"cannot reach the remote server {self.base_url}: {e}") from None
         pieces, reason, usage = 0, None, None
         try:
             async for chunk in response:

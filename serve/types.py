@@ -66,23 +66,25 @@ class Prepared:
 
 class BackendError(RagtuneError):
     """Generation failed. A RagtuneError, so that a command prints it as one `error:` line; the HTTP layer
-    answers with `status` (a remote server that refused or died: 502)."""
+    answers with `status` when the failure carries one (a remote server's 4xx, passed on), else with the
+    status serve/errors.py's EXCEPTION_STATUS gives its class."""
 
-    def __init__(self, message: str, status: int = 502):
+    def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
 
 
 class GenerationFailed(BackendError):
-    """The local engine (transformers, vLLM) failed on a request: the server's own fault (500)."""
+    """The local engine (transformers, vLLM) failed on a request: the server's own fault."""
 
-    def __init__(self, message: str):
-        super().__init__(message, 500)
+
+class UpstreamFailed(BackendError):
+    """The remote OpenAI-compatible server refused the request, failed or could not be reached."""
 
 
 def backend_failure(kind: str, message: str) -> BackendError:
     """The error for a failure a backend of `kind` reported in its stream (`Delta.error`)."""
-    return BackendError(message, 502) if kind == "openai" else GenerationFailed(message)
+    return UpstreamFailed(message) if kind == "openai" else GenerationFailed(message)
 
 
 class Backend(Protocol):

@@ -192,3 +192,27 @@ def test_health_ready_and_metrics_need_no_key(server, client, model_id):
         "ragtune_batch_size_count",
     ):
         assert name in text
+
+
+def _status_cases():
+    from serve.admission import Overloaded
+    from serve.errors import APIError
+    from serve.types import BackendError, GenerationFailed, UpstreamFailed
+
+    return [
+        (GenerationFailed("the local engine failed"), 500),
+        (UpstreamFailed("the remote server died"), 502),
+        (UpstreamFailed("the remote server refused", 400), 400),  # its 4xx is passed on
+        (BackendError("a backend failed"), 502),
+        (APIError(404, "no such model"), 404),
+        (Overloaded(429, "the queue is full", "queue_full", retry_after=1), 429),
+        (ValueError("a bug"), 500),
+    ]
+
+
+def test_one_exception_status_table():
+    """serve/errors.py's status_for answers every handler and every in-band stream error."""
+    from serve.errors import status_for
+
+    for exc, status in _status_cases():
+        assert status_for(exc) == status, exc
