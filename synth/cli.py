@@ -19,7 +19,6 @@ _HELP = config_help()
 @click.option("--model", default=None, help=_HELP["model"])
 @click.option("-n", "--questions-per-chunk", default=1, show_default=True, type=int, help=_HELP["questions_per_chunk"])
 @click.option("--seed", default=0, show_default=True, type=int, help=_HELP["seed"])
-@click.option("--temperature", default=0.8, show_default=True, type=float, help=_HELP["temperature"])
 @click.option("--max-tokens", default=48, show_default=True, type=int, help=_HELP["max_tokens"])
 @click.option("--batch-size", default=8, show_default=True, type=int, help=_HELP["batch_size"])
 @click.option("--max-chunks", default=None, type=int, help=_HELP["max_chunks"])
@@ -40,7 +39,9 @@ def synth(show_progress: bool, as_json: bool, **options) -> None:
     Resumable: generations are saved to DIR/synth-progress.jsonl as they are made; a rerun with the same
     settings generates only what is missing. Drops are counted by reason in DIR/synth_report.json.
     """
+    from ragtune.logs import quiet_libraries
     from synth import SynthConfig, synthesize
 
+    quiet_libraries()  # no weight-loading bars: the synth bar and summary are the command's output
     report = synthesize(SynthConfig(**options), progress=show_progress)
     click.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.summary())

@@ -22,9 +22,9 @@ class SynthConfig:
                                    "Hugging Face folder, or an OpenAI-compatible URL (http://host:8000/v1).")
     api_key: str | None = _f(None, "Bearer key of the OpenAI-compatible URL (not stored in the report).")
     model: str | None = _f(None, "Model name at the URL (default: the first one its /v1/models lists).")
-    questions_per_chunk: int = _f(1, "Pairs asked per chunk; the first is greedy, later ones seeded samples.")
-    seed: int = _f(0, "Seed of the samples, the chunk sample and the split: same seed, same output.")
-    temperature: float = _f(0.8, "Sampling temperature of the 2nd, 3rd, ... pair of a chunk (the 1st is greedy).")
+    questions_per_chunk: int = _f(1, "Pairs asked per chunk: the first about the whole chunk, later ones each "
+                                     "about one of its sentences (greedy decoding throughout).")
+    seed: int = _f(0, "Seed of the sentence order, the chunk sample and the split: same seed, same output.")
     max_tokens: int = _f(48, "Longest generation per pair, in tokens.")
     batch_size: int = _f(8, "Prompts per generate call (local) or requests in flight (URL).")
     max_chunks: int | None = _f(None, "Use a seeded sample of this many chunks (default: every chunk).")
@@ -48,8 +48,6 @@ class SynthConfig:
             raise RagtuneError(f"`max_chunks` should be a positive integer but the value passed is {self.max_chunks}")
         if self.min_chunk_words < 0:
             raise RagtuneError(f"`min_chunk_words` should be >= 0 but the value passed is {self.min_chunk_words}")
-        if self.temperature < 0:
-            raise RagtuneError(f"`temperature` should be >= 0 but the value passed is {self.temperature}")
         if not 0 < self.dedup_threshold <= 1:
             raise RagtuneError(f"`dedup_threshold` should be in (0, 1] but the value passed is {self.dedup_threshold}")
         v, t = self.validation_fraction, self.test_fraction
@@ -69,12 +67,12 @@ class SynthConfig:
 
 
 def generation_key(generator_id: dict[str, Any], cfg: SynthConfig, prompt_version: str) -> str:
-    """What a cached generation depends on: the generator, the prompt and the decoding settings.
+    """What a cached generation depends on: the generator, the prompt, the seed and max_tokens.
 
     The filters are not part of it: changing a threshold re-checks cached generations without
     generating again."""
     parts = {"generator": generator_id, "prompt": prompt_version, "seed": cfg.seed,
-             "temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
+             "max_tokens": cfg.max_tokens}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,6 +9,7 @@ it neither retrieves nor wraps the prompt. A URL is checked before any work star
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,16 +49,17 @@ def check_url(url: str, api_key: str | None, model: str | None) -> str:
     return model or ids[0]
 
 
-def open_generator(generator: str, api_key: str | None = None, model: str | None = None,
-                   batch_size: int = 8) -> tuple[Any, dict[str, Any]]:
-    """(a serve Generator, what identifies it for the progress file's key)."""
+def prepare_generator(generator: str, api_key: str | None = None, model: str | None = None,
+                      batch_size: int = 8) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """(a function that loads the serve Generator, what identifies it for the progress file's key).
+
+    Everything that can be wrong is checked here; the model itself loads only when there is work."""
     from serve import load_generator
 
     if generator.startswith(("http://", "https://")):
         model_id = check_url(generator, api_key, model)
-        gen = load_generator(model_id, backend="openai", openai_base_url=api_base(generator),
-                             openai_api_key=api_key)
-        return gen, {"url": api_base(generator), "model": model_id}
+        return (lambda: load_generator(model_id, backend="openai", openai_base_url=api_base(generator),
+                                       openai_api_key=api_key)), {"url": api_base(generator), "model": model_id}
     from ragtune.hashing import folder_hash
     from ragtune.models import GENERATOR_HELP, is_default, resolve_generator
 
@@ -66,4 +68,4 @@ def open_generator(generator: str, api_key: str | None = None, model: str | None
         raise RagtuneError(f"--generator {generator} is not a Hugging Face model folder (no config.json); pass "
                            f"{GENERATOR_HELP} or an OpenAI-compatible URL")
     ident = {"model": "default" if is_default(generator) else Path(folder).name, "sha256": folder_hash(folder)}
-    return load_generator(str(folder), max_batch_size=batch_size), ident
+    return (lambda: load_generator(str(folder), max_batch_size=batch_size)), ident

@@ -25,7 +25,7 @@ from ragtune.records import Passage, write_jsonl
 from synth import checks
 from synth.config import SynthConfig, generation_key
 from synth.progress import Progress, job_key
-from synth.prompt import PROMPT_VERSION, STOP, build_prompt, parse_pair
+from synth.prompt import PROMPT_VERSION, STOP, build_prompt, focus_sentence, parse_pair
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +91,23 @@ def synthesize(cfg: SynthConfig, *, generator: Any = None, generator_id: dict[st
     t0 = time.perf_counter()
     report = SynthReport(out_dir=cfg.out_dir, settings=cfg.public())
     chunks = _read_chunks(cfg, report)
-    own = generator is None
-    if own:
-        from synth.generation import open_generator
+    load, opened = (lambda: generator), []
+    if generator is None:
+        from synth.generation import prepare_generator
 
-        generator, generator_id = open_generator(cfg.generator, cfg.api_key, cfg.model, cfg.batch_size)
+        load, generator_id = prepare_generator(cfg.generator, cfg.api_key, cfg.model, cfg.batch_size)
     report.generator = generator_id or {"model": type(generator).__name__}
+
+    def get() -> Any:  # the model loads on first use: a finished run resumed loads nothing
+        if not opened:
+            opened.append(load())
+        return opened[0]
+
     try:
-        texts = _generate(cfg, chunks, generator, report, progress)
+        texts = _generate(cfg, chunks, get, report, progress)
     finally:
-        if own:
-            generator.close()
+        if opened and generator is None:
+            opened[0].close()
     rows = _check(cfg, chunks, texts, report)
     report.wall_s = time.perf_counter() - t0
     if not rows:
@@ -136,7 +142,7 @@ def _read_chunks(cfg: SynthConfig, report: SynthReport) -> list[Passage]:
     return usable
 
 
-def _generate(cfg: SynthConfig, chunks: list[Passage], generator: Any, report: SynthReport,
+def _generate(cfg: SynthConfig, chunks: list[Passage], get_generator: Any, report: SynthReport,
               show_progress: bool) -> dict[str, str | None]:
     """Every (chunk, i) generation by its progress key; new ones generated in batches and saved as made."""
     from tqdm.auto import tqdm
@@ -150,28 +156,25 @@ def _generate(cfg: SynthConfig, chunks: list[Passage], generator: Any, report: S
     t0 = time.perf_counter()
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synth", unit="pair",
               disable=not show_progress) as bar:
-        for i in range(cfg.questions_per_chunk):
-            mine = [j for j in todo if j[2] == i]
-            # the first pair of a chunk is greedy; later ones are seeded samples (a different seed each)
-            temperature, seed = (0.0, cfg.seed) if i == 0 else (cfg.temperature, cfg.seed + i)
-            for start in range(0, len(mine), cfg.batch_size):
-                batch = mine[start:start + cfg.batch_size]
-                outs = _generate_batch(generator, [build_prompt(c.text, c.title) for _, c, _ in batch], cfg,
-                                       temperature, seed, errors)
-                store.add([(key, c.chunk_id, i, out) for (key, c, i), out in zip(batch, outs)])
-                bar.update(len(batch))
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start:start + cfg.batch_size]
+            prompts = [build_prompt(c.text, c.title, focus_sentence(c.text, c.chunk_id, i, cfg.seed))
+                       for _, c, i in batch]
+            outs = _generate_batch(get_generator(), prompts, cfg, errors)
+            store.add([(key, c.chunk_id, i, out) for (key, c, i), out in zip(batch, outs)])
+            bar.update(len(batch))
     report.generation_s = time.perf_counter() - t0
     if errors:
         report.notes.append(f"{len(errors)} generations failed in this run, e.g.: {errors[0]}")
     return {key: store.done[key] for key, _, _ in jobs}
 
 
-def _generate_batch(generator: Any, prompts: list[list[dict[str, str]]], cfg: SynthConfig, temperature: float,
-                    seed: int, errors: list[str]) -> list[str | None]:
+def _generate_batch(generator: Any, prompts: list[list[dict[str, str]]], cfg: SynthConfig,
+                    errors: list[str]) -> list[str | None]:
     """The replies of one batch; when the batch fails, each prompt alone (a failing one gives None)."""
     from serve.types import BackendError
 
-    kw = {"max_tokens": cfg.max_tokens, "stop": list(STOP), "seed": seed, "temperature": temperature}
+    kw = {"max_tokens": cfg.max_tokens, "stop": list(STOP), "seed": cfg.seed, "temperature": 0.0}
     try:
         return [c.text for c in generator.generate(prompts, **kw)]
     except (RuntimeError, BackendError) as e:
@@ -182,7 +185,7 @@ def _generate_batch(generator: Any, prompts: list[list[dict[str, str]]], cfg: Sy
         logger.warning("a batch of %d failed (%s); retrying its prompts one by one", len(prompts), e)
     out: list[str | None] = []
     for p in prompts:
-        out.extend(_generate_batch(generator, [p], cfg, temperature, seed, errors))
+        out.extend(_generate_batch(generator, [p], cfg, errors))
     return out
 
 

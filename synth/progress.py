@@ -1,7 +1,7 @@
 """The progress file: every generation, appended as it is made, so an interrupted run resumes.
 
 One JSON line per generation: {"key", "chunk_id", "i", "text"}. The key hashes the chunk id, the
-chunk's text, the pair's number and the generation settings (generator, prompt, seed, temperature,
+chunk's text, the pair's number and the generation settings (generator, prompt, seed,
 max_tokens), so a changed chunk or setting is generated again and never mixed in. A line cut short by
 a crash is ignored on reading.
 """

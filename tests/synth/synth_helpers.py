@@ -32,7 +32,8 @@ class Reply:
 
 
 def passage_of(messages: list[dict[str, str]]) -> str:
-    """The chunk text a synth prompt asks about (its last user message, without the `Passage (...)` label)."""
+    """The last user message of a synth prompt without its `Passage (...)` label: the chunk text, and the
+    sentence to ask about when the prompt names one."""
     return re.sub(r"^Passage(?: \([^)]*\))?: ", "", messages[-1]["content"])
 
 
@@ -47,10 +48,12 @@ def good_reply(passage: str, i: int = 0) -> str:
 
 
 class ScriptedGenerator:
-    """A stand-in for serve's Generator: `reply(passage, seed, temperature)` writes each reply; counts calls."""
+    """A stand-in for serve's Generator: `reply(prompt, seed, temperature)` writes each reply; counts calls.
+
+    By default it answers the town for a whole-chunk prompt and the job for a one-sentence prompt."""
 
     def __init__(self, reply: Callable[[str, int, float], str] | None = None, fail_after: int | None = None):
-        self.reply = reply or (lambda p, seed, t: good_reply(p, seed))
+        self.reply = reply or (lambda p, seed, t: good_reply(p, int("\nAsk about" in p)))
         self.fail_after = fail_after  # raise KeyboardInterrupt on the call after this many prompts
         self.prompts = 0
         self.calls = 0

@@ -104,20 +104,17 @@ def test_progress_is_keyed_by_the_generation_settings(synth_index, tmp_path):
     assert fresh.prompts == 10
 
 
-def test_seeded_sample_of_chunks_and_the_temperature_of_later_pairs(synth_index, tmp_path):
-    seen = []
-
-    def reply(passage, seed, temperature):
-        seen.append((seed, temperature))
-        return good_reply(passage, seed)
-
-    r = run(synth_index, tmp_path, ScriptedGenerator(reply), max_chunks=4, questions_per_chunk=3, seed=5,
-            temperature=0.6)
-    assert r.chunks == 4 and sorted(set(seen)) == [(5, 0.0), (6, 0.6), (7, 0.6)]
-    again = run(synth_index, tmp_path / "again", ScriptedGenerator(), max_chunks=4, seed=5)
+def test_later_pairs_ask_about_one_sentence_each_in_a_seeded_order(synth_index, tmp_path):
+    seen: list[str] = []
+    gen = ScriptedGenerator(lambda p, seed, t: seen.append(p) or good_reply(p, int("Ask about" in p)))
+    r = run(synth_index, tmp_path, gen, max_chunks=4, questions_per_chunk=3, seed=5)
+    assert r.chunks == 4 and len(seen) == 12 and r.kept == 8  # the third pair repeats the second: near duplicate
+    assert sum("Ask about this sentence" not in p for p in seen) == 4  # the first pair: the whole chunk
+    focus = sorted(p.split("Ask about this sentence: ")[1] for p in seen if "Ask about" in p)
+    assert len(set(focus)) == 8  # both sentences of each chunk, each once
+    assert run(synth_index, tmp_path / "again", ScriptedGenerator(), max_chunks=4, seed=5).chunks == 4
     assert [r["doc_ids"] for r in read_splits(tmp_path / "again")["train.jsonl"]] == \
            [r["doc_ids"] for r in read_splits(tmp_path)["train.jsonl"] if r["metadata"]["pair"] == 0]
-    assert again.chunks == 4
 
 
 def test_garbage_from_the_model_is_an_error_and_writes_nothing(synth_index, tmp_path):
@@ -131,7 +128,7 @@ def test_garbage_from_the_model_is_an_error_and_writes_nothing(synth_index, tmp_
     ({"questions_per_chunk": 0}, "`questions_per_chunk` should be a positive integer"),
     ({"dedup_threshold": 0}, "`dedup_threshold` should be in"),
     ({"validation_fraction": 0.5, "test_fraction": 0.5}, "leave documents for training"),
-    ({"temperature": -1}, "`temperature` should be >= 0"),
+    ({"max_answer_words": 0}, "`max_answer_words` should be a positive integer"),
 ])
 def test_bad_settings_name_the_field(synth_index, tmp_path, kw, message):
     with pytest.raises(RagtuneError, match=message):
