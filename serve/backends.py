@@ -1,7 +1,7 @@
 """Choosing and loading a generation backend, and the in-process generator other stages use.
 
 `auto` picks vLLM when it is installed and a CUDA device is present, else transformers; `openai` is
-never picked automatically (it needs a remote URL).
+never picked automatically (it needs a remote URL); `ctranslate2` (CPU, the `ct2` extra) only when asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from serve.types import Backend, Completion, Delta, SamplingOptions, backend_fai
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "vllm", "transformers", "openai")
+BACKENDS = ("auto", "vllm", "transformers", "ctranslate2", "openai")
 
 
 def resolve_backend(name: str) -> str:
@@ -48,6 +48,7 @@ def load_backend(
     openai_base_url: str | None = None,
     openai_api_key: str | None = None,
     vllm_options: dict[str, Any] | None = None,
+    compute_type: str | None = None,
 ) -> Backend:
     kind = resolve_backend(kind)
     check_model_dir(model, kind)
@@ -56,6 +57,17 @@ def load_backend(
 
         return TransformersBackend(
             model,
+            max_batch_size=max_batch_size,
+            batch_window_ms=batch_window_ms,
+            model_id=model_id,
+            on_batch=on_batch,
+        )
+    if kind == "ctranslate2":
+        from serve.ct2_backend import CTranslate2Backend
+
+        return CTranslate2Backend(
+            model,
+            compute_type=compute_type,
             max_batch_size=max_batch_size,
             batch_window_ms=batch_window_ms,
             model_id=model_id,

@@ -34,9 +34,10 @@ logger = logging.getLogger(__name__)
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "vllm", "transformers", "openai"]),
+    type=click.Choice(["auto", "vllm", "transformers", "ctranslate2", "openai"]),
     default=None,
-    help="Generation backend (default auto: vLLM when it and CUDA are present, else transformers).",
+    help="Generation backend (default auto: vLLM when it and CUDA are present, else transformers; "
+    "ctranslate2: CPU, int8, needs the ct2 extra).",
 )
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000; 0 picks a free one).")

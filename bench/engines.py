@@ -1,0 +1,456 @@
+"""CPU generation engines side by side on the default generator, on the same RAG-shaped prompts (issue 10).
+
+    .venv/bin/python bench/engines.py [--prompts 8] [--rounds 2] [--new-tokens 48] [--threads 2]
+                                      [--engines hf-generate,serve-hf,...] [--work DIR]
+
+Prompts: the RAG prompt ragtune serves (ragtune/prompt.py's system prompt and passage delimiters, the model's
+chat template through `render_prompt`), three BEIR SciFact abstracts cut to 125 words each and a SciFact claim
+as the question: ~700 tokens. For every engine, at batch 1, greedy, --new-tokens new tokens (EOS suppressed
+so that every engine decodes the same number of tokens):
+  - TTFT: the time to the first new token (prefill + one sample);
+  - decode tokens/s: (new tokens - 1) ÷ the time from the first to the last token;
+  - decode ÷ ceiling: decode tokens/s × the time to read the fp32 weights once (a sum over every parameter,
+    the memory-bound limit of an fp32 decode step; goal ≥ 1.0);
+  - agreement with fp32 greedy (hf-generate): mean common prefix and share of identical tokens.
+Each figure is the best of --rounds rounds per prompt (engines interleaved inside every round, so a busy
+machine slows all alike), then the median over prompts. Engines that cannot be built or loaded are
+listed with the reason. The machine is shared: quote ratios measured in one run, never the absolute speeds.
+
+Engines: hf-generate (transformers `generate`, fp32: the baseline), serve-hf (today's serve backend,
+serve/hf_backend.py, fp32), torch-bf16 and torch-int8 (bf16 weights; `quantize_dynamic` int8 Linear; a
+plain KV-cache loop), hf-cb (transformers' continuous batching: a persistent manager, streamed, attn "paged|sdpa"),
+ct2-float32 / ct2-int8 / ct2-int8_bfloat16 (CTranslate2, converted from the HF folder), ort-int4 /
+ort-int8 / ort-fp32 (onnxruntime-genai, built with its model builder), serve-ct2 (serve/ct2_backend.py,
+when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+SCIFACT = REPO.parent / "shared" / "data" / "beir_scifact"
+
+ALL_ENGINES = (
+    "hf-generate", "serve-hf", "torch-bf16", "torch-int8", "hf-cb",
+    "ct2-float32", "ct2-int8", "ct2-int8_bfloat16", "ort-int4", "ort-int8", "ort-fp32", "serve-ct2",
+)
+BASELINE = "hf-generate"
+CLOSERS: list[Callable[[], object]] = []  # engines with threads of their own, stopped at the end
+
+
+def note(msg: str) -> None:
+    print("  " + msg, file=sys.stderr, flush=True)
+
+
+# --- prompts ------------------------------------------------------------------------------------------
+def rag_prompts(tokenizer, n: int, words: int = 125) -> list[list[int]]:
+    """n RAG prompts as served: 3 SciFact abstracts (cut to `words` words) + a SciFact claim as question."""
+    from ragtune.prompt import build_messages, control_token_strings, render_prompt
+
+    docs = []
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            obj = json.loads(line)
+            if len(obj["text"].split()) >= words:
+                docs.append({"title": obj.get("title", ""), "text": " ".join(obj["text"].split()[:words])})
+            if len(docs) >= 3 * n:
+                break
+    with open(SCIFACT / "queries.jsonl", encoding="utf-8") as f:
+        claims = [json.loads(line)["text"] for _, line in zip(range(n), f)]
+    specials = control_token_strings(tokenizer)
+    out = []
+    for i, claim in enumerate(claims):
+        msgs = build_messages(f"Is it true that {claim.rstrip('.')}?", docs[3 * i: 3 * i + 3])
+        out.append(render_prompt(tokenizer, msgs, specials)[1])
+    return out
+
+
+# --- engines: each returns run(ids, n_new) -> (ttft_s, decode_s, tokens) -------------------------------
+Run = Callable[[list[int], int], tuple[float, float, list[int]]]
+
+
+def torch_loop(model, eos: list[int]) -> Run:
+    """A plain greedy KV-cache loop (prefill, then one token per step), EOS suppressed."""
+    import torch
+
+    def run(ids, n_new):
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+            toks = []
+            logits, past = out.logits[:, -1, :], out.past_key_values
+            for i in range(n_new):
+                logits[:, eos] = float("-inf")
+                tok = int(logits.argmax(-1))
+                toks.append(tok)
+                if i == 0:
+                    t1 = time.perf_counter()
+                if i + 1 == n_new:
+                    break
+                out = model(input_ids=torch.tensor([[tok]]), past_key_values=past, use_cache=True)
+                logits, past = out.logits[:, -1, :], out.past_key_values
+        return t1 - t0, time.perf_counter() - t1, toks
+
+    return run
+
+
+def hf_generate(model) -> Run:
+    """`generate` has no first-token hook: TTFT is a 1-token call, decode the rest of an n-token call."""
+    import torch
+    from transformers import GenerationConfig
+
+    def call(ids, n):
+        cfg = GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                               eos_token_id=model.generation_config.eos_token_id, pad_token_id=2)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            toks = model.generate(torch.tensor([ids]), generation_config=cfg)[0, len(ids):].tolist()
+        return time.perf_counter() - t, toks
+
+    def run(ids, n_new):
+        t1, _ = call(ids, 1)
+        tn, toks = call(ids, n_new)
+        return t1, max(tn - t1, 1e-9), toks
+
+    return run
+
+
+def hf_cb(model) -> Run:
+    """transformers' continuous batching: one persistent manager (as `transformers serve` keeps), streamed.
+
+    Its EOS is disabled (-1) rather than suppressed: the tokens after the model's own EOS differ."""
+    from transformers import GenerationConfig
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+    cfg = GenerationConfig(max_new_tokens=64, do_sample=False, eos_token_id=-1, pad_token_id=2)
+    # left to itself it sizes the paged cache from the free memory (13 GB here, and the OOM killer): 8 pages
+    # of 256 tokens hold a 1,000-token request
+    cb = ContinuousBatchingConfig(num_blocks=8, max_batch_tokens=1024, max_requests_per_batch=4)
+    manager = model.init_continuous_batching(generation_config=cfg, continuous_batching_config=cb)
+    manager.start()
+    CLOSERS.append(lambda: manager.stop(block=True, timeout=30))
+
+    def run(ids, n_new):
+        t0 = time.perf_counter()
+        rid = manager.add_request(list(ids), max_new_tokens=n_new, streaming=True, eos_token_id=-1)
+        t1, toks = None, []
+        for res in manager.request_id_iter(rid):
+            if t1 is None and res.generated_tokens:
+                t1 = time.perf_counter()
+            toks = list(res.generated_tokens)
+        return t1 - t0, time.perf_counter() - t1, toks
+
+    return run
+
+
+def serve_backend_run(backend, eos: list[int]) -> Run:
+    """A serve backend's own path (`run_batch` for transformers, `stream` otherwise), timed at its deltas."""
+    from serve.decoding import Job
+    from serve.types import SamplingOptions
+
+    tok = backend.tokenizer
+
+    def run(ids, n_new):
+        times, texts = [], []
+        job = Job(list(ids), SamplingOptions(max_tokens=n_new, seed=0),
+                  lambda d: (times.append(time.perf_counter()), texts.append(d.text)))
+        t0 = time.perf_counter()
+        backend.run_batch([job])
+        # one delta per token when nothing is held back; the text is re-tokenized for the agreement check
+        return times[0] - t0, times[-1] - times[0], tok.encode("".join(texts), add_special_tokens=False)
+
+    return run
+
+
+def ct2_convert(model_dir: Path, out: Path, quantization: str) -> Path:
+    if (out / "model.bin").exists():
+        return out
+    from ctranslate2.converters import TransformersConverter
+
+    TransformersConverter(str(model_dir), low_cpu_mem_usage=True).convert(
+        str(out), quantization=quantization, force=True)
+    return out
+
+
+def ct2_run(path: Path, compute_type: str, threads: int, tokenizer) -> Run:
+    import ctranslate2
+
+    gen = ctranslate2.Generator(str(path), device="cpu", compute_type=compute_type,
+                                intra_threads=threads, inter_threads=1)
+
+    def run(ids, n_new):
+        toks = tokenizer.convert_ids_to_tokens(ids)
+        out, t0 = [], time.perf_counter()
+        for step in gen.generate_tokens(toks, max_length=n_new, min_length=n_new, sampling_topk=1):
+            if not out:
+                t1 = time.perf_counter()
+            out.append(step.token_id)
+        return t1 - t0, time.perf_counter() - t1, out
+
+    return run
+
+
+def ort_build(model_dir: Path, out: Path, precision: str) -> Path:
+    if (out / "genai_config.json").exists():
+        return out
+    log = out.with_suffix(".log")
+    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(model_dir), "-o", str(out),
+           "-p", precision, "-e", "cpu", "-c", str(out.parent / "ort-cache")]
+    with open(log, "w") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
+    if rc != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+        raise RuntimeError(f"model builder exited {rc}: {' '.join(tail)[:200]} (log: {log})")
+    return out
+
+
+def ort_run(path: Path, threads: int) -> Run:
+    import onnxruntime_genai as og
+
+    cfg = og.Config(str(path))
+    cfg.overlay(json.dumps({"model": {"decoder": {"session_options": {
+        "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
+    model = og.Model(cfg)
+
+    def run(ids, n_new):
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=len(ids) + n_new, min_length=len(ids) + n_new, do_sample=False)
+        t0 = time.perf_counter()
+        gen = og.Generator(model, params)
+        gen.append_tokens(ids)
+        out = []
+        while not gen.is_done() and len(out) < n_new:
+            gen.generate_next_token()
+            out.append(int(gen.get_next_tokens()[0]))
+            if len(out) == 1:
+                t1 = time.perf_counter()
+        return t1 - t0, time.perf_counter() - t1, out
+
+    return run
+
+
+def weight_read_s(model) -> Callable[[], float]:
+    """Seconds to read every fp32 parameter once (tied weights once): a sum over each."""
+    import torch
+
+    params = list(model.parameters())
+
+    def once():
+        t = time.perf_counter()
+        with torch.inference_mode():
+            s = 0.0
+            for p in params:
+                s += float(p.sum())
+        return time.perf_counter() - t
+
+    return once
+
+
+# --- building the candidates -----------------------------------------------------------------------------
+class Candidates:
+    def __init__(self, model_dir: Path, work: Path, threads: int, wanted: list[str]):
+        self.model_dir, self.work, self.threads = model_dir, work, threads
+        self.runs: dict[str, Run] = {}
+        self.failed: dict[str, str] = {}
+        self.wanted = wanted
+
+    def add(self, name: str, build: Callable[[], Run]) -> None:
+        if name not in self.wanted:
+            return
+        t = time.perf_counter()
+        try:
+            self.runs[name] = build()
+            note(f"{name}: ready in {time.perf_counter() - t:.1f} s")
+        except Exception as e:  # noqa: BLE001 - a candidate that cannot be built is reported, not fatal
+            self.failed[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:240] if str(e).strip() else ''}"
+            note(f"{name}: FAILED {self.failed[name]}")
+
+
+def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
+    import torch
+
+    from serve.hf_backend import TransformersBackend
+
+    backend = TransformersBackend(model_dir, device="cpu", max_batch_size=1)
+    model, tok = backend.model, backend.tokenizer
+    eos = sorted(backend.eos_ids)
+    c = Candidates(model_dir, work, threads, wanted)
+    c.add("hf-generate", lambda: hf_generate(model))
+    c.add("serve-hf", lambda: _serve_hf(backend, eos))
+    c.add("torch-bf16", lambda: torch_loop(copy.deepcopy(model).to(torch.bfloat16), eos))
+    c.add("torch-int8", lambda: torch_loop(torch.ao.quantization.quantize_dynamic(
+        copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8), eos))
+    c.add("hf-cb", lambda: hf_cb(_paged(model_dir)))
+    for q in ("float32", "int8", "int8_bfloat16"):
+        c.add(f"ct2-{q}", lambda q=q: _ct2(model_dir, work, q, threads, tok))
+    for p in ("int4", "int8", "fp32"):
+        c.add(f"ort-{p}", lambda p=p: ort_run(ort_build(model_dir, work / f"ort-{p}", p), threads))
+    c.add("serve-ct2", lambda: _serve_ct2(model_dir, eos))
+    return c, model, tok
+
+
+def _serve_hf(backend, eos: list[int]) -> Run:
+    import torch
+
+    import serve.hf_backend as hb
+
+    plain = hb.sample_next
+
+    def no_eos(logits, rows):  # the baseline decodes past EOS; make today's backend do the same
+        return plain(logits.index_fill(-1, torch.tensor(eos), float("-inf")), rows)
+
+    hb.sample_next = no_eos
+    return serve_backend_run(backend, eos)
+
+
+def _paged(model_dir: Path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                             attn_implementation="paged|sdpa", local_files_only=True)
+    return m.eval()
+
+
+def _ct2(model_dir: Path, work: Path, q: str, threads: int, tok) -> Run:
+    import ctranslate2
+
+    supported = ctranslate2.get_supported_compute_types("cpu")
+    if q not in supported:
+        raise RuntimeError(f"compute type {q} not supported on this CPU (supported: {sorted(supported)})")
+    stored = "int8" if q.startswith("int8") else q
+    return ct2_run(ct2_convert(model_dir, work / f"ct2-{stored}", stored), q, threads, tok)
+
+
+def _serve_ct2(model_dir: Path, eos: list[int]) -> Run:
+    from serve.ct2_backend import CTranslate2Backend  # absent until the backend exists
+
+    backend = CTranslate2Backend(model_dir, max_batch_size=1)  # int8 where the CPU has it
+    backend.suppress_sequences = [[t] for t in backend.tokenizer.convert_ids_to_tokens(eos)]  # as the others
+    return serve_backend_run(backend, eos)
+
+
+# --- measuring ----------------------------------------------------------------------------------------
+def measure(c: Candidates, prompts: list[list[int]], rounds: int, n_new: int, read_once) -> dict:
+    names = list(c.runs)
+    best: dict[str, list[list[float]]] = {n: [[float("inf"), 0.0] for _ in prompts] for n in names}
+    tokens: dict[str, list[list[int]]] = {n: [[] for _ in prompts] for n in names}
+    reads = []
+    for name in list(names):  # first calls pay one-time costs (allocation, kernel choice): not measured
+        try:
+            c.runs[name](prompts[0], 2)
+        except Exception as e:  # noqa: BLE001 - an engine that fails is reported, the others go on
+            c.failed[name] = f"{type(e).__name__}: {e}"[:240]
+            note(f"{name}: FAILED at run time {c.failed[name]}")
+            names.remove(name)
+    for r in range(rounds):
+        reads.append(min(read_once() for _ in range(5)))
+        for i, ids in enumerate(prompts):
+            for name in (names if (r + i) % 2 == 0 else names[::-1]):
+                try:
+                    ttft, dec, toks = c.runs[name](ids, n_new)
+                except Exception as e:  # noqa: BLE001 - an engine that fails is reported, the others go on
+                    c.failed[name] = f"{type(e).__name__}: {e}"[:240]
+                    note(f"{name}: FAILED at run time {c.failed[name]}")
+                    names = [n for n in names if n != name]
+                    continue
+                b = best[name][i]
+                b[0] = min(b[0], ttft)
+                b[1] = max(b[1], (n_new - 1) / dec)
+                tokens[name][i] = toks
+        note(f"round {r + 1}/{rounds} done; weight read {min(reads) * 1e3:.1f} ms")
+    return {"best": {n: best[n] for n in names}, "tokens": {n: tokens[n] for n in names}, "read_s": min(reads)}
+
+
+def agreement(ref: list[int], got: list[int]) -> tuple[int, float]:
+    prefix = 0
+    for a, b in zip(ref, got):
+        if a != b:
+            break
+        prefix += 1
+    same = sum(a == b for a, b in zip(ref, got)) / max(1, len(ref))
+    return prefix, same
+
+
+def report(res: dict, failed: dict[str, str], prompt_lens: list[int], n_new: int) -> None:
+    read_s = res["read_s"]
+    base = res["best"].get(BASELINE)
+    print(f"\nprompts: {len(prompt_lens)}, {min(prompt_lens)}-{max(prompt_lens)} tokens "
+          f"(median {statistics.median(prompt_lens):.0f}); {n_new} new tokens, greedy, batch 1")
+    print(f"weight read (fp32, once): {read_s * 1e3:.1f} ms → ceiling {1 / read_s:.1f} tok/s\n")
+    print("| engine | TTFT ms | TTFT ÷ base | decode tok/s | decode ÷ base | decode ÷ ceiling | prefix / "
+          f"{n_new} | same tokens |")
+    print("|---|---|---|---|---|---|---|---|")
+    ref = res["tokens"].get(BASELINE)
+    for name, rows in res["best"].items():
+        ttft = statistics.median(r[0] for r in rows)
+        dec = statistics.median(r[1] for r in rows)
+        if base:
+            t_ratio = statistics.median(r[0] / b[0] for r, b in zip(rows, base))
+            d_ratio = statistics.median(r[1] / b[1] for r, b in zip(rows, base))
+        else:
+            t_ratio = d_ratio = float("nan")
+        if ref:
+            agr = [agreement(a, b) for a, b in zip(ref, res["tokens"][name])]
+            pre = statistics.mean(a[0] for a in agr)
+            same = statistics.mean(a[1] for a in agr)
+            agr_s = f"{pre:.1f} | {same:.0%}"
+        else:
+            agr_s = "- | -"
+        print(f"| {name} | {ttft * 1e3:.0f} | {t_ratio:.2f} | {dec:.1f} | {d_ratio:.2f} | {dec * read_s:.2f} "
+              f"| {agr_s} |")
+    for name, why in failed.items():
+        print(f"| {name} | failed: {why} | | | | | | |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--new-tokens", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engines", default=",".join(ALL_ENGINES))
+    ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ragtune-bench-engines",
+                    help="converted models are kept here and reused")
+    args = ap.parse_args()
+    wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = sorted(set(wanted) - set(ALL_ENGINES))
+    if unknown:
+        ap.error(f"unknown engines {unknown}; choose from {', '.join(ALL_ENGINES)}")
+    if BASELINE not in wanted:
+        wanted.insert(0, BASELINE)
+    logging.basicConfig(level=logging.WARNING)
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)
+    from ragtune.models import resolve_generator
+
+    model_dir = resolve_generator("default")
+    args.work.mkdir(parents=True, exist_ok=True)
+    note(f"model {model_dir}; {args.threads} threads; work dir {args.work}")
+    c, model, tok = build_all(model_dir, args.work, args.threads, wanted)
+    prompts = rag_prompts(tok, args.prompts)
+    res = measure(c, prompts, args.rounds, args.new_tokens, weight_read_s(model))
+    report(res, c.failed, [len(p) for p in prompts], args.new_tokens)
+    for close in CLOSERS:
+        close()
+
+
+if __name__ == "__main__":
+    main()
