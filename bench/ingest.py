@@ -55,8 +55,12 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def note(**kw) -> None:
     """Print figures as they are measured, so a cut-off run still says something."""
-    print("  ", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in kw.items()),
-          file=sys.stderr, flush=True)
+    print(
+        "  ",
+        ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in kw.items()),
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:
@@ -76,15 +80,28 @@ def measure_ingest(enc, src: Path, work: Path, repeat: int) -> tuple[dict, list[
 
     ingest_times, raw_times, texts = [], [], []
     for _ in range(repeat):
-        ingest_times.append(timed(lambda: ingest([src], work / "idx", encoder=enc, full=True, show_progress=False))[0])
+        ingest_times.append(
+            timed(lambda: ingest([src], work / "idx", encoder=enc, full=True, show_progress=False))[0]
+        )
         if not texts:
             with KnowledgeIndex.open(work / "idx") as index:
                 texts = [embedding_text(_as_chunk(p)) for p in index.iter_passages()]
-        raw_times.append(timed(lambda texts=texts: enc.model.encode(texts, batch_size=64, normalize_embeddings=True,
-                                                         convert_to_numpy=True))[0])
+        raw_times.append(
+            timed(
+                lambda texts=texts: enc.model.encode(
+                    texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+                )
+            )[0]
+        )
     t_ingest, t_raw = min(ingest_times), min(raw_times)
-    return {"chunks": len(texts), "ingest_s": t_ingest, "raw_encode_s": t_raw, "ingest_chunks_per_s": len(texts) / t_ingest,
-                "raw_chunks_per_s": len(texts) / t_raw, "throughput_ratio": t_raw / t_ingest}, texts
+    return {
+        "chunks": len(texts),
+        "ingest_s": t_ingest,
+        "raw_encode_s": t_raw,
+        "ingest_chunks_per_s": len(texts) / t_ingest,
+        "raw_chunks_per_s": len(texts) / t_raw,
+        "throughput_ratio": t_raw / t_ingest,
+    }, texts
 
 
 def measure_refresh(enc, docs: list[dict], src: Path, work: Path, repeat: int, t_full: float) -> dict:
@@ -94,12 +111,22 @@ def measure_refresh(enc, docs: list[dict], src: Path, work: Path, repeat: int, t
     n_change = max(1, len(docs) // 100)
     times = []
     for r in range(repeat):
-        write_jsonl(src, [dict(d, text=d["text"] + f" Revised ({r})." if i < n_change else d["text"])
-                          for i, d in enumerate(docs)])
+        write_jsonl(
+            src,
+            [
+                dict(d, text=d["text"] + f" Revised ({r})." if i < n_change else d["text"])
+                for i, d in enumerate(docs)
+            ],
+        )
         t, rep = timed(lambda: ingest([src], work / "idx", encoder=enc, show_progress=False))
         assert rep.counts["changed"] == n_change, rep.counts
         times.append(t)
-    return {"changed_docs": n_change, "refresh_s": min(times), "full_rebuild_s": t_full, "refresh_ratio": min(times) / t_full}
+    return {
+        "changed_docs": n_change,
+        "refresh_s": min(times),
+        "full_rebuild_s": t_full,
+        "refresh_ratio": min(times) / t_full,
+    }
 
 
 def measure_search(enc, queries: list[str], work: Path) -> dict:
@@ -117,12 +144,21 @@ def measure_search(enc, queries: list[str], work: Path) -> dict:
     ours, base = [], []
     for q in queries:
         ours.append(timed(lambda q=q: retr.search(q, 10))[0])
-        base.append(timed(lambda q=q: bare.search(enc.model.encode([q], normalize_embeddings=True,
-                                                                 convert_to_numpy=True), 10))[0])
+        base.append(
+            timed(
+                lambda q=q: bare.search(
+                    enc.model.encode([q], normalize_embeddings=True, convert_to_numpy=True), 10
+                )
+            )[0]
+        )
     retr.close()
     p50, b50 = statistics.median(ours), statistics.median(base)
-    return {"search_p50_ms": p50 * 1e3, "baseline_p50_ms": b50 * 1e3, "latency_ratio": p50 / b50,
-                "search_p95_ms": float(np.percentile(ours, 95)) * 1e3}
+    return {
+        "search_p50_ms": p50 * 1e3,
+        "baseline_p50_ms": b50 * 1e3,
+        "latency_ratio": p50 / b50,
+        "search_p95_ms": float(np.percentile(ours, 95)) * 1e3,
+    }
 
 
 def measure_engines(texts: list[str], queries: list[str], repeat: int, int8: bool) -> dict:
@@ -150,27 +186,51 @@ def measure_engines(texts: list[str], queries: list[str], repeat: int, int8: boo
         approx = np.argsort(-(e.encode(queries) @ vecs[name].T), axis=1)[:, :10]
         out[f"{name}_s"] = min(times[name])
         out[f"{name}_speedup"] = min(times["torch"]) / min(times[name])
-        out[f"{name}_recall_at_10"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)]))
+        out[f"{name}_recall_at_10"] = float(
+            np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
+        )
         out[f"{name}_min_cosine"] = float((vecs[name] * vecs["torch"]).sum(1).min())
     return out
 
 
 def print_figures(figures: dict) -> None:
-    print(f"\nragtune index benchmark: {figures['docs']} SciFact abstracts -> {figures['chunks']} chunks, "
-          f"{figures['threads']} torch threads, default encoder engine {figures['engine']}")
+    print(
+        f"\nragtune index benchmark: {figures['docs']} SciFact abstracts -> {figures['chunks']} chunks, "
+        f"{figures['threads']} torch threads, default encoder engine {figures['engine']}"
+    )
     rows = [
-        ("ingest ÷ raw encode throughput", figures["throughput_ratio"], "≥ 0.9",
-         f"{figures['ingest_chunks_per_s']:.1f} vs {figures['raw_chunks_per_s']:.1f} chunks/s"),
-        ("refresh 1% ÷ full rebuild", figures["refresh_ratio"], "≤ 0.05",
-         f"{figures['refresh_s']:.2f} s ({figures['changed_docs']} docs) vs {figures['full_rebuild_s']:.2f} s"),
-        ("search p50 ÷ (encode + bare FAISS)", figures["latency_ratio"], "≤ 2",
-         f"{figures['search_p50_ms']:.1f} ms vs {figures['baseline_p50_ms']:.1f} ms (p95 {figures['search_p95_ms']:.1f})"),
+        (
+            "ingest ÷ raw encode throughput",
+            figures["throughput_ratio"],
+            "≥ 0.9",
+            f"{figures['ingest_chunks_per_s']:.1f} vs {figures['raw_chunks_per_s']:.1f} chunks/s",
+        ),
+        (
+            "refresh 1% ÷ full rebuild",
+            figures["refresh_ratio"],
+            "≤ 0.05",
+            f"{figures['refresh_s']:.2f} s ({figures['changed_docs']} docs) vs {figures['full_rebuild_s']:.2f} s",
+        ),
+        (
+            "search p50 ÷ (encode + bare FAISS)",
+            figures["latency_ratio"],
+            "≤ 2",
+            f"{figures['search_p50_ms']:.1f} ms vs {figures['baseline_p50_ms']:.1f} ms (p95 {figures['search_p95_ms']:.1f})",
+        ),
     ]
     for name in ("openvino", "onnx-int8"):
         if f"{name}_speedup" in figures:
-            rows.append((f"{name} ÷ torch fp32 encode speed", figures[f"{name}_speedup"], "≥ 2.3",
-                         (f"recall@10 vs torch {figures[f'{name}_recall_at_10']:.3f} (goal ≥ 0.99), "
-                         f"min cosine {figures[f'{name}_min_cosine']:.5f}")))
+            rows.append(
+                (
+                    f"{name} ÷ torch fp32 encode speed",
+                    figures[f"{name}_speedup"],
+                    "≥ 2.3",
+                    (
+                        f"recall@10 vs torch {figures[f'{name}_recall_at_10']:.3f} (goal ≥ 0.99), "
+                        f"min cosine {figures[f'{name}_min_cosine']:.5f}"
+                    ),
+                )
+            )
     for name, value, goal, detail in rows:
         print(f"  {name:<38} {value:7.3f}   goal {goal:<7} {detail}")
 

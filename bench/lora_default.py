@@ -35,8 +35,13 @@ def build(r: int):
 
     folder = resolve_generator("default")
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
-    cfg = LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=2 * r, lora_dropout=0.0,
-                     target_modules=DEFAULT_TARGETS["llama"])
+    cfg = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=r,
+        lora_alpha=2 * r,
+        lora_dropout=0.0,
+        target_modules=DEFAULT_TARGETS["llama"],
+    )
     return get_peft_model(model, cfg)
 
 
@@ -46,7 +51,7 @@ def batch(n: int, seq: int, answer: int, vocab: int):
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(100, vocab, (n, seq), generator=g)
     labels = torch.full_like(ids, -100)
-    labels[:, seq - answer:] = ids[:, seq - answer:]
+    labels[:, seq - answer :] = ids[:, seq - answer :]
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
@@ -73,7 +78,9 @@ def step(model, opt, inputs, variant: str) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=320, help="tokens per example (a RAFT example with 3 passages)")
+    ap.add_argument(
+        "--seq", type=int, default=320, help="tokens per example (a RAFT example with 3 passages)"
+    )
     ap.add_argument("--answer", type=int, default=6, help="labelled tokens at the end of each example")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lora-r", type=int, default=16)
@@ -83,7 +90,9 @@ def main() -> None:
     torch.manual_seed(0)
     model = build(args.lora_r)
     model.train()
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)  # lr 0: weights stay put
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.0
+    )  # lr 0: weights stay put
     inputs = batch(args.batch, args.seq, args.answer, model.config.vocab_size)
     variants = ("baseline", "answer-logits", "answer-logits+bf16")
     step(model, opt, inputs, "baseline")  # warm-up
@@ -95,14 +104,20 @@ def main() -> None:
             best[v] = min(best[v], dt)
             losses[v] = loss
     tokens = args.batch * args.seq
-    print(f"LoRA r{args.lora_r} on SmolLM2-135M-Instruct, batch {args.batch} x {args.seq} tokens, answer "
-          f"{args.answer} tokens, {torch.get_num_threads()} threads, best of {args.rounds}")
+    print(
+        f"LoRA r{args.lora_r} on SmolLM2-135M-Instruct, batch {args.batch} x {args.seq} tokens, answer "
+        f"{args.answer} tokens, {torch.get_num_threads()} threads, best of {args.rounds}"
+    )
     for v in variants:
-        print(f"  {v:14s} {best[v]:6.2f} s/step  {tokens / best[v]:7.1f} tokens/s  loss {losses[v]:.6f}  "
-              f"x{best['baseline'] / best[v]:.2f} vs baseline")
-    print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; loss difference "
-          f"answer-logits {abs(losses['baseline'] - losses['answer-logits']):.2e}, "
-          f"+bf16 autocast {abs(losses['baseline'] - losses['answer-logits+bf16']):.2e}")
+        print(
+            f"  {v:14s} {best[v]:6.2f} s/step  {tokens / best[v]:7.1f} tokens/s  loss {losses[v]:.6f}  "
+            f"x{best['baseline'] / best[v]:.2f} vs baseline"
+        )
+    print(
+        f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; loss difference "
+        f"answer-logits {abs(losses['baseline'] - losses['answer-logits']):.2e}, "
+        f"+bf16 autocast {abs(losses['baseline'] - losses['answer-logits+bf16']):.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -62,27 +62,65 @@ def compare(work: Path) -> dict:
     for m in METRICS:
         a = [tuned["per_query"][q][m] for q in qids]
         b = [base["per_query"][q][m] for q in qids]
-        rows[m] = {"base": base["metrics"][m], "tuned": tuned["metrics"][m], "published": PUBLISHED[m],
-                   "diff": paired_bootstrap(a, b, seed=0)}
+        rows[m] = {
+            "base": base["metrics"][m],
+            "tuned": tuned["metrics"][m],
+            "published": PUBLISHED[m],
+            "diff": paired_bootstrap(a, b, seed=0),
+        }
     return {"n_queries": len(qids), "metrics": rows}
 
 
 def run(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    data, base_index, tuned_index, model = (work / n for n in ("data", "index-base", "index-tuned", "retriever"))
+    data, base_index, tuned_index, model = (
+        work / n for n in ("data", "index-base", "index-tuned", "retriever")
+    )
     times: dict[str, float] = {}
     step("import", data, lambda: ragtune("data", "import", "beir", str(SCIFACT), "--out", str(data)), times)
-    step("ingest base", base_index, lambda: ragtune("ingest", str(data / "documents.jsonl"), "--index",
-                                                    str(base_index)), times)
+    step(
+        "ingest base",
+        base_index,
+        lambda: ragtune("ingest", str(data / "documents.jsonl"), "--index", str(base_index)),
+        times,
+    )
     step("eval base", work / "eval-base.json", lambda: evaluate(work, base_index, "eval-base"), times)
-    step("tune retriever", model, lambda: ragtune(
-        "tune", "retriever", "--data", str(data / "train.jsonl"), "--index", str(base_index), "--out", str(model),
-        "--epochs", str(args.epochs), "--lr", str(args.lr), "--hard-negatives", str(args.hard_negatives),
-        "--batch-size", str(args.batch_size), "--lora-r", str(args.lora_r), "--val-fraction", str(args.val_fraction)),
-        times)
-    step("ingest tuned", tuned_index, lambda: ragtune("ingest", str(data / "documents.jsonl"), "--index",
-                                                      str(tuned_index), "--retriever", str(model)), times)
+    step(
+        "tune retriever",
+        model,
+        lambda: ragtune(
+            "tune",
+            "retriever",
+            "--data",
+            str(data / "train.jsonl"),
+            "--index",
+            str(base_index),
+            "--out",
+            str(model),
+            "--epochs",
+            str(args.epochs),
+            "--lr",
+            str(args.lr),
+            "--hard-negatives",
+            str(args.hard_negatives),
+            "--batch-size",
+            str(args.batch_size),
+            "--lora-r",
+            str(args.lora_r),
+            "--val-fraction",
+            str(args.val_fraction),
+        ),
+        times,
+    )
+    step(
+        "ingest tuned",
+        tuned_index,
+        lambda: ragtune(
+            "ingest", str(data / "documents.jsonl"), "--index", str(tuned_index), "--retriever", str(model)
+        ),
+        times,
+    )
     step("eval tuned", work / "eval-tuned.json", lambda: evaluate(work, tuned_index, "eval-tuned"), times)
     result = compare(work) | {"seconds": times, "settings": vars(args)}
     (work / "scifact.json").write_text(json.dumps(result, indent=2))
@@ -94,8 +132,10 @@ def print_table(result: dict) -> None:
     print(f"{'metric':<11} {'published':>9} {'base':>7} {'tuned':>7} {'diff [95% CI]':>26}")
     for m, r in result["metrics"].items():
         d = r["diff"]
-        print(f"{m:<11} {r['published']:>9.4f} {r['base']:>7.4f} {r['tuned']:>7.4f} "
-              f"{d['diff']:>+8.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")
+        print(
+            f"{m:<11} {r['published']:>9.4f} {r['base']:>7.4f} {r['tuned']:>7.4f} "
+            f"{d['diff']:>+8.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+        )
     for name, s in result["seconds"].items():
         print(f"  {name}: {s:.0f} s")
 

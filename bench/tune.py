@@ -24,9 +24,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-LLAMA_100M = dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
-                  num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=1024,
-                  tie_word_embeddings=True)
+LLAMA_100M = {
+    "vocab_size": 32000,
+    "hidden_size": 768,
+    "intermediate_size": 2048,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 12,
+    "max_position_embeddings": 1024,
+    "tie_word_embeddings": True,
+}
 
 
 def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None, grad_ckpt: bool) -> dict:
@@ -49,8 +56,16 @@ def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None, 
         if name == "lora":
             from peft import LoraConfig, get_peft_model
 
-            model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, lora_dropout=0.0,
-                                                     target_modules=DEFAULT_TARGETS["llama"]))
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    task_type="CAUSAL_LM",
+                    r=8,
+                    lora_alpha=16,
+                    lora_dropout=0.0,
+                    target_modules=DEFAULT_TARGETS["llama"],
+                ),
+            )
         trainable, total = count_params(model)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         if cuda:
@@ -69,10 +84,17 @@ def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None, 
                 times.append(time.perf_counter() - t0)
     times.sort()
     # min is the robust figure on shared cores (a step is only ever slowed down by others); median shown too
-    out = {"variant": name, "trainable": trainable, "total": total, "step_s": times[0],
-           "step_median_s": times[len(times) // 2],
-           "peak_mb": mem.delta_mb, "device": device, "dtype": str(dtype).replace("torch.", ""),
-           "threads": torch.get_num_threads()}
+    out = {
+        "variant": name,
+        "trainable": trainable,
+        "total": total,
+        "step_s": times[0],
+        "step_median_s": times[len(times) // 2],
+        "peak_mb": mem.delta_mb,
+        "device": device,
+        "dtype": str(dtype).replace("torch.", ""),
+        "threads": torch.get_num_threads(),
+    }
     if cuda:
         out["peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     if save_dir and name == "lora":  # for the merge measurement: base weights + adapter on disk
@@ -106,7 +128,9 @@ def _merge(save_dir: str) -> dict:
 
 def _child(args: list[str]) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, check=False, text=True, env=env, cwd=REPO
+    )
     if proc.returncode:
         raise SystemExit(f"bench child {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -124,24 +148,51 @@ def _tiny_throughput(steps: int, threads: int) -> list[dict]:
     from tuner import train_generator
     from tuner.base_model import TinyModelConfig, build_untrained
 
-    rows = [{"id": str(i), "question": f"What does person {i} of town {i % 17} keep in the shed?",
-             "answer": f"{['bees', 'goats', 'a boat', 'old maps'][i % 4]} and {i % 9} lanterns", "doc_ids": [str(i)]}
-            for i in range(400)]
+    rows = [
+        {
+            "id": str(i),
+            "question": f"What does person {i} of town {i % 17} keep in the shed?",
+            "answer": f"{['bees', 'goats', 'a boat', 'old maps'][i % 4]} and {i % 9} lanterns",
+            "doc_ids": [str(i)],
+        }
+        for i in range(400)
+    ]
     res = []
     with tempfile.TemporaryDirectory() as d:
-        base = build_untrained([r["question"] + " " + r["answer"] for r in rows], Path(d) / "tiny", TinyModelConfig())
+        base = build_untrained(
+            [r["question"] + " " + r["answer"] for r in rows], Path(d) / "tiny", TinyModelConfig()
+        )
         write_jsonl(Path(d) / "qa.jsonl", rows)
         for method in ("full", "lora"):
-            r = train_generator(str(base), str(Path(d) / "qa.jsonl"), str(Path(d) / method), method=method,
-                                max_steps=steps, batch_size=16, val_fraction=0, learning_rate=1e-3, logging_steps=10)
-            res.append({"method": method, "tokens_per_s": r.tokens_per_second, "steps": r.steps,
-                        "seconds": r.train_seconds, "params": r.total_params, "trainable_pct": r.trainable_pct})
+            r = train_generator(
+                str(base),
+                str(Path(d) / "qa.jsonl"),
+                str(Path(d) / method),
+                method=method,
+                max_steps=steps,
+                batch_size=16,
+                val_fraction=0,
+                learning_rate=1e-3,
+                logging_steps=10,
+            )
+            res.append(
+                {
+                    "method": method,
+                    "tokens_per_s": r.tokens_per_second,
+                    "steps": r.steps,
+                    "seconds": r.train_seconds,
+                    "params": r.total_params,
+                    "trainable_pct": r.trainable_pct,
+                }
+            )
     return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per variant (after 1 warm-up)")
+    ap.add_argument(
+        "--steps", type=int, default=4, help="timed optimizer steps per variant (after 1 warm-up)"
+    )
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing in both variants")
@@ -160,30 +211,50 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    common = ["--steps", str(a.steps), "--batch", str(a.batch), "--seq", str(a.seq), *(["--grad-ckpt"] * a.grad_ckpt)]
+    common = [
+        "--steps",
+        str(a.steps),
+        "--batch",
+        str(a.batch),
+        "--seq",
+        str(a.seq),
+        *(["--grad-ckpt"] * a.grad_ckpt),
+    ]
     with tempfile.TemporaryDirectory() as d:
         full = _child(["--child", "full", *common])
         lora = _child(["--child", "lora", *common, *([] if a.skip_merge else ["--save-dir", d])])
         merge = None if a.skip_merge else _child(["--child", "merge", "--save-dir", d])
-    print(f"~{full['total'] / 1e6:.0f}M-parameter random-init Llama, batch {a.batch} x {a.seq} tokens, "
-          f"{a.steps} timed steps, {full['device']} {full['dtype']}, {full['threads']} torch threads"
-          f"{', gradient checkpointing' if a.grad_ckpt else ''}")
+    print(
+        f"~{full['total'] / 1e6:.0f}M-parameter random-init Llama, batch {a.batch} x {a.seq} tokens, "
+        f"{a.steps} timed steps, {full['device']} {full['dtype']}, {full['threads']} torch threads"
+        f"{', gradient checkpointing' if a.grad_ckpt else ''}"
+    )
     print(f"{'variant':8} {'trainable':>14} {'%':>8} {'peak MB':>10} {'min s/step':>11} {'median':>8}")
     for v in (full, lora):
-        print(f"{v['variant']:8} {v['trainable']:>14,} {100 * v['trainable'] / v['total']:>8.3f} "
-              f"{v['peak_mb']:>10.1f} {v['step_s']:>11.2f} {v['step_median_s']:>8.2f}")
+        print(
+            f"{v['variant']:8} {v['trainable']:>14,} {100 * v['trainable'] / v['total']:>8.3f} "
+            f"{v['peak_mb']:>10.1f} {v['step_s']:>11.2f} {v['step_median_s']:>8.2f}"
+        )
     print(f"LoRA / full peak memory: {lora['peak_mb'] / full['peak_mb']:.2f} (goal <= 0.5)")
-    print(f"LoRA / full step time:   {lora['step_s'] / full['step_s']:.2f} (min over steps; "
-          f"median {lora['step_median_s'] / full['step_median_s']:.2f})")
-    print(f"LoRA trainable parameters: {100 * lora['trainable'] / lora['total']:.3f}% (r=8, all attention+MLP projections)")
+    print(
+        f"LoRA / full step time:   {lora['step_s'] / full['step_s']:.2f} (min over steps; "
+        f"median {lora['step_median_s'] / full['step_median_s']:.2f})"
+    )
+    print(
+        f"LoRA trainable parameters: {100 * lora['trainable'] / lora['total']:.3f}% (r=8, all attention+MLP projections)"
+    )
     if merge:
-        print(f"merge (ragtune export): peak +{merge['peak_rss_mb']:.0f} MB RSS for {merge['model_mb']:.0f} MB of "
-              f"weights ({merge['peak_rss_mb'] / merge['model_mb']:.2f}x), {merge['seconds']:.1f} s")
+        print(
+            f"merge (ragtune export): peak +{merge['peak_rss_mb']:.0f} MB RSS for {merge['model_mb']:.0f} MB of "
+            f"weights ({merge['peak_rss_mb'] / merge['model_mb']:.2f}x), {merge['seconds']:.1f} s"
+        )
     if not a.skip_tiny:
         for r in _tiny_throughput(a.tiny_steps, a.tiny_threads):
-            print(f"tiny model ({r['params'] / 1e6:.2f}M params, {r['method']}, {r['trainable_pct']:.1f}% trainable): "
-                  f"{r['tokens_per_s']:.0f} tokens/s over {r['steps']} steps ({r['seconds']:.1f} s, "
-                  f"{a.tiny_threads} thread)")
+            print(
+                f"tiny model ({r['params'] / 1e6:.2f}M params, {r['method']}, {r['trainable_pct']:.1f}% trainable): "
+                f"{r['tokens_per_s']:.0f} tokens/s over {r['steps']} steps ({r['seconds']:.1f} s, "
+                f"{a.tiny_threads} thread)"
+            )
     print(f"bench time {time.perf_counter() - t0:.0f} s")
 
 

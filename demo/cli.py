@@ -8,16 +8,36 @@ import click
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Smaller world, fewer training steps (about 5 min); the same steps.")
-@click.option("--out", "out_dir", default="ragtune-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the world, index, models, predictions and report.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the world, training and evaluation.")
+@click.option(
+    "--quick", is_flag=True, help="Smaller world, fewer training steps (about 5 min); the same steps."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="ragtune-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the world, index, models, predictions and report.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed for the world, training and evaluation."
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars (step lines are still printed).")
-@click.option("--generator", default="default", show_default=True,
-              help="Generator every system starts from: a local Hugging Face folder or `default`.")
-@click.option("--cpu-threads", default=None, type=click.IntRange(min=1),
-              help="torch CPU threads for training in this process (1 is fastest on a busy machine).")
-def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str, cpu_threads: int | None) -> None:
+@click.option(
+    "--generator",
+    default="default",
+    show_default=True,
+    help="Generator every system starts from: a local Hugging Face folder or `default`.",
+)
+@click.option(
+    "--cpu-threads",
+    default=None,
+    type=click.IntRange(min=1),
+    help="torch CPU threads for training in this process (1 is fastest on a busy machine).",
+)
+def demo(
+    quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str, cpu_threads: int | None
+) -> None:
     """Teach the embedded SmolLM2-135M-Instruct a fictional world by RAG, fine-tuning and both, serve
     every system, compare them over HTTP, refresh the index, and write report.html."""
     from dataclasses import replace
@@ -28,7 +48,9 @@ def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str
 
     use_log_file(Path(out_dir) / "ragtune.log")  # libraries' warnings: there, named once when first written
     quiet_libraries()
-    cfg = replace(PRESETS["quick" if quick else "full"], seed=seed, generator=generator, cpu_threads=cpu_threads)
+    cfg = replace(
+        PRESETS["quick" if quick else "full"], seed=seed, generator=generator, cpu_threads=cpu_threads
+    )
     summary = run_demo(Path(out_dir), cfg, echo=click.echo, progress=not no_progress)
     click.echo("")
     click.echo(f"ragtune demo ({cfg.name}) finished in {summary['wall_seconds']:.0f} s")
@@ -36,8 +58,10 @@ def demo(quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str
         click.echo(f"  {split}: " + ", ".join(f"{name} {_fmt(v)}" for name, v in systems.items()))
     fresh = summary.get("freshness_new_vs_stale") or {}
     if fresh:
-        click.echo("  after the refresh, new / stale answers (%): " + ", ".join(
-            f"{name} {_fmt(v['new'])} / {_fmt(v['stale'])}" for name, v in fresh.items()))
+        click.echo(
+            "  after the refresh, new / stale answers (%): "
+            + ", ".join(f"{name} {_fmt(v['new'])} / {_fmt(v['stale'])}" for name, v in fresh.items())
+        )
     for line in summary.get("verdict") or []:
         click.echo(f"  verdict: {line}")
     click.echo(f"report: {summary['report'].get('html', summary['report'])}")

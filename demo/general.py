@@ -20,7 +20,9 @@ from ragtune.prompt import build_messages
 from ragtune.records import write_jsonl
 
 
-def reading_example(people, rng: random.Random, max_passages: int = 4, max_questions: int = 1) -> dict[str, Any]:
+def reading_example(
+    people, rng: random.Random, max_passages: int = 4, max_questions: int = 1
+) -> dict[str, Any]:
     """One RAG-format example: passages (gold + distractors, shuffled) and the copied answer.
 
     With `max_questions` > 1, up to that many follow-up turns (`Question: ...` → answer) ask about
@@ -41,7 +43,10 @@ def reading_example(people, rng: random.Random, max_passages: int = 4, max_quest
     for _ in range(rng.randint(1, max_questions) - 1):
         p, a = rng.choice(passages), rng.choice(vocab.ATTRIBUTES)
         q = vocab.QUESTIONS[a][rng.randrange(len(vocab.QUESTIONS[a]))].format(name=p.name)
-        messages += [{"role": "user", "content": f"Question: {q}"}, {"role": "assistant", "content": p.attrs[a]}]
+        messages += [
+            {"role": "user", "content": f"Question: {q}"},
+            {"role": "assistant", "content": p.attrs[a]},
+        ]
     return {"messages": messages, "gold_text": gold.document()["text"]}
 
 
@@ -75,7 +80,10 @@ def general_corpus(
     train_people, heldout_people = world.people[:n_people], world.people[n_people:]
     rng = random.Random(f"general-corpus:{seed}")
     known = train_people[:n_known]
-    chats = [{"messages": reading_example(train_people, rng, max_passages, max_questions)["messages"]} for _ in range(n_reading)]
+    chats = [
+        {"messages": reading_example(train_people, rng, max_passages, max_questions)["messages"]}
+        for _ in range(n_reading)
+    ]
     chats += [closed_book_example(known, rng) for _ in range(n_closed_book)]
     rng.shuffle(chats)
     out = Path(out_dir)
@@ -83,6 +91,15 @@ def general_corpus(
     write_jsonl(text_path, [{"text": p.document()["text"]} for p in train_people])
     write_jsonl(chat_path, chats)
     held = [reading_example(heldout_people, rng, max_passages) for _ in range(n_heldout)]
-    write_jsonl(out / "heldout.jsonl", [{"messages": h["messages"][:-1], "answer": h["messages"][-1]["content"],
-                                          "gold_text": h["gold_text"]} for h in held])
+    write_jsonl(
+        out / "heldout.jsonl",
+        [
+            {
+                "messages": h["messages"][:-1],
+                "answer": h["messages"][-1]["content"],
+                "gold_text": h["gold_text"],
+            }
+            for h in held
+        ],
+    )
     return [text_path, chat_path]

@@ -62,8 +62,14 @@ def systems(cfg: DemoConfig, urls: dict[str, str], models: dict[str, Path]) -> l
         {"name": "fewshot", "url": urls["base"], "fewshot": cfg.fewshot, "fewshot_seed": cfg.seed},
         {"name": "rag", "url": urls["base"], "retrieval": True, "top_k": k},
         # rag with the few-shot turns: does the base model fail to read, or only to answer briefly?
-        {"name": "fewshot+rag", "url": urls["base"], "retrieval": True, "top_k": k, "fewshot": cfg.fewshot,
-         "fewshot_seed": cfg.seed},
+        {
+            "name": "fewshot+rag",
+            "url": urls["base"],
+            "retrieval": True,
+            "top_k": k,
+            "fewshot": cfg.fewshot,
+            "fewshot_seed": cfg.seed,
+        },
         {"name": "ft", "url": urls["ft"]},
         {"name": "ft+rag", "url": urls["ft"], "retrieval": True, "top_k": k},
         {"name": "raft+rag", "url": urls["raft"], "retrieval": True, "top_k": k},
@@ -72,8 +78,9 @@ def systems(cfg: DemoConfig, urls: dict[str, str], models: dict[str, Path]) -> l
     return [{**s, "model": str(models[served[s["url"]]]), "max_tokens": cfg.max_tokens} for s in specs]
 
 
-def run_demo(out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print,
-             progress: bool = True) -> dict[str, Any]:
+def run_demo(
+    out_dir: str | Path, cfg: DemoConfig, echo: Callable[[str], None] = print, progress: bool = True
+) -> dict[str, Any]:
     """Run the whole demo into `out_dir`; return the summary (also written to `summary.json`)."""
     run = _DemoRun(Path(out_dir), cfg, echo, progress)
     run.prepare()
@@ -109,15 +116,21 @@ class _DemoRun:
             self.echo(f"    generator: {what} at {self.base_dir}")
 
         with self.step("write the target world"):
-            self.paths = write_world(make_world(cfg.n_people, seed=cfg.seed), out / "world", n_test=cfg.n_test,
-                                     n_validation=cfg.n_validation, update_fraction=cfg.update_fraction)
+            self.paths = write_world(
+                make_world(cfg.n_people, seed=cfg.seed),
+                out / "world",
+                n_test=cfg.n_test,
+                n_validation=cfg.n_validation,
+                update_fraction=cfg.update_fraction,
+            )
             self.docs_dir = out / "world" / "knowledge"  # the folder the index follows; refreshed in step 9
             shutil.rmtree(self.docs_dir, ignore_errors=True)
             self.docs_dir.mkdir()
             shutil.copy(self.paths["documents"], self.docs_dir / "people.jsonl")
             qa_dir = out / "world" / "qa"
-            self.cb_train = wordings(self.paths["train"], qa_dir / "train_closed_book.jsonl",
-                                     cfg.closed_book_wordings)
+            self.cb_train = wordings(
+                self.paths["train"], qa_dir / "train_closed_book.jsonl", cfg.closed_book_wordings
+            )
             self.raft_train = wordings(self.paths["train"], qa_dir / "train_raft.jsonl", cfg.raft_wordings)
 
     def build_index(self) -> Path:
@@ -134,11 +147,27 @@ class _DemoRun:
             r_data = out / "world" / "qa" / "retriever_train.jsonl"
             rows = [obj for _, obj in iter_jsonl(self.paths["train"])]
             write_jsonl(r_data, random.Random(cfg.seed).sample(rows, min(len(rows), cfg.retriever_questions)))
-            r = train_retriever(r_data, index_base, out / "retriever", epochs=cfg.retriever_epochs,
-                                batch_size=cfg.retriever_batch_size, seed=cfg.seed)
-            self.summary["retriever"] = {"recall_k": r.recall_k, "recall_before": r.recall_before,
-                                         "recall_after": r.recall_after, "train_seconds": r.train_seconds}
-            ingest([self.docs_dir], index, retriever=str(out / "retriever"), full=True, show_progress=self.progress)
+            r = train_retriever(
+                r_data,
+                index_base,
+                out / "retriever",
+                epochs=cfg.retriever_epochs,
+                batch_size=cfg.retriever_batch_size,
+                seed=cfg.seed,
+            )
+            self.summary["retriever"] = {
+                "recall_k": r.recall_k,
+                "recall_before": r.recall_before,
+                "recall_after": r.recall_after,
+                "train_seconds": r.train_seconds,
+            }
+            ingest(
+                [self.docs_dir],
+                index,
+                retriever=str(out / "retriever"),
+                full=True,
+                show_progress=self.progress,
+            )
         return index
 
     def tune_generators(self, index: Path) -> dict[str, Path]:
@@ -146,21 +175,42 @@ class _DemoRun:
         from tuner import PEFT_LORA, export_model, train_generator
 
         cfg, out = self.cfg, self.out
-        common = {"seed": cfg.seed, "val_fraction": 0.0, "cpu_threads": cfg.cpu_threads, "batch_size": cfg.batch_size}
+        common = {
+            "seed": cfg.seed,
+            "val_fraction": 0.0,
+            "cpu_threads": cfg.cpu_threads,
+            "batch_size": cfg.batch_size,
+        }
         if cfg.generator_method in PEFT_LORA:  # the rank is a LoRA setting; other methods refuse it
             common.update(lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r)
         models: dict[str, Path] = {"base": self.base_dir}
         self.summary["training"] = {}
         with self.step("fine-tune the generator closed-book and export"):
-            res = train_generator(str(self.base_dir), str(self.cb_train), str(out / "adapters" / "ft"),
-                                  method=cfg.generator_method, mode="closed-book", epochs=cfg.generator_epochs,
-                                  learning_rate=cfg.generator_lr, **common)
+            res = train_generator(
+                str(self.base_dir),
+                str(self.cb_train),
+                str(out / "adapters" / "ft"),
+                method=cfg.generator_method,
+                mode="closed-book",
+                epochs=cfg.generator_epochs,
+                learning_rate=cfg.generator_lr,
+                **common,
+            )
             self.summary["training"]["ft"] = _train_line(res, self.echo)
             models["ft"] = export_model(res.out_dir, out / "models" / "ft")
         with self.step("fine-tune the generator RAFT-style and export"):
-            res = train_generator(str(self.base_dir), str(self.raft_train), str(out / "adapters" / "raft"),
-                                  method=cfg.generator_method, mode="raft", index=str(index), k=cfg.top_k,
-                                  epochs=cfg.raft_epochs, learning_rate=cfg.raft_lr, **common)
+            res = train_generator(
+                str(self.base_dir),
+                str(self.raft_train),
+                str(out / "adapters" / "raft"),
+                method=cfg.generator_method,
+                mode="raft",
+                index=str(index),
+                k=cfg.top_k,
+                epochs=cfg.raft_epochs,
+                learning_rate=cfg.raft_lr,
+                **common,
+            )
             self.summary["training"]["raft"] = _train_line(res, self.echo)
             models["raft"] = export_model(res.out_dir, out / "models" / "raft")
         return models
@@ -178,17 +228,33 @@ class _DemoRun:
             specs = systems(cfg, urls, models)
             eval_dir = self.out / "eval"
             with step("evaluate every system through HTTP"):
-                test = run_comparison(paths["test"], specs, out_dir=eval_dir, train_qa=paths["train"], seed=cfg.seed,
-                                      progress=self.progress, resume=False)
+                test = run_comparison(
+                    paths["test"],
+                    specs,
+                    out_dir=eval_dir,
+                    train_qa=paths["train"],
+                    seed=cfg.seed,
+                    progress=self.progress,
+                    resume=False,
+                )
             with step("refresh the index with the update set (no retraining)"):
                 shutil.copy(paths["updated_documents"], self.docs_dir / "people.jsonl")
-                rep = ingest([self.docs_dir], index, retriever=str(self.out / "retriever"),
-                             show_progress=self.progress)
+                rep = ingest(
+                    [self.docs_dir], index, retriever=str(self.out / "retriever"), show_progress=self.progress
+                )
                 self.summary["refresh"] = _jsonable(rep)
                 _wait_for_swap(urls.values(), index)
             with step("evaluate freshness on the changed facts"):
-                fresh = run_comparison(paths["freshness"], specs, out_dir=eval_dir, split="freshness", seed=cfg.seed,
-                                       train_qa=paths["train"], progress=self.progress, resume=False)
+                fresh = run_comparison(
+                    paths["freshness"],
+                    specs,
+                    out_dir=eval_dir,
+                    split="freshness",
+                    seed=cfg.seed,
+                    train_qa=paths["train"],
+                    progress=self.progress,
+                    resume=False,
+                )
         return test, fresh
 
     def report(self, models: dict[str, Path], test: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +263,9 @@ class _DemoRun:
 
         summary = self.summary
         with self.step("measure forgetting and write the report"):
-            forget = forgetting(models["ft"], self.base_dir, GENERAL_QA, seed=self.cfg.seed, progress=self.progress)
+            forget = forgetting(
+                models["ft"], self.base_dir, GENERAL_QA, seed=self.cfg.seed, progress=self.progress
+            )
             results = merge_results(test, fresh, {"forgetting": forget})
             files = write_report(results, self.out / "report")
         summary["wall_seconds"] = round(time.perf_counter() - self.t_start, 1)
@@ -207,7 +275,8 @@ class _DemoRun:
         summary["verdict"] = [v["text"] for v in compute_verdict(results)["splits"].values() if v.get("text")]
         summary["freshness_new_vs_stale"] = {
             name: {k: v.get("freshness", {}).get(f"{k}_rate", {}).get("mean") for k in ("new", "stale")}
-            for name, v in results["splits"].get("freshness", {}).get("systems", {}).items()}
+            for name, v in results["splits"].get("freshness", {}).get("systems", {}).items()
+        }
         summary["forgetting"] = {k: forget.get(k) for k in ("delta",) if k in forget}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
         return summary
@@ -215,19 +284,34 @@ class _DemoRun:
 
 def _train_line(res, echo: Callable[[str], None]) -> dict[str, Any]:
     m = res.metrics
-    echo(f"    {res.n_train} examples, {res.steps} steps in {res.train_seconds:.0f} s ({res.tokens_per_second:.0f} "
-         f"tokens/s); loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}")
-    return {k: m[k] for k in ("steps", "train_seconds", "tokens_per_second", "train_loss_first", "train_loss_last",
-                              "n_train")}
+    echo(
+        f"    {res.n_train} examples, {res.steps} steps in {res.train_seconds:.0f} s ({res.tokens_per_second:.0f} "
+        f"tokens/s); loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}"
+    )
+    return {
+        k: m[k]
+        for k in (
+            "steps",
+            "train_seconds",
+            "tokens_per_second",
+            "train_loss_first",
+            "train_loss_last",
+            "n_train",
+        )
+    }
 
 
-def _start_servers(stack: contextlib.ExitStack, start_server, models: dict[str, Path], index: Path,
-                   retriever: Path) -> dict[str, str]:
+def _start_servers(
+    stack: contextlib.ExitStack, start_server, models: dict[str, Path], index: Path, retriever: Path
+) -> dict[str, str]:
     """One `ragtune serve` per model, started concurrently; each is stopped when `stack` closes."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(len(models)) as pool:
-        futures = {name: pool.submit(start_server, model, index, retriever=retriever) for name, model in models.items()}
+        futures = {
+            name: pool.submit(start_server, model, index, retriever=retriever)
+            for name, model in models.items()
+        }
     urls, error = {}, None
     for name, fut in futures.items():  # every start has finished: stop the ones that came up if one failed
         if fut.exception() is not None:
@@ -263,7 +347,9 @@ def _wait_for_swap(urls, index: Path, timeout: float = 60.0) -> None:
         if pending:
             time.sleep(0.5)
     if pending:
-        log.warning("servers %s did not report index version %s within %.0f s", sorted(pending), want, timeout)
+        log.warning(
+            "servers %s did not report index version %s within %.0f s", sorted(pending), want, timeout
+        )
 
 
 def headline(results: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,9 @@ class Person:
         fill = {"name": self.name, **self.attrs}
         sentences = [vocab.FACT_SENTENCES[a][self.wording.get(a, 0)].format(**fill) for a in self.order]
         if self.trait:
-            filler = vocab.FILLER_SENTENCES[self.wording.get("filler", 0)].format(name=self.name, trait=self.trait)
+            filler = vocab.FILLER_SENTENCES[self.wording.get("filler", 0)].format(
+                name=self.name, trait=self.trait
+            )
             sentences.insert(self.wording.get("filler_at", 0) % (len(sentences) + 1), filler)
         return {"id": self.id, "title": self.name, "text": " ".join(sentences)}
 
@@ -146,8 +148,14 @@ def _unique(rng: random.Random, make, n: int, kind: str) -> list[str]:
     raise ValueError(f"could not draw {n} distinct names for the {kind} world; ask for fewer")
 
 
-def write_world(world: World, out_dir: str | Path, *, n_test: int | None = None,
-                n_validation: int | None = None, update_fraction: float = 0.15) -> dict[str, Path]:
+def write_world(
+    world: World,
+    out_dir: str | Path,
+    *,
+    n_test: int | None = None,
+    n_validation: int | None = None,
+    update_fraction: float = 0.15,
+) -> dict[str, Path]:
     """Write documents, QA splits, the updated documents and the freshness QA; return the paths."""
     out = Path(out_dir)
     paths = {

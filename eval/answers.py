@@ -71,7 +71,9 @@ def grounding(prediction: str, passages: Sequence[Any] | None) -> dict[str, floa
 
 
 def _matches(prediction: str, answers: Sequence[str]) -> bool:
-    return bool(answers) and (exact_match(prediction, answers) == 1.0 or answer_contained(prediction, answers) == 1.0)
+    return bool(answers) and (
+        exact_match(prediction, answers) == 1.0 or answer_contained(prediction, answers) == 1.0
+    )
 
 
 def freshness_label(prediction: str, answers: Sequence[str], stale_answers: Sequence[str]) -> str | None:
@@ -85,8 +87,12 @@ def freshness_label(prediction: str, answers: Sequence[str], stale_answers: Sequ
 ANSWER_METRICS = ("exact_match", "f1", "rouge_l", "contains")
 
 
-def score_answer(prediction: str, answers: Sequence[str], passages: Sequence[Any] | None = None,
-                 stale_answers: Sequence[str] = ()) -> dict[str, Any]:
+def score_answer(
+    prediction: str,
+    answers: Sequence[str],
+    passages: Sequence[Any] | None = None,
+    stale_answers: Sequence[str] = (),
+) -> dict[str, Any]:
     """Every per-question answer metric for one prediction (0-1 scale)."""
     row: dict[str, Any] = {
         "exact_match": exact_match(prediction, answers),
@@ -102,6 +108,7 @@ def score_answer(prediction: str, answers: Sequence[str], passages: Sequence[Any
     if fresh is not None:
         row["freshness"] = fresh
         if passages:  # which fact did the system's passages carry? (retriever vs generator memory)
-            row["context_freshness"] = freshness_label(" ".join(_passage_text(p) for p in passages), answers,
-                                                       stale_answers)
+            row["context_freshness"] = freshness_label(
+                " ".join(_passage_text(p) for p in passages), answers, stale_answers
+            )
     return row

@@ -35,7 +35,11 @@ class InProcess:
     def describe(self) -> dict[str, Any]:
         from ragtune.artifacts import read_artifact
 
-        d = {"mode": "in-process", "model_sha256": folder_hash(self.spec.model), "artifact": read_artifact(self.spec.model)}
+        d = {
+            "mode": "in-process",
+            "model_sha256": folder_hash(self.spec.model),
+            "artifact": read_artifact(self.spec.model),
+        }
         if self.retriever is not None:
             d["index_version"] = self.retriever.version
             d["retriever_fingerprint"] = self.retriever.encoder.fingerprint.get("id")
@@ -49,9 +53,16 @@ class InProcess:
         msgs = [build(q, p) for q, p in zip(questions, passages)]
         comps = self.generator.generate(msgs, max_tokens=self.spec.max_tokens, stop=None, seed=seed)
         dt = time.perf_counter() - t0  # a batch answers together: each of its questions waited this long
-        return [{"prediction": c.text.strip(), "passages": [p.to_dict() for p in ps] if ps is not None else None,
-                 "latency_s": dt, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens}
-                for c, ps in zip(comps, passages)]
+        return [
+            {
+                "prediction": c.text.strip(),
+                "passages": [p.to_dict() for p in ps] if ps is not None else None,
+                "latency_s": dt,
+                "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens,
+            }
+            for c, ps in zip(comps, passages)
+        ]
 
     def close(self) -> None:
         if self.retriever is not None:
@@ -89,18 +100,26 @@ class Http:
         msgs.append({"role": "user", "content": q})
         t0 = time.perf_counter()
         r = self.client.chat.completions.create(
-            model=self.model_id, messages=msgs, max_tokens=self.spec.max_tokens, temperature=0, seed=seed,
-            extra_body={"retrieval": self.spec.retrieval, "top_k": self.spec.top_k})
+            model=self.model_id,
+            messages=msgs,
+            max_tokens=self.spec.max_tokens,
+            temperature=0,
+            seed=seed,
+            extra_body={"retrieval": self.spec.retrieval, "top_k": self.spec.top_k},
+        )
         dt = time.perf_counter() - t0
         extra = r.model_extra or {}
         # Sources carry a snippet (the passage's first characters), not the whole passage text.
         sources = [{**s, "text": s.get("snippet", "")} for s in extra.get("sources") or []]
         usage = r.usage
-        return {"prediction": (r.choices[0].message.content or "").strip(),
-                "passages": sources if self.spec.retrieval else None, "latency_s": dt,
-                "prompt_tokens": getattr(usage, "prompt_tokens", None),
-                "completion_tokens": getattr(usage, "completion_tokens", None),
-                "index_version": extra.get("index_version")}
+        return {
+            "prediction": (r.choices[0].message.content or "").strip(),
+            "passages": sources if self.spec.retrieval else None,
+            "latency_s": dt,
+            "prompt_tokens": getattr(usage, "prompt_tokens", None),
+            "completion_tokens": getattr(usage, "completion_tokens", None),
+            "index_version": extra.get("index_version"),
+        }
 
     def close(self) -> None:
         self.client.close()
@@ -115,11 +134,15 @@ def _open_http(spec: SystemSpec) -> Http:
         ready = httpx.get(f"{spec.url}/readyz", timeout=5.0, headers=headers)
         models = httpx.get(f"{spec.url}/v1/models", timeout=5.0, headers=headers)
     except httpx.HTTPError as e:
-        raise RagtuneError(f"system {spec.name!r}: server {spec.url} is unreachable ({e.__class__.__name__}: {e}); "
-                           f"start it with `ragtune serve` or fix the URL") from None
+        raise RagtuneError(
+            f"system {spec.name!r}: server {spec.url} is unreachable ({e.__class__.__name__}: {e}); "
+            f"start it with `ragtune serve` or fix the URL"
+        ) from None
     if ready.status_code != 200:
-        raise RagtuneError(f"system {spec.name!r}: server {spec.url} is not ready (/readyz answered "
-                           f"{ready.status_code}); wait for it or check its log")
+        raise RagtuneError(
+            f"system {spec.name!r}: server {spec.url} is not ready (/readyz answered "
+            f"{ready.status_code}); wait for it or check its log"
+        )
     if models.status_code == 401:
         raise RagtuneError(f"system {spec.name!r}: server {spec.url} wants an API key; pass --api-key")
     data = (models.json().get("data") or [{}]) if models.status_code == 200 else [{}]
@@ -128,8 +151,10 @@ def _open_http(spec: SystemSpec) -> Http:
     if spec.retrieval:
         idx = httpx.get(f"{spec.url}/v1/index", timeout=5.0, headers=headers)
         if idx.status_code == 404:
-            raise RagtuneError(f"system {spec.name!r} asks for retrieval but server {spec.url} has no index; "
-                               f"start it with --index DIR")
+            raise RagtuneError(
+                f"system {spec.name!r} asks for retrieval but server {spec.url} has no index; "
+                f"start it with --index DIR"
+            )
         if idx.status_code == 200:
             body = idx.json()
             info["index_version"] = body.get("version")
@@ -168,11 +193,15 @@ def _open_retriever(spec: SystemSpec, cache: _Cache) -> Any:
     from retriever import Retriever
 
     if not Path(spec.index or "").is_dir():
-        raise RagtuneError(f"system {spec.name!r}: index folder {spec.index} does not exist; build it with "
-                           f"`ragtune ingest SOURCES --index {spec.index}`")
+        raise RagtuneError(
+            f"system {spec.name!r}: index folder {spec.index} does not exist; build it with "
+            f"`ragtune ingest SOURCES --index {spec.index}`"
+        )
     key = (str(Path(spec.index).resolve()), spec.index_version, spec.retriever)
     if key not in cache.retrievers:
-        cache.retrievers[key] = Retriever.open(spec.index, retriever=spec.retriever, version=spec.index_version)
+        cache.retrievers[key] = Retriever.open(
+            spec.index, retriever=spec.retriever, version=spec.index_version
+        )
     return _Shared(cache.retrievers[key])
 
 

@@ -62,8 +62,13 @@ def freshness(split: Mapping[str, Any]) -> bytes | None:
     bottom = [0.0] * len(systems)
     for j, label in enumerate(("new", "both", "stale", "neither")):
         vals = [100.0 * f[label] / max(f["n"], 1) for f in systems.values()]
-        ax.bar(list(systems), vals, bottom=bottom, label=label,
-               color={"new": "#55A868", "both": "#CCB974", "stale": "#C44E52", "neither": "#8C8C8C"}[label])
+        ax.bar(
+            list(systems),
+            vals,
+            bottom=bottom,
+            label=label,
+            color={"new": "#55A868", "both": "#CCB974", "stale": "#C44E52", "neither": "#8C8C8C"}[label],
+        )
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel("% of changed facts")
     ax.set_title("Freshness: new vs stale answers after the index refresh")
@@ -81,14 +86,19 @@ def forgetting(f: Mapping[str, Any] | None) -> bytes | None:
     for ax, (key, label) in zip(axes, (first, ("perplexity", "answer perplexity"))):
         d = f["delta"][key]
         ax.bar(["base", "fine-tuned"], [f["base"][key], f["ft"][key]], color=COLORS[:2])
-        ax.set_title(f"{label}\nΔ {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}], n={d['n']}", fontsize=9)
+        ax.set_title(
+            f"{label}\nΔ {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}], n={d['n']}", fontsize=9
+        )
     fig.suptitle("Forgetting on the general held-out set", fontsize=10)
     return _png(fig)
 
 
 def latency(split: Mapping[str, Any]) -> bytes | None:
-    systems = {n: s["cost"] for n, s in split["systems"].items()
-               if s["cost"].get("latency_p50_s") == s["cost"].get("latency_p50_s")}  # drop NaN
+    systems = {
+        n: s["cost"]
+        for n, s in split["systems"].items()
+        if s["cost"].get("latency_p50_s") == s["cost"].get("latency_p50_s")
+    }  # drop NaN
     if not systems:
         return None
     plt = _plt()
@@ -104,7 +114,9 @@ def latency(split: Mapping[str, Any]) -> bytes | None:
 
 
 def recall_curve(split: Mapping[str, Any]) -> bytes | None:
-    systems = {n: s for n, s in split["systems"].items() if any(k.startswith("recall@") for k in s["metrics"])}
+    systems = {
+        n: s for n, s in split["systems"].items() if any(k.startswith("recall@") for k in s["metrics"])
+    }
     if not systems:
         return None
     plt = _plt()
@@ -112,10 +124,18 @@ def recall_curve(split: Mapping[str, Any]) -> bytes | None:
     for j, (n, s) in enumerate(systems.items()):
         m, depth = s["metrics"], s["spec"]["top_k"]
         ks = sorted(k for k in (int(k.split("@")[1]) for k in m if k.startswith("recall@")) if k <= depth)
-        ax.errorbar(ks, [m[f"recall@{k}"]["mean"] for k in ks],
-                    yerr=[[m[f"recall@{k}"]["mean"] - m[f"recall@{k}"]["low"] for k in ks],
-                          [m[f"recall@{k}"]["high"] - m[f"recall@{k}"]["mean"] for k in ks]],
-                    marker="o", capsize=3, label=n, color=COLORS[j % len(COLORS)])
+        ax.errorbar(
+            ks,
+            [m[f"recall@{k}"]["mean"] for k in ks],
+            yerr=[
+                [m[f"recall@{k}"]["mean"] - m[f"recall@{k}"]["low"] for k in ks],
+                [m[f"recall@{k}"]["high"] - m[f"recall@{k}"]["mean"] for k in ks],
+            ],
+            marker="o",
+            capsize=3,
+            label=n,
+            color=COLORS[j % len(COLORS)],
+        )
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("k (passages given to the generator)")
     ax.set_ylabel("recall@k of gold documents")

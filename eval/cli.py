@@ -26,18 +26,27 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--qa", type=click.Path(dir_okay=False), help="Held-out questions (.jsonl).")
 @click.option("--systems", default=None, help="Comma list: base,fewshot,rag,ft,ft+rag or NAME / NAME+rag.")
 @click.option("--systems-file", type=click.Path(dir_okay=False), help="YAML that declares the systems.")
-@click.option("--base", "base_dir", default=None,
-              help=f"Base generator (systems base, fewshot, rag): {GENERATOR_HELP}.")
-@click.option("--ft", "ft_dir", default=None, help=f"Fine-tuned generator (systems ft, ft+rag): {GENERATOR_HELP}.")
-@click.option("--model", "models", multiple=True,
-              help=f"More generators: NAME=DIR (systems NAME, NAME+rag), DIR {GENERATOR_HELP}.")
+@click.option(
+    "--base", "base_dir", default=None, help=f"Base generator (systems base, fewshot, rag): {GENERATOR_HELP}."
+)
+@click.option(
+    "--ft", "ft_dir", default=None, help=f"Fine-tuned generator (systems ft, ft+rag): {GENERATOR_HELP}."
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help=f"More generators: NAME=DIR (systems NAME, NAME+rag), DIR {GENERATOR_HELP}.",
+)
 @click.option("--url", "urls", multiple=True, help="Running servers: NAME=URL (black box via HTTP).")
 @click.option("--api-key", default=None, envvar="RAGTUNE_API_KEY", help="Bearer key of the servers.")
 @click.option("--index", default=None, help="Index folder for in-process retrieval.")
 @click.option("--index-version", default=None, help="Pin an index version (default: CURRENT).")
 @click.option("--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the index's own.")
 @click.option("--top-k", default=4, show_default=True, help="Passages retrieved per question.")
-@click.option("--train", "train_qa", default=None, help="Training split: few-shot examples are drawn from it.")
+@click.option(
+    "--train", "train_qa", default=None, help="Training split: few-shot examples are drawn from it."
+)
 @click.option("--fewshot", default=3, show_default=True, help="k for the fewshot system.")
 @click.option("--freshness-qa", default=None, help="Questions about the facts an index refresh changed.")
 @click.option("--general-qa", default=None, help="General held-out QA for the forgetting check (ft vs base).")
@@ -49,15 +58,40 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Report folder.")
 @click.option("--no-resume", is_flag=True, help="Ignore cached predictions in --out.")
 @click.pass_context
-def eval_group(ctx: click.Context, qa, systems, systems_file, base_dir, ft_dir, models, urls, api_key, index,
-               index_version, retriever, top_k, train_qa, fewshot, freshness_qa, general_qa, max_forgetting, max_tokens,
-               batch_size, n_resamples, seed, out, no_resume) -> None:
+def eval_group(
+    ctx: click.Context,
+    qa,
+    systems,
+    systems_file,
+    base_dir,
+    ft_dir,
+    models,
+    urls,
+    api_key,
+    index,
+    index_version,
+    retriever,
+    top_k,
+    train_qa,
+    fewshot,
+    freshness_qa,
+    general_qa,
+    max_forgetting,
+    max_tokens,
+    batch_size,
+    n_resamples,
+    seed,
+    out,
+    no_resume,
+) -> None:
     """Compare base, few-shot, RAG, fine-tune and both on the same questions; write the report."""
     if ctx.invoked_subcommand is not None:
         return
     if not qa or not out or not (systems or systems_file):
-        raise click.UsageError("give --qa TEST.jsonl, --systems (or --systems-file) and --out DIR, "
-                               "or a subcommand (score, retrieval)")
+        raise click.UsageError(
+            "give --qa TEST.jsonl, --systems (or --systems-file) and --out DIR, "
+            "or a subcommand (score, retrieval)"
+        )
     from eval.compare import merge_results, run_comparison
     from eval.report import write_report
     from eval.systems import load_systems_yaml, parse_systems
@@ -67,14 +101,30 @@ def eval_group(ctx: click.Context, qa, systems, systems_file, base_dir, ft_dir, 
     else:
         named = _pairs(models, "--model")
         named.update({k: v for k, v in (("base", base_dir), ("ft", ft_dir)) if v})
-        specs = parse_systems(systems, models=named, urls=_pairs(urls, "--url"), index=index,
-                              index_version=index_version, retriever=retriever,
-                              top_k=top_k, fewshot=fewshot, seed=seed, max_tokens=max_tokens, api_key=api_key)
+        specs = parse_systems(
+            systems,
+            models=named,
+            urls=_pairs(urls, "--url"),
+            index=index,
+            index_version=index_version,
+            retriever=retriever,
+            top_k=top_k,
+            fewshot=fewshot,
+            seed=seed,
+            max_tokens=max_tokens,
+            api_key=api_key,
+        )
     ft_spec = next((s for s in specs if s.model and s.base_model), None)
     if general_qa and ft_spec is None:
         raise RagtuneError("--general-qa needs a fine-tuned system with a base (--ft DIR and --base DIR)")
-    common = {"out_dir": out, "train_qa": train_qa, "seed": seed, "n_resamples": n_resamples,
-              "batch_size": batch_size, "resume": not no_resume}
+    common = {
+        "out_dir": out,
+        "train_qa": train_qa,
+        "seed": seed,
+        "n_resamples": n_resamples,
+        "batch_size": batch_size,
+        "resume": not no_resume,
+    }
     parts = [run_comparison(qa, specs, split="test", **common)]
     if freshness_qa:
         parts.append(run_comparison(freshness_qa, specs, split="freshness", **common))
@@ -82,8 +132,15 @@ def eval_group(ctx: click.Context, qa, systems, systems_file, base_dir, ft_dir, 
     if general_qa:
         from eval.forget import forgetting, gate
 
-        f = forgetting(ft_spec.model, ft_spec.base_model, general_qa, seed=seed, n_resamples=n_resamples,
-                       batch_size=batch_size, max_tokens=max_tokens)
+        f = forgetting(
+            ft_spec.model,
+            ft_spec.base_model,
+            general_qa,
+            seed=seed,
+            n_resamples=n_resamples,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+        )
         passed, gate_msg = gate(f, max_forgetting)
         f["gate"] = {"max_forgetting": max_forgetting, "passed": passed}
         parts.append({"forgetting": f})
@@ -102,15 +159,24 @@ def _summary(results: dict) -> None:
         click.echo(f"[{split}] n={s['qa']['n']}")
         for name, r in s["systems"].items():
             m = r["metrics"]
-            line = "  ".join(f"{k} {m[k]['mean']:.1f} [{m[k]['low']:.1f}, {m[k]['high']:.1f}]"
-                             for k in ("exact_match", "f1") if k in m)
+            line = "  ".join(
+                f"{k} {m[k]['mean']:.1f} [{m[k]['low']:.1f}, {m[k]['high']:.1f}]"
+                for k in ("exact_match", "f1")
+                if k in m
+            )
             click.echo(f"  {name:<14} {line}")
 
 
 @eval_group.command("score")
-@click.option("--qa", required=True, type=click.Path(dir_okay=False), help="Questions with gold answers (.jsonl).")
-@click.option("--predictions", required=True, type=click.Path(dir_okay=False),
-              help='Predictions (.jsonl): {"id", "prediction", "passages"?} per line.')
+@click.option(
+    "--qa", required=True, type=click.Path(dir_okay=False), help="Questions with gold answers (.jsonl)."
+)
+@click.option(
+    "--predictions",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help='Predictions (.jsonl): {"id", "prediction", "passages"?} per line.',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--bootstrap", "n_resamples", default=1000, show_default=True)
 @click.option("--seed", default=0, show_default=True)
@@ -128,9 +194,16 @@ def score(qa, predictions, as_json, n_resamples, seed) -> None:
 
 
 @eval_group.command("retrieval")
-@click.option("--beir", "beir_dir", required=True, type=click.Path(file_okay=False),
-              help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
-@click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False), help="Index built from it.")
+@click.option(
+    "--beir",
+    "beir_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.",
+)
+@click.option(
+    "--index", "index_dir", required=True, type=click.Path(file_okay=False), help="Index built from it."
+)
 @click.option("--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the index's own.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metrics; --per-query adds each query).")
@@ -140,8 +213,10 @@ def retrieval(beir_dir, index_dir, retriever, split, as_json, per_query) -> None
     from eval.beir import evaluate_beir
 
     if not Path(index_dir).is_dir():
-        raise RagtuneError(f"index {index_dir} does not exist; build it with "
-                           f"`ragtune ingest {Path(beir_dir) / 'corpus.jsonl'} --index {index_dir}`")
+        raise RagtuneError(
+            f"index {index_dir} does not exist; build it with "
+            f"`ragtune ingest {Path(beir_dir) / 'corpus.jsonl'} --index {index_dir}`"
+        )
     res = evaluate_beir(beir_dir, index_dir, retriever=retriever, split=split, progress=not as_json)
     if not per_query:
         res.pop("per_query")

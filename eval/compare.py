@@ -28,7 +28,9 @@ logger = logging.getLogger(__name__)
 RESULTS_VERSION = 1
 
 
-def load_examples(qa: str | Path | Sequence[QAExample], what: str = "QA") -> tuple[list[QAExample], dict[str, Any]]:
+def load_examples(
+    qa: str | Path | Sequence[QAExample], what: str = "QA"
+) -> tuple[list[QAExample], dict[str, Any]]:
     """QA examples and a description (path, sha256, n); bad records become a RagtuneError."""
     if isinstance(qa, (str, Path)):
         p = Path(qa)
@@ -50,17 +52,22 @@ def load_examples(qa: str | Path | Sequence[QAExample], what: str = "QA") -> tup
     return examples, {**desc, "n": len(examples)}
 
 
-def _fewshot(spec: SystemSpec, train: list[QAExample] | None, test_ids: set[str],
-             test_questions: set[str]) -> list[tuple[str, str]]:
+def _fewshot(
+    spec: SystemSpec, train: list[QAExample] | None, test_ids: set[str], test_questions: set[str]
+) -> list[tuple[str, str]]:
     if spec.fewshot == 0:
         return []
     if not train:
-        raise RagtuneError(f"system {spec.name!r} asks for {spec.fewshot} few-shot examples; pass the training split "
-                           f"with --train TRAIN.jsonl")
+        raise RagtuneError(
+            f"system {spec.name!r} asks for {spec.fewshot} few-shot examples; pass the training split "
+            f"with --train TRAIN.jsonl"
+        )
     pool = [e for e in train if e.id not in test_ids and e.question not in test_questions]  # no leakage
     if len(pool) < spec.fewshot:
-        raise RagtuneError(f"system {spec.name!r}: {spec.fewshot} few-shot examples asked, the training split has "
-                           f"{len(pool)} usable")
+        raise RagtuneError(
+            f"system {spec.name!r}: {spec.fewshot} few-shot examples asked, the training split has "
+            f"{len(pool)} usable"
+        )
     picked = random.Random(spec.fewshot_seed).sample(pool, spec.fewshot)
     return [(e.question, e.answer) for e in picked]
 
@@ -73,9 +80,11 @@ def _check_doc_ids(examples: Sequence[QAExample], backends: Mapping[str, Any]) -
         known = set(retr.index.documents)
         unknown = sorted({d for e in examples for d in e.doc_ids if d not in known})
         if unknown:
-            raise RagtuneError(f"the QA file names {len(unknown)} document id(s) that index {retr.index.dir} "
-                               f"(version {retr.version}, used by system {name!r}) does not hold, e.g. {unknown[:5]}; "
-                               f"fix the QA file's doc_ids or ingest those documents")
+            raise RagtuneError(
+                f"the QA file names {len(unknown)} document id(s) that index {retr.index.dir} "
+                f"(version {retr.version}, used by system {name!r}) does not hold, e.g. {unknown[:5]}; "
+                f"fix the QA file's doc_ids or ingest those documents"
+            )
         return
 
 
@@ -99,29 +108,53 @@ def _read_cache(path: Path, config_path: Path, key: str) -> dict[str, dict[str, 
     return rows
 
 
-def _generate(name: str, backend: Any, spec: SystemSpec, examples: list[QAExample], shots, out: Path,
-              seed: int, batch_size: int, progress: bool, resume: bool) -> tuple[dict[str, dict], dict[str, Any], int]:
+def _generate(
+    name: str,
+    backend: Any,
+    spec: SystemSpec,
+    examples: list[QAExample],
+    shots,
+    out: Path,
+    seed: int,
+    batch_size: int,
+    progress: bool,
+    resume: bool,
+) -> tuple[dict[str, dict], dict[str, Any], int]:
     from tqdm.auto import tqdm
 
     describe = backend.describe()
-    key_src = {"spec": {k: v for k, v in spec.to_dict().items() if k not in ("name", "api_key", "url")},
-               "describe": {k: v for k, v in describe.items() if k not in ("artifact",)}, "seed": seed, "shots": shots}
+    key_src = {
+        "spec": {k: v for k, v in spec.to_dict().items() if k not in ("name", "api_key", "url")},
+        "describe": {k: v for k, v in describe.items() if k not in ("artifact",)},
+        "seed": seed,
+        "shots": shots,
+    }
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()
     safe = re.sub(r"[^A-Za-z0-9_.+@=-]", "_", name)  # a system name is free text; a file name is not
     path, cfg_path = out / f"{safe}.jsonl", out / f"{safe}.config.json"
     cached = _read_cache(path, cfg_path, key) if resume else {}
     if not resume and path.exists():
         path.unlink()
-    cfg_path.write_text(json.dumps({"cache_key": key, **key_src, "name": name}, indent=1, default=str), encoding="utf-8")
+    cfg_path.write_text(
+        json.dumps({"cache_key": key, **key_src, "name": name}, indent=1, default=str), encoding="utf-8"
+    )
     todo = [e for e in examples if e.id not in cached]
     build = message_builder(spec, shots)
     # In process: one batch through the model. Over HTTP: `batch_size` requests in flight at once, as
     # concurrent clients would send them; the server batches them.
     step = batch_size
-    with path.open("a", encoding="utf-8") as f, tqdm(total=len(examples), initial=len(examples) - len(todo),
-                                                     desc=f"eval {name}", disable=not progress, unit="q") as bar:
+    with (
+        path.open("a", encoding="utf-8") as f,
+        tqdm(
+            total=len(examples),
+            initial=len(examples) - len(todo),
+            desc=f"eval {name}",
+            disable=not progress,
+            unit="q",
+        ) as bar,
+    ):
         for i in range(0, len(todo), step):
-            batch = todo[i:i + step]
+            batch = todo[i : i + step]
             rows = backend.answer([e.question for e in batch], build, seed)
             for j, (e, r) in enumerate(zip(batch, rows)):
                 r = {"id": e.id, **r, "batch_wall_s": r["latency_s"], "batch_first": j == 0}
@@ -132,10 +165,19 @@ def _generate(name: str, backend: Any, spec: SystemSpec, examples: list[QAExampl
     return cached, describe, len(todo)
 
 
-def run_comparison(qa: str | Path | Sequence[QAExample], systems: Sequence[SystemSpec | Mapping[str, Any]], *,
-                   out_dir: str | Path, train_qa: str | Path | Sequence[QAExample] | None = None,
-                   split: str = "test", seed: int = 0, n_resamples: int = 1000, batch_size: int = 8,
-                   progress: bool = True, resume: bool = True) -> dict[str, Any]:
+def run_comparison(
+    qa: str | Path | Sequence[QAExample],
+    systems: Sequence[SystemSpec | Mapping[str, Any]],
+    *,
+    out_dir: str | Path,
+    train_qa: str | Path | Sequence[QAExample] | None = None,
+    split: str = "test",
+    seed: int = 0,
+    n_resamples: int = 1000,
+    batch_size: int = 8,
+    progress: bool = True,
+    resume: bool = True,
+) -> dict[str, Any]:
     """Answer `qa` with every system, score, and compare (see eval/__init__.py). Returns results."""
     specs = [as_spec(s) for s in systems]
     if not specs:
@@ -154,38 +196,57 @@ def run_comparison(qa: str | Path | Sequence[QAExample], systems: Sequence[Syste
         per_system: dict[str, list[dict]] = {}
         systems_out: dict[str, Any] = {}
         for s in specs:
-            preds, describe, generated = _generate(s.name, backends[s.name], s, examples, shots[s.name], out, seed,
-                                                   batch_size, progress, resume)
+            preds, describe, generated = _generate(
+                s.name, backends[s.name], s, examples, shots[s.name], out, seed, batch_size, progress, resume
+            )
             rows = scoring.score_rows(examples, preds)
             per_system[s.name] = rows
-            systems_out[s.name] = {"spec": s.to_dict(), "describe": describe, "fewshot_questions":
-                                   [q for q, _ in shots[s.name]], "generated": generated,
-                                   "cached": len(examples) - generated,
-                                   **scoring.aggregate(rows, n_resamples, seed),
-                                   "cost": {**scoring.cost([preds[e.id] for e in examples if e.id in preds]),
-                                            **training_info(s, describe)}}
+            systems_out[s.name] = {
+                "spec": s.to_dict(),
+                "describe": describe,
+                "fewshot_questions": [q for q, _ in shots[s.name]],
+                "generated": generated,
+                "cached": len(examples) - generated,
+                **scoring.aggregate(rows, n_resamples, seed),
+                "cost": {
+                    **scoring.cost([preds[e.id] for e in examples if e.id in preds]),
+                    **training_info(s, describe),
+                },
+            }
     finally:
         for b in backends.values():
             b.close()
-    return {"ragtune_eval": RESULTS_VERSION,
-            "config": {"seed": seed, "n_resamples": n_resamples, "batch_size": batch_size, "ci": 0.95},
-            "splits": {split: {"qa": qa_desc, "systems": systems_out,
-                               "comparisons": scoring.pairwise(per_system, n_resamples, seed),
-                               "disagreements": scoring.disagreements(examples, per_system),
-                               "per_question": per_system}}}
+    return {
+        "ragtune_eval": RESULTS_VERSION,
+        "config": {"seed": seed, "n_resamples": n_resamples, "batch_size": batch_size, "ci": 0.95},
+        "splits": {
+            split: {
+                "qa": qa_desc,
+                "systems": systems_out,
+                "comparisons": scoring.pairwise(per_system, n_resamples, seed),
+                "disagreements": scoring.disagreements(examples, per_system),
+                "per_question": per_system,
+            }
+        },
+    }
 
 
 def training_info(spec: SystemSpec, describe: Mapping[str, Any]) -> dict[str, Any]:
     """Training time, trainable parameters and adapter size, where the model's ragtune.json records them."""
     art = describe.get("artifact") or {}
-    found = {**{k: v for k, v in art.items() if not isinstance(v, (dict, list))}, **(art.get("metrics") or {}),
-             **(art.get("training") or {})}
+    found = {
+        **{k: v for k, v in art.items() if not isinstance(v, (dict, list))},
+        **(art.get("metrics") or {}),
+        **(art.get("training") or {}),
+    }
     out = {}
-    for want, names in {"train_time_s": ("train_seconds", "train_time_s", "train_runtime", "training_time_s"),
-                        "trainable_params": ("trainable_params", "trainable_parameters"),
-                        "total_params": ("total_params", "all_params"),
-                        "adapter_bytes": ("adapter_bytes", "adapter_size_bytes"),
-                        "method": ("method",)}.items():
+    for want, names in {
+        "train_time_s": ("train_seconds", "train_time_s", "train_runtime", "training_time_s"),
+        "trainable_params": ("trainable_params", "trainable_parameters"),
+        "total_params": ("total_params", "all_params"),
+        "adapter_bytes": ("adapter_bytes", "adapter_size_bytes"),
+        "method": ("method",),
+    }.items():
         v = next((found[n] for n in names if n in found), None)
         if v is not None:
             out[want] = v
@@ -210,8 +271,12 @@ def merge_results(*results: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def score_predictions(qa: str | Path | Sequence[QAExample], predictions: str | Path | Mapping[str, Any],
-                      n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def score_predictions(
+    qa: str | Path | Sequence[QAExample],
+    predictions: str | Path | Mapping[str, Any],
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Score predictions made elsewhere (`{"id", "prediction", "passages"?}` per line) without any model."""
     examples, desc = load_examples(qa)
     if isinstance(predictions, (str, Path)):
@@ -232,6 +297,12 @@ def score_predictions(qa: str | Path | Sequence[QAExample], predictions: str | P
     extra = sorted(set(preds) - known)
     rows = scoring.score_rows(examples, preds)
     agg = scoring.aggregate(rows, n_resamples, seed)
-    return {"qa": desc, "n": agg["n"], "missing": agg["missing"], "unknown_ids": len(extra),
-            **{m: v["mean"] for m, v in agg["metrics"].items()}, "ci": agg["metrics"],
-            **({"freshness": agg["freshness"]} if "freshness" in agg else {})}
+    return {
+        "qa": desc,
+        "n": agg["n"],
+        "missing": agg["missing"],
+        "unknown_ids": len(extra),
+        **{m: v["mean"] for m, v in agg["metrics"].items()},
+        "ci": agg["metrics"],
+        **({"freshness": agg["freshness"]} if "freshness" in agg else {}),
+    }

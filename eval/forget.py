@@ -35,8 +35,9 @@ def _messages(ex: QAExample) -> list[dict[str, str]]:
     return build_messages(ex.question, [ex.context] if ex.context else None)
 
 
-def answer_nll(model_dir: str | Path, examples: Sequence[QAExample], batch_size: int = 8,
-               progress: bool = False) -> np.ndarray:
+def answer_nll(
+    model_dir: str | Path, examples: Sequence[QAExample], batch_size: int = 8, progress: bool = False
+) -> np.ndarray:
     """[n, 2] array: summed NLL (nats) of each reference answer (with its end token) and its token count."""
     import torch
     from tqdm.auto import tqdm
@@ -50,8 +51,9 @@ def answer_nll(model_dir: str | Path, examples: Sequence[QAExample], batch_size:
         ex = examples[i]
         msgs = _messages(ex)
         prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=False)
-        full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": ex.answer}], tokenize=True,
-                                       return_dict=False)
+        full = tok.apply_chat_template(
+            msgs + [{"role": "assistant", "content": ex.answer}], tokenize=True, return_dict=False
+        )
         if hasattr(prompt, "input_ids"):
             prompt, full = prompt["input_ids"], full["input_ids"]
         n_prompt = len(prompt)
@@ -62,7 +64,7 @@ def answer_nll(model_dir: str | Path, examples: Sequence[QAExample], batch_size:
             logits = model(input_ids=ids).logits[0, :-1].float()
         targets = ids[0, 1:]
         logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
-        ans = logp[n_prompt - 1:]
+        ans = logp[n_prompt - 1 :]
         out[i] = (-float(ans.sum()), len(ans))
     return out
 
@@ -71,17 +73,34 @@ def _ppl(x: np.ndarray) -> float:
     return math.exp(x[:, 0].sum() / max(x[:, 1].sum(), 1))
 
 
-def forgetting(ft_model: str | Path, base_model: str | Path, general_qa: str | Path | Sequence[QAExample], *,
-               seed: int = 0, n_resamples: int = 1000, batch_size: int = 8, max_tokens: int = 32,
-               progress: bool = True) -> dict[str, Any]:
+def forgetting(
+    ft_model: str | Path,
+    base_model: str | Path,
+    general_qa: str | Path | Sequence[QAExample],
+    *,
+    seed: int = 0,
+    n_resamples: int = 1000,
+    batch_size: int = 8,
+    max_tokens: int = 32,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Perplexity and QA accuracy of `ft_model` vs `base_model` on `general_qa`, with paired CIs."""
     from eval.compare import load_examples
     from serve import load_generator
 
-    ft, base = check_model_dir(ft_model, "the fine-tuned model"), check_model_dir(base_model, "the base model")
+    ft, base = (
+        check_model_dir(ft_model, "the fine-tuned model"),
+        check_model_dir(base_model, "the base model"),
+    )
     examples, desc = load_examples(general_qa, "general QA")
-    res: dict[str, Any] = {"general_qa": desc, "ft_model": str(ft), "base_model": str(base),
-                           "ft_sha256": folder_hash(ft), "base_sha256": folder_hash(base), "seed": seed}
+    res: dict[str, Any] = {
+        "general_qa": desc,
+        "ft_model": str(ft),
+        "base_model": str(base),
+        "ft_sha256": folder_hash(ft),
+        "base_sha256": folder_hash(base),
+        "seed": seed,
+    }
     scores: dict[str, dict[str, np.ndarray]] = {}
     from tqdm.auto import tqdm
 
@@ -89,36 +108,52 @@ def forgetting(ft_model: str | Path, base_model: str | Path, general_qa: str | P
         gen = load_generator(str(path))
         preds: list[str] = []
         for i in tqdm(range(0, len(examples), batch_size), desc=f"general QA {name}", disable=not progress):
-            batch = examples[i:i + batch_size]
+            batch = examples[i : i + batch_size]
             comps = gen.generate([_messages(e) for e in batch], max_tokens=max_tokens, stop=None, seed=seed)
             preds.extend(c.text.strip() for c in comps)
         nll = answer_nll(path, examples, batch_size, progress)
-        scores[name] = {"em": np.array([exact_match(p, e.answers) for p, e in zip(preds, examples)]),
-                        "f1": np.array([token_f1(p, e.answers) for p, e in zip(preds, examples)]),
-                        "contained": np.array([answer_contained(p, e.answers) for p, e in zip(preds, examples)]),
-                        "nll": nll}
-        res[name] = {"perplexity": _ppl(nll), "exact_match": 100 * scores[name]["em"].mean(),
-                     "f1": 100 * scores[name]["f1"].mean(), "contained": 100 * scores[name]["contained"].mean(),
-                     "predictions": preds}
+        scores[name] = {
+            "em": np.array([exact_match(p, e.answers) for p, e in zip(preds, examples)]),
+            "f1": np.array([token_f1(p, e.answers) for p, e in zip(preds, examples)]),
+            "contained": np.array([answer_contained(p, e.answers) for p, e in zip(preds, examples)]),
+            "nll": nll,
+        }
+        res[name] = {
+            "perplexity": _ppl(nll),
+            "exact_match": 100 * scores[name]["em"].mean(),
+            "f1": 100 * scores[name]["f1"].mean(),
+            "contained": 100 * scores[name]["contained"].mean(),
+            "predictions": preds,
+        }
     b, f = scores["base"], scores["ft"]
     res["delta"] = {
-        "perplexity": paired_bootstrap(f["nll"], b["nll"], n_resamples, seed, statistic=lambda x, y: _ppl(x) - _ppl(y)),
+        "perplexity": paired_bootstrap(
+            f["nll"], b["nll"], n_resamples, seed, statistic=lambda x, y: _ppl(x) - _ppl(y)
+        ),
         "exact_match": paired_bootstrap(f["em"], b["em"], n_resamples, seed, scale=100.0),
         "f1": paired_bootstrap(f["f1"], b["f1"], n_resamples, seed, scale=100.0),
         "contained": paired_bootstrap(f["contained"], b["contained"], n_resamples, seed, scale=100.0),
     }
     d, c = res["delta"]["f1"], res["delta"]["contained"]
-    res["forgetting"] = {"f1_points": 0.0 - d["diff"], "low": 0.0 - d["high"], "high": 0.0 - d["low"], "n": d["n"],
-                         "contained_points": 0.0 - c["diff"], "contained_low": 0.0 - c["high"],
-                         "contained_high": 0.0 - c["low"]}
+    res["forgetting"] = {
+        "f1_points": 0.0 - d["diff"],
+        "low": 0.0 - d["high"],
+        "high": 0.0 - d["low"],
+        "n": d["n"],
+        "contained_points": 0.0 - c["diff"],
+        "contained_low": 0.0 - c["high"],
+        "contained_high": 0.0 - c["low"],
+    }
     return res
 
 
 def gate(result: dict[str, Any], max_forgetting: float | None) -> tuple[bool, str]:
     """(passed, message) for `--max-forgetting POINTS` (F1 points the fine-tune may lose vs its base)."""
     f = result["forgetting"]
-    msg = (f"forgetting: base − fine-tuned F1 = {f['f1_points']:.2f} points "
-           f"(95% CI {f['low']:.2f} .. {f['high']:.2f}, n={f['n']})")
+    msg = (
+        f"forgetting: base − fine-tuned F1 = {f['f1_points']:.2f} points "
+        f"(95% CI {f['low']:.2f} .. {f['high']:.2f}, n={f['n']})"
+    )
     if max_forgetting is None:
         return True, msg
     ok = f["f1_points"] <= max_forgetting

@@ -34,8 +34,11 @@ def _trec_order(scores: Mapping[str, float]) -> list[tuple[str, float]]:
     return sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
 
 
-def retrieval_metrics(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
-                      ks: Iterable[int] = DEFAULT_KS) -> dict[str, dict[str, float]]:
+def retrieval_metrics(
+    qrels: Mapping[str, Mapping[str, int]],
+    run: Mapping[str, Mapping[str, float]],
+    ks: Iterable[int] = DEFAULT_KS,
+) -> dict[str, dict[str, float]]:
     """Per-query {"ndcg@k", "recall@k", "mrr@k"} for each k (0-1).
 
     Every query of `qrels` gets a row; a query missing from `run` (or with no results) scores 0,
@@ -45,13 +48,17 @@ def retrieval_metrics(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, 
     """
     import pytrec_eval
 
-    ks = sorted(set(int(k) for k in ks))
+    ks = sorted({int(k) for k in ks})
     qrels = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items()}
-    run = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in run.items() if q in qrels and docs}
+    run = {
+        str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in run.items() if q in qrels and docs
+    }
     measures = {"ndcg_cut." + ",".join(map(str, ks)), "recall." + ",".join(map(str, ks))}
     full = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run) if run else {}
     rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"})
-    cut = {k: rr.evaluate({q: dict(_trec_order(docs)[:k]) for q, docs in run.items()}) if run else {} for k in ks}
+    cut = {
+        k: rr.evaluate({q: dict(_trec_order(docs)[:k]) for q, docs in run.items()}) if run else {} for k in ks
+    }
     out: dict[str, dict[str, float]] = {}
     for q in qrels:
         row: dict[str, float] = {}
@@ -71,8 +78,9 @@ def aggregate_retrieval(per_query: Mapping[str, Mapping[str, float]]) -> dict[st
     return {m: sum(r[m] for r in per_query.values()) / len(per_query) for m in names}
 
 
-def qa_retrieval_row(gold_doc_ids: Sequence[str], passages: Sequence[Any],
-                     ks: Iterable[int] = (1, 5, 10)) -> dict[str, float] | None:
+def qa_retrieval_row(
+    gold_doc_ids: Sequence[str], passages: Sequence[Any], ks: Iterable[int] = (1, 5, 10)
+) -> dict[str, float] | None:
     """Retrieval metrics of one question's passages against its gold doc ids (None without gold)."""
     if not gold_doc_ids:
         return None

@@ -27,20 +27,31 @@ from eval.report_tables import (
 )
 from eval.verdict import base_system, compute_verdict, verdict_blocks
 
-Block = tuple  # ("h1"|"h2"|"h3"|"p", text) | ("ul", [text]) | ("table", header, rows) | ("img", name, png, alt)
+Block = (
+    tuple  # ("h1"|"h2"|"h3"|"p", text) | ("ul", [text]) | ("table", header, rows) | ("img", name, png, alt)
+)
 
 
-def _blocks(results: Mapping[str, Any], max_disagreements: int = 20,
-            v: Mapping[str, Any] | None = None) -> list[Block]:
+def _blocks(
+    results: Mapping[str, Any], max_disagreements: int = 20, v: Mapping[str, Any] | None = None
+) -> list[Block]:
     """The report: the verdict first (eval/verdict.py), then per split its tables and charts, then forgetting."""
     cfg = results.get("config", {})
     v = compute_verdict(results) if v is None else v
-    out: list[Block] = [("h1", "ragtune evaluation report"), *verdict_blocks(v),
-                        ("h2", "Method"),
-                        ("p", (f"Greedy decoding, seed {cfg.get('seed')}; every interval is a "
-                              f"{int(100 * cfg.get('ci', 0.95))}% percentile bootstrap over questions "
-                              f"({cfg.get('n_resamples')} resamples, seeded). Answer metrics in percent "
-                              f"(SQuAD v1.1 normalisation), retrieval metrics on 0–1 against gold document ids."))]
+    out: list[Block] = [
+        ("h1", "ragtune evaluation report"),
+        *verdict_blocks(v),
+        ("h2", "Method"),
+        (
+            "p",
+            (
+                f"Greedy decoding, seed {cfg.get('seed')}; every interval is a "
+                f"{int(100 * cfg.get('ci', 0.95))}% percentile bootstrap over questions "
+                f"({cfg.get('n_resamples')} resamples, seeded). Answer metrics in percent "
+                f"(SQuAD v1.1 normalisation), retrieval metrics on 0–1 against gold document ids."
+            ),
+        ),
+    ]
     for split, s in results.get("splits", {}).items():
         out += _split_blocks(split, s, cfg, v, max_disagreements)
     f = results.get("forgetting")
@@ -49,8 +60,9 @@ def _blocks(results: Mapping[str, Any], max_disagreements: int = 20,
     return out
 
 
-def _split_blocks(split: str, s: Mapping[str, Any], cfg: Mapping[str, Any], v: Mapping[str, Any],
-                  max_disagreements: int) -> list[Block]:
+def _split_blocks(
+    split: str, s: Mapping[str, Any], cfg: Mapping[str, Any], v: Mapping[str, Any], max_disagreements: int
+) -> list[Block]:
     """One split's findings, tables and charts: systems, differences, freshness, retrieval, cost, config."""
     out: list[Block] = []
     out.append(("h2", f"{split} (n={s['qa']['n']})"))
@@ -62,9 +74,16 @@ def _split_blocks(split: str, s: Mapping[str, Any], cfg: Mapping[str, Any], v: M
     if s["comparisons"]:
         keep = [n for n in ((v["splits"].get(split) or {}).get("best"), base_system(s)) if n]
         out.append(("h3", "Differences between systems (paired bootstrap)"))
-        out.append(("p", (f"Each system against {' and against '.join(keep) or 'each other'}; EM and F1 in "
-                          f"points, nDCG@10 on 0–1. Every pair, and ROUGE-L, contains, recall@5 and MRR@10, is in "
-                          f"results.json (`comparisons`).")))
+        out.append(
+            (
+                "p",
+                (
+                    f"Each system against {' and against '.join(keep) or 'each other'}; EM and F1 in "
+                    f"points, nDCG@10 on 0–1. Every pair, and ROUGE-L, contains, recall@5 and MRR@10, is in "
+                    f"results.json (`comparisons`)."
+                ),
+            )
+        )
         out.append(("table", *comparison_table(s, keep)))
     if any("freshness" in r for r in s["systems"].values()):
         out.append(("h3", "Freshness: answers after the index refresh"))
@@ -76,10 +95,17 @@ def _split_blocks(split: str, s: Mapping[str, Any], cfg: Mapping[str, Any], v: M
         out.append(("h3", "Retrieval"))
         out.append(("img", f"{split}_recall", png, "recall@k"))
     out.append(("h3", "Cost"))
-    out.append(("p", (f"Latency is wall time per question including retrieval: over HTTP with "
-                      f"{cfg.get('batch_size')} requests in flight at once, each timed from request to answer; "
-                      f"in-process in batches of {cfg.get('batch_size')}, where each question counts its batch's "
-                      f"time. Training figures come from each model's ragtune.json, where recorded.")))
+    out.append(
+        (
+            "p",
+            (
+                f"Latency is wall time per question including retrieval: over HTTP with "
+                f"{cfg.get('batch_size')} requests in flight at once, each timed from request to answer; "
+                f"in-process in batches of {cfg.get('batch_size')}, where each question counts its batch's "
+                f"time. Training figures come from each model's ragtune.json, where recorded."
+            ),
+        )
+    )
     out.append(("table", *cost_table(s)))
     png = charts.latency(s)
     if png:
@@ -88,8 +114,15 @@ def _split_blocks(split: str, s: Mapping[str, Any], cfg: Mapping[str, Any], v: M
     out.append(("table", *config_table(s)))
     if s["disagreements"]:
         shown = s["disagreements"][:max_disagreements]
-        out.append(("h3", (f"Disagreements ({len(s['disagreements'])} questions; first {len(shown)} here, "
-                          f"all in disagreements.md)")))
+        out.append(
+            (
+                "h3",
+                (
+                    f"Disagreements ({len(s['disagreements'])} questions; first {len(shown)} here, "
+                    f"all in disagreements.md)"
+                ),
+            )
+        )
         out.append(("table", *disagreement_table(shown)))
     return out
 
@@ -104,7 +137,9 @@ def _forgetting_blocks(f: Mapping[str, Any]) -> list[Block]:
         out.append(("img", "forgetting", png, "forgetting"))
     g = f.get("gate") or {}
     if g.get("max_forgetting") is not None:
-        out.append(("p", f"Gate --max-forgetting {g['max_forgetting']}: {'passed' if g['passed'] else 'FAILED'}."))
+        out.append(
+            ("p", f"Gate --max-forgetting {g['max_forgetting']}: {'passed' if g['passed'] else 'FAILED'}.")
+        )
     return out
 
 
@@ -132,14 +167,18 @@ def _render_md(blocks: list[Block], chart_dir: str) -> str:
     return "\n".join(lines)
 
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-       "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
-       "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}")
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
+    "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}"
+)
 
 
 def _render_html(blocks: list[Block]) -> str:
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>ragtune evaluation report</title>",
-             f"<style>{CSS}</style></head><body>"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>ragtune evaluation report</title>",
+        f"<style>{CSS}</style></head><body>",
+    ]
     for b in blocks:
         if b[0] in ("h1", "h2", "h3"):
             parts.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
@@ -149,7 +188,9 @@ def _render_html(blocks: list[Block]) -> str:
             parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in b[1]) + "</ul>")
         elif b[0] == "table":
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1])
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
+            body = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in b[2]
+            )
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif b[0] == "img":
             data = base64.b64encode(b[2]).decode()
@@ -174,11 +215,16 @@ def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, P
     """Write results.json (with the verdict), report.md, charts/*.png, report.html and disagreements.md."""
     out = Path(out_dir)
     (out / "charts").mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "results.json", "md": out / "report.md", "html": out / "report.html",
-             "disagreements": out / "disagreements.md"}
+    paths = {
+        "json": out / "results.json",
+        "md": out / "report.md",
+        "html": out / "report.html",
+        "disagreements": out / "disagreements.md",
+    }
     v = compute_verdict(results)
-    paths["json"].write_text(json.dumps(_jsonable({**results, "verdict": v}), indent=1, sort_keys=False),
-                             encoding="utf-8")
+    paths["json"].write_text(
+        json.dumps(_jsonable({**results, "verdict": v}), indent=1, sort_keys=False), encoding="utf-8"
+    )
     blocks = _blocks(results, v=v)
     for b in blocks:
         if b[0] == "img":
@@ -187,7 +233,9 @@ def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, P
     paths["html"].write_text(_render_html(blocks), encoding="utf-8")
     dis: list[Block] = [("h1", "Questions the systems disagree on (exact match)")]
     for split, s in results.get("splits", {}).items():
-        dis += [("h2", f"{split}: {len(s['disagreements'])} of {s['qa']['n']}"),
-                ("table", *disagreement_table(s["disagreements"]))]
+        dis += [
+            ("h2", f"{split}: {len(s['disagreements'])} of {s['qa']['n']}"),
+            ("table", *disagreement_table(s["disagreements"])),
+        ]
     paths["disagreements"].write_text(_render_md(dis, "charts"), encoding="utf-8")
     return paths

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 Table = tuple[list[str], list[list[Any]]]
-NAMES = {"exact_match": "EM", "f1": "F1", "rouge_l": "ROUGE-L", "contains": "contains", "grounded": "grounded"}
+NAMES = {
+    "exact_match": "EM",
+    "f1": "F1",
+    "rouge_l": "ROUGE-L",
+    "contains": "contains",
+    "grounded": "grounded",
+}
 
 
 def _ci(v: Mapping[str, Any] | None, digits: int = 1) -> str:
@@ -16,21 +23,43 @@ def _ci(v: Mapping[str, Any] | None, digits: int = 1) -> str:
 
 
 def _num(v: Any, fmt: str = "{:.3g}") -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     return fmt.format(v) if isinstance(v, (int, float)) else str(v)
 
 
 def system_table(split: Mapping[str, Any]) -> Table:
-    header = ["system", "mode", "retrieval", "EM", "F1", "ROUGE-L", "contains", "grounded", "recall@top-k",
-              "MRR@10", "nDCG@10"]
+    header = [
+        "system",
+        "mode",
+        "retrieval",
+        "EM",
+        "F1",
+        "ROUGE-L",
+        "contains",
+        "grounded",
+        "recall@top-k",
+        "MRR@10",
+        "nDCG@10",
+    ]
     rows = []
     for name, s in split["systems"].items():
         m, spec = s["metrics"], s["spec"]
-        rows.append([name, s["describe"].get("mode", ""), f"top {spec['top_k']}" if spec["retrieval"] else "off",
-                     _ci(m.get("exact_match")), _ci(m.get("f1")), _ci(m.get("rouge_l")), _ci(m.get("contains")),
-                     _ci(m.get("grounded")), _ci(m.get(f"recall@{spec['top_k']}"), 3), _ci(m.get("mrr@10"), 3),
-                     _ci(m.get("ndcg@10"), 3)])
+        rows.append(
+            [
+                name,
+                s["describe"].get("mode", ""),
+                f"top {spec['top_k']}" if spec["retrieval"] else "off",
+                _ci(m.get("exact_match")),
+                _ci(m.get("f1")),
+                _ci(m.get("rouge_l")),
+                _ci(m.get("contains")),
+                _ci(m.get("grounded")),
+                _ci(m.get(f"recall@{spec['top_k']}"), 3),
+                _ci(m.get("mrr@10"), 3),
+                _ci(m.get("ndcg@10"), 3),
+            ]
+        )
     return header, rows
 
 
@@ -40,19 +69,50 @@ REPORTED_DIFFS = ("exact_match", "f1", "ndcg@10")  # the rest (ROUGE-L, contains
 def comparison_table(split: Mapping[str, Any], keep: Collection[str] = ()) -> Table:
     """The stored comparisons on REPORTED_DIFFS; with `keep`, only the pairs that involve one of those systems."""
     header = ["a − b", "metric", "difference", "95% CI", "n", "CI excludes 0"]
-    rows = [[f"{c['a']} − {c['b']}", NAMES.get(c["metric"], c["metric"]), f"{c['diff']:+.3g}",
-             f"[{c['low']:+.3g}, {c['high']:+.3g}]", c["n"], "yes" if c["significant"] else "no"]
-            for c in split["comparisons"]
-            if c["metric"] in REPORTED_DIFFS and (not keep or c["a"] in keep or c["b"] in keep)]
+    rows = [
+        [
+            f"{c['a']} − {c['b']}",
+            NAMES.get(c["metric"], c["metric"]),
+            f"{c['diff']:+.3g}",
+            f"[{c['low']:+.3g}, {c['high']:+.3g}]",
+            c["n"],
+            "yes" if c["significant"] else "no",
+        ]
+        for c in split["comparisons"]
+        if c["metric"] in REPORTED_DIFFS and (not keep or c["a"] in keep or c["b"] in keep)
+    ]
     return header, rows
 
 
 def freshness_table(split: Mapping[str, Any]) -> Table:
-    header = ["system", "answer: new fact", "stale fact", "both", "neither", "n", "new rate % [CI]",
-              "stale rate % [CI]", "passages: new / stale / both / neither"]
-    rows = [[n, f["new"], f["stale"], f["both"], f["neither"], f["n"], _ci(f["new_rate"]), _ci(f["stale_rate"]),
-             " / ".join(str(f["passages"][k]) for k in ("new", "stale", "both", "neither")) if "passages" in f else "–"]
-            for n, s in split["systems"].items() if (f := s.get("freshness"))]
+    header = [
+        "system",
+        "answer: new fact",
+        "stale fact",
+        "both",
+        "neither",
+        "n",
+        "new rate % [CI]",
+        "stale rate % [CI]",
+        "passages: new / stale / both / neither",
+    ]
+    rows = [
+        [
+            n,
+            f["new"],
+            f["stale"],
+            f["both"],
+            f["neither"],
+            f["n"],
+            _ci(f["new_rate"]),
+            _ci(f["stale_rate"]),
+            " / ".join(str(f["passages"][k]) for k in ("new", "stale", "both", "neither"))
+            if "passages" in f
+            else "–",
+        ]
+        for n, s in split["systems"].items()
+        if (f := s.get("freshness"))
+    ]
     return header, rows
 
 
@@ -61,28 +121,56 @@ def _bytes(v: Any) -> str:
 
 
 def cost_table(split: Mapping[str, Any]) -> Table:
-    header = ["system", "latency p50 (ms)", "latency p95 (ms)", "tokens/s", "training time (s)", "trainable params",
-              "adapter size"]
+    header = [
+        "system",
+        "latency p50 (ms)",
+        "latency p95 (ms)",
+        "tokens/s",
+        "training time (s)",
+        "trainable params",
+        "adapter size",
+    ]
     rows = []
     for n, s in split["systems"].items():
         c = s["cost"]
-        rows.append([n, _num(c.get("latency_p50_s") and c["latency_p50_s"] * 1000, "{:.1f}"),
-                     _num(c.get("latency_p95_s") and c["latency_p95_s"] * 1000, "{:.1f}"),
-                     _num(c.get("tokens_per_s"), "{:.1f}"), _num(c.get("train_time_s"), "{:.1f}"),
-                     _num(c.get("trainable_params"), "{:,}"), _bytes(c.get("adapter_bytes"))])
+        rows.append(
+            [
+                n,
+                _num(c.get("latency_p50_s") and c["latency_p50_s"] * 1000, "{:.1f}"),
+                _num(c.get("latency_p95_s") and c["latency_p95_s"] * 1000, "{:.1f}"),
+                _num(c.get("tokens_per_s"), "{:.1f}"),
+                _num(c.get("train_time_s"), "{:.1f}"),
+                _num(c.get("trainable_params"), "{:,}"),
+                _bytes(c.get("adapter_bytes")),
+            ]
+        )
     return header, rows
 
 
 def config_table(split: Mapping[str, Any]) -> Table:
-    header = ["system", "model / url", "model sha256", "index version", "retriever", "few-shot k (seed)", "cached"]
+    header = [
+        "system",
+        "model / url",
+        "model sha256",
+        "index version",
+        "retriever",
+        "few-shot k (seed)",
+        "cached",
+    ]
     rows = []
     for n, s in split["systems"].items():
         spec, d = s["spec"], s["describe"]
-        rows.append([n, spec.get("model") or spec.get("url"), (d.get("model_sha256") or "–")[:12],
-                     d.get("index_version") or spec.get("index_version") or "–",
-                     (d.get("retriever_fingerprint") or spec.get("retriever") or "–")[:16],
-                     f"{spec['fewshot']} ({spec['fewshot_seed']})" if spec["fewshot"] else "0",
-                     f"{s['cached']}/{s['n']}"])
+        rows.append(
+            [
+                n,
+                spec.get("model") or spec.get("url"),
+                (d.get("model_sha256") or "–")[:12],
+                d.get("index_version") or spec.get("index_version") or "–",
+                (d.get("retriever_fingerprint") or spec.get("retriever") or "–")[:16],
+                f"{spec['fewshot']} ({spec['fewshot_seed']})" if spec["fewshot"] else "0",
+                f"{s['cached']}/{s['n']}",
+            ]
+        )
     return header, rows
 
 
@@ -91,21 +179,35 @@ def disagreement_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         return ["id"], []
     names = list(rows[0]["answers"])
     header = ["id", "question", "gold"] + names
-    out = [[r["id"], r["question"], " / ".join(r["gold"])] +
-           [("✓ " if n in r["correct"] else "✗ ") + r["answers"][n] for n in names] for r in rows]
+    out = [
+        [r["id"], r["question"], " / ".join(r["gold"])]
+        + [("✓ " if n in r["correct"] else "✗ ") + r["answers"][n] for n in names]
+        for r in rows
+    ]
     return header, out
 
 
 def forgetting_table(f: Mapping[str, Any]) -> Table:
     header = ["measure", "base", "fine-tuned", "fine-tuned − base [95% CI]", "n"]
     rows = []
-    for key, label in (("perplexity", "answer perplexity"), ("exact_match", "EM %"), ("f1", "F1 %"),
-                       ("contained", "answer contained %")):
+    for key, label in (
+        ("perplexity", "answer perplexity"),
+        ("exact_match", "EM %"),
+        ("f1", "F1 %"),
+        ("contained", "answer contained %"),
+    ):
         if key not in f["delta"]:  # results written before `contained` was measured
             continue
         d = f["delta"][key]
-        rows.append([label, f"{f['base'][key]:.3g}", f"{f['ft'][key]:.3g}",
-                     f"{d['diff']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]", d["n"]])
+        rows.append(
+            [
+                label,
+                f"{f['base'][key]:.3g}",
+                f"{f['ft'][key]:.3g}",
+                f"{d['diff']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]",
+                d["n"],
+            ]
+        )
     return header, rows
 
 
@@ -123,13 +225,25 @@ def findings(split: Mapping[str, Any]) -> list[str]:
     sig = [c for c in split["comparisons"] if c["metric"] == "f1" and c["significant"]]
     flat = [c for c in split["comparisons"] if c["metric"] == "f1" and not c["significant"]]
     if sig:
-        lines.append("F1 differences whose 95% CI excludes zero: " + "; ".join(
-            f"{c['a']} − {c['b']} = {c['diff']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]" for c in sig) + ".")
+        lines.append(
+            "F1 differences whose 95% CI excludes zero: "
+            + "; ".join(
+                f"{c['a']} − {c['b']} = {c['diff']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]" for c in sig
+            )
+            + "."
+        )
     if flat:
-        lines.append("Not distinguishable at this n (CI includes zero): " + ", ".join(
-            f"{c['a']} vs {c['b']}" for c in flat) + ".")
-    fresh = [f"{n} {f['new']} new / {f['stale']} stale" for n, s in systems.items() if (f := s.get("freshness"))]
+        lines.append(
+            "Not distinguishable at this n (CI includes zero): "
+            + ", ".join(f"{c['a']} vs {c['b']}" for c in flat)
+            + "."
+        )
+    fresh = [
+        f"{n} {f['new']} new / {f['stale']} stale" for n, s in systems.items() if (f := s.get("freshness"))
+    ]
     if fresh:
         n_fresh = next(s["freshness"]["n"] for s in systems.values() if "freshness" in s)
-        lines.append(f"Changed facts (n={n_fresh}) answered with the new vs the stale value: " + "; ".join(fresh) + ".")
+        lines.append(
+            f"Changed facts (n={n_fresh}) answered with the new vs the stale value: " + "; ".join(fresh) + "."
+        )
     return lines

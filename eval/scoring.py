@@ -30,8 +30,12 @@ def score_rows(examples: Sequence[QAExample], preds: Mapping[str, Mapping[str, A
         p = preds.get(ex.id) or {}
         pred = str(p.get("prediction") or "")
         passages = p.get("passages")
-        row: dict[str, Any] = {"id": ex.id, "prediction": pred, "missing": ex.id not in preds,
-                               **score_answer(pred, ex.answers, passages, ex.stale_answers)}
+        row: dict[str, Any] = {
+            "id": ex.id,
+            "prediction": pred,
+            "missing": ex.id not in preds,
+            **score_answer(pred, ex.answers, passages, ex.stale_answers),
+        }
         if passages is not None:
             r = qa_retrieval_row(ex.doc_ids, passages, ks)
             if r is not None:
@@ -63,8 +67,12 @@ def aggregate(rows: Sequence[Mapping[str, Any]], n_resamples: int = 1000, seed: 
     if fresh:
         c = Counter(fresh)
         out["freshness"] = {k: c.get(k, 0) for k in ("new", "stale", "both", "neither")} | {"n": len(fresh)}
-        out["freshness"]["new_rate"] = bootstrap_mean([f in ("new",) for f in fresh], n_resamples, seed, 100.0)
-        out["freshness"]["stale_rate"] = bootstrap_mean([f in ("stale",) for f in fresh], n_resamples, seed, 100.0)
+        out["freshness"]["new_rate"] = bootstrap_mean(
+            [f in ("new",) for f in fresh], n_resamples, seed, 100.0
+        )
+        out["freshness"]["stale_rate"] = bootstrap_mean(
+            [f in ("stale",) for f in fresh], n_resamples, seed, 100.0
+        )
         ctx = Counter(r["context_freshness"] for r in rows if "context_freshness" in r)
         if ctx:
             out["freshness"]["passages"] = {k: ctx.get(k, 0) for k in ("new", "stale", "both", "neither")}
@@ -76,8 +84,11 @@ def cost(gen_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     lat = [float(r["latency_s"]) for r in gen_rows if r.get("latency_s") is not None]
     toks = [int(r["completion_tokens"]) for r in gen_rows if r.get("completion_tokens") is not None]
     # Rows answered in one batch share its wall time; count each batch's time once for throughput.
-    wall = sum(float(r.get("batch_wall_s", r.get("latency_s") or 0.0)) for r in gen_rows
-               if r.get("batch_first", True))
+    wall = sum(
+        float(r.get("batch_wall_s", r.get("latency_s") or 0.0))
+        for r in gen_rows
+        if r.get("batch_first", True)
+    )
     out: dict[str, Any] = {f"latency_{k}_s": v for k, v in percentiles(lat).items()}
     out["completion_tokens"] = sum(toks)
     out["tokens_per_s"] = sum(toks) / wall if wall > 0 and toks else None
@@ -85,8 +96,12 @@ def cost(gen_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def pairwise(per_system: Mapping[str, Sequence[Mapping[str, Any]]], n_resamples: int = 1000, seed: int = 0,
-             metrics: Sequence[str] = HEADLINE) -> list[dict[str, Any]]:
+def pairwise(
+    per_system: Mapping[str, Sequence[Mapping[str, Any]]],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    metrics: Sequence[str] = HEADLINE,
+) -> list[dict[str, Any]]:
     """Paired bootstrap CI of every difference between two systems, on every headline metric."""
     out = []
     for a, b in combinations(list(per_system), 2):
@@ -95,28 +110,39 @@ def pairwise(per_system: Mapping[str, Sequence[Mapping[str, Any]]], n_resamples:
             if not ra or m not in ra[0]:
                 continue
             d = paired_bootstrap([r[m] for r in ra], [r[m] for r in rb], n_resamples, seed, scale=100.0)
-            out.append({"a": a, "b": b, "metric": m, **d,
-                        "significant": bool(d["low"] > 0 or d["high"] < 0)})
+            out.append({"a": a, "b": b, "metric": m, **d, "significant": bool(d["low"] > 0 or d["high"] < 0)})
         ka = [r["retrieval"] for r in ra if "retrieval" in r]
         kb = [r["retrieval"] for r in rb if "retrieval" in r]
         if ka and len(ka) == len(kb) == len(ra):
             for m in ("recall@5", "mrr@10", "ndcg@10"):
                 d = paired_bootstrap([r[m] for r in ka], [r[m] for r in kb], n_resamples, seed)
-                out.append({"a": a, "b": b, "metric": m, **d, "significant": bool(d["low"] > 0 or d["high"] < 0)})
+                out.append(
+                    {"a": a, "b": b, "metric": m, **d, "significant": bool(d["low"] > 0 or d["high"] < 0)}
+                )
     return out
 
 
-def disagreements(examples: Sequence[QAExample], per_system: Mapping[str, Sequence[Mapping[str, Any]]],
-                  metric: str = "exact_match", limit: int | None = None) -> list[dict[str, Any]]:
+def disagreements(
+    examples: Sequence[QAExample],
+    per_system: Mapping[str, Sequence[Mapping[str, Any]]],
+    metric: str = "exact_match",
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Questions where the systems do not all agree on `metric` (right vs wrong), with each answer."""
     out = []
     names = list(per_system)
     for i, ex in enumerate(examples):
         vals = {n: per_system[n][i][metric] for n in names}
         if len(set(vals.values())) > 1:
-            out.append({"id": ex.id, "question": ex.question, "gold": list(ex.answers),
-                        "answers": {n: per_system[n][i]["prediction"] for n in names},
-                        "correct": [n for n in names if vals[n] >= 1.0]})
+            out.append(
+                {
+                    "id": ex.id,
+                    "question": ex.question,
+                    "gold": list(ex.answers),
+                    "answers": {n: per_system[n][i]["prediction"] for n in names},
+                    "correct": [n for n in names if vals[n] >= 1.0],
+                }
+            )
             if limit and len(out) >= limit:
                 break
     return out

@@ -87,6 +87,12 @@ def squad_to_qa(dataset: Mapping) -> list[dict]:
     for article in dataset["data"]:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
-                rows.append({"id": qa["id"], "question": qa["question"],
-                             "answer": [a["text"] for a in qa["answers"]], "context": paragraph["context"]})
+                rows.append(
+                    {
+                        "id": qa["id"],
+                        "question": qa["question"],
+                        "answer": [a["text"] for a in qa["answers"]],
+                        "context": paragraph["context"],
+                    }
+                )
     return rows

@@ -20,8 +20,9 @@ def _indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
     return rng.integers(0, n, size=(n_resamples, n))
 
 
-def bootstrap_mean(values: Sequence[float], n_resamples: int = N_RESAMPLES, seed: int = 0,
-                   scale: float = 1.0) -> dict[str, float]:
+def bootstrap_mean(
+    values: Sequence[float], n_resamples: int = N_RESAMPLES, seed: int = 0, scale: float = 1.0
+) -> dict[str, float]:
     """Mean with a percentile bootstrap 95% CI: {"mean", "low", "high", "n"}."""
     x = np.asarray(values, dtype=float) * scale
     n = len(x)
@@ -32,9 +33,14 @@ def bootstrap_mean(values: Sequence[float], n_resamples: int = N_RESAMPLES, seed
     return {"mean": float(x.mean()), "low": float(lo), "high": float(hi), "n": n}
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = N_RESAMPLES, seed: int = 0,
-                     scale: float = 1.0,
-                     statistic: Callable[[np.ndarray, np.ndarray], float] | None = None) -> dict[str, float]:
+def paired_bootstrap(
+    a: Sequence[float],
+    b: Sequence[float],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    scale: float = 1.0,
+    statistic: Callable[[np.ndarray, np.ndarray], float] | None = None,
+) -> dict[str, float]:
     """Difference a − b on the same questions with a paired percentile bootstrap 95% CI.
 
     Resamples question indices (the same for both systems) `n_resamples` times with a seeded
@@ -44,10 +50,18 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 
     """
     x, y = np.asarray(a, dtype=float) * scale, np.asarray(b, dtype=float) * scale
     if x.shape != y.shape:
-        raise ValueError(f"paired samples differ in length ({len(x)} vs {len(y)}); score both systems on the same questions")
+        raise ValueError(
+            f"paired samples differ in length ({len(x)} vs {len(y)}); score both systems on the same questions"
+        )
     n = len(x)
     if n == 0:
-        return {"diff": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0, "p_le_0": float("nan")}
+        return {
+            "diff": float("nan"),
+            "low": float("nan"),
+            "high": float("nan"),
+            "n": 0,
+            "p_le_0": float("nan"),
+        }
     idx = _indices(n, n_resamples, seed)
     if statistic is None:
         d = x - y

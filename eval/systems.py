@@ -24,23 +24,35 @@ class SystemSpec:
     """One system under test. Every field is recorded in results.json."""
 
     name: str = field(metadata={"help": "Name in the report (unique)."})
-    model: str | None = field(default=None, metadata={
-        "help": f"Generator, {GENERATOR_HELP}: loaded in-process; with `url`, only read for its hash and "
-                "training figures."})
-    url: str | None = field(default=None, metadata={"help": "Base URL of a running `ragtune serve` (black box)."})
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Generator, {GENERATOR_HELP}: loaded in-process; with `url`, only read for its hash and "
+            "training figures."
+        },
+    )
+    url: str | None = field(
+        default=None, metadata={"help": "Base URL of a running `ragtune serve` (black box)."}
+    )
     retrieval: bool = field(default=False, metadata={"help": "Retrieve passages and put them in the prompt."})
     top_k: int = field(default=4, metadata={"help": "Passages retrieved per question."})
     index: str | None = field(default=None, metadata={"help": "Index folder (in-process retrieval)."})
-    index_version: str | None = field(default=None, metadata={"help": "Pin an index version (default CURRENT)."})
-    retriever: str | None = field(default=None, metadata={
-        "help": f"Retriever, {RETRIEVER_HELP}; unset: the index's own."})
+    index_version: str | None = field(
+        default=None, metadata={"help": "Pin an index version (default CURRENT)."}
+    )
+    retriever: str | None = field(
+        default=None, metadata={"help": f"Retriever, {RETRIEVER_HELP}; unset: the index's own."}
+    )
     fewshot: int = field(default=0, metadata={"help": "k-shot examples from the training split."})
     fewshot_seed: int = field(default=0, metadata={"help": "Seed that draws the k-shot examples."})
-    system_prompt: str | None = field(default=None, metadata={"help": "Override the prompt's system message."})
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "Override the prompt's system message."}
+    )
     api_key: str | None = field(default=None, metadata={"help": "Bearer key of the server (url systems)."})
     max_tokens: int = field(default=32, metadata={"help": "Most tokens generated per answer."})
-    base_model: str | None = field(default=None, metadata={
-        "help": "The generator this one was tuned from (a folder or `default`)."})
+    base_model: str | None = field(
+        default=None, metadata={"help": "The generator this one was tuned from (a folder or `default`)."}
+    )
 
     def __post_init__(self):
         for attr in ("model", "base_model"):  # `default`: the embedded generator, materialised once
@@ -49,7 +61,9 @@ class SystemSpec:
         if not self.name or not isinstance(self.name, str):
             raise RagtuneError(f"system `name` must be a non-empty string, got {self.name!r}")
         if not self.model and not self.url:
-            raise RagtuneError(f"system {self.name!r}: give `model` (a folder, in-process) or `url` (a running server)")
+            raise RagtuneError(
+                f"system {self.name!r}: give `model` (a folder, in-process) or `url` (a running server)"
+            )
         if self.top_k < 1 and self.retrieval:
             raise RagtuneError(f"system {self.name!r}: `top_k` must be ≥ 1 with retrieval, got {self.top_k}")
         if self.fewshot < 0:
@@ -57,8 +71,10 @@ class SystemSpec:
         if self.max_tokens < 1:
             raise RagtuneError(f"system {self.name!r}: `max_tokens` must be ≥ 1, got {self.max_tokens}")
         if self.retrieval and self.mode == "in-process" and not self.index:
-            raise RagtuneError(f"system {self.name!r} retrieves in-process but names no index; pass --index DIR "
-                               f"(or `index:` in the systems YAML)")
+            raise RagtuneError(
+                f"system {self.name!r} retrieves in-process but names no index; pass --index DIR "
+                f"(or `index:` in the systems YAML)"
+            )
         if self.url:
             self.url = self.url.rstrip("/")
 
@@ -78,7 +94,9 @@ class SystemSpec:
         merged = {**{k: v for k, v in (defaults or {}).items() if k in names}, **d}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise RagtuneError(f"system {d.get('name', '?')!r}: unknown field(s) {unknown}; known: {sorted(names)}")
+            raise RagtuneError(
+                f"system {d.get('name', '?')!r}: unknown field(s) {unknown}; known: {sorted(names)}"
+            )
         return cls(**merged)
 
 
@@ -86,10 +104,20 @@ def as_spec(s: SystemSpec | Mapping[str, Any]) -> SystemSpec:
     return s if isinstance(s, SystemSpec) else SystemSpec.from_dict(s)
 
 
-def parse_systems(names: str, *, models: Mapping[str, str] | None = None, urls: Mapping[str, str] | None = None,
-                  index: str | None = None, index_version: str | None = None, retriever: str | None = None,
-                  top_k: int = 4, fewshot: int = 3,
-                  seed: int = 0, max_tokens: int = 32, api_key: str | None = None) -> list[SystemSpec]:
+def parse_systems(
+    names: str,
+    *,
+    models: Mapping[str, str] | None = None,
+    urls: Mapping[str, str] | None = None,
+    index: str | None = None,
+    index_version: str | None = None,
+    retriever: str | None = None,
+    top_k: int = 4,
+    fewshot: int = 3,
+    seed: int = 0,
+    max_tokens: int = 32,
+    api_key: str | None = None,
+) -> list[SystemSpec]:
     """`base,fewshot,rag,ft,ft+rag` → SystemSpecs. `models`/`urls` map model names (base, ft, ...) to
     folders/servers; `rag` is `base+rag`; `fewshot` is the base model with `fewshot` examples."""
     models, urls = dict(models or {}), dict(urls or {})
@@ -98,20 +126,35 @@ def parse_systems(names: str, *, models: Mapping[str, str] | None = None, urls: 
         token = "base+rag" if raw == "rag" else raw
         k = 0
         if token == "fewshot" or token.startswith("fewshot+"):
-            k, token = fewshot, "base" + token[len("fewshot"):]
+            k, token = fewshot, "base" + token[len("fewshot") :]
         model_name, _, suffix = token.partition("+")
         if suffix not in ("", "rag"):
-            raise RagtuneError(f"system {raw!r}: expected NAME or NAME+rag (e.g. ft+rag), got suffix {suffix!r}")
+            raise RagtuneError(
+                f"system {raw!r}: expected NAME or NAME+rag (e.g. ft+rag), got suffix {suffix!r}"
+            )
         if model_name not in models and model_name not in urls:
             known = sorted(set(models) | set(urls))
-            raise RagtuneError(f"system {raw!r} needs a model named {model_name!r}; pass --{model_name} DIR or "
-                               f"--model {model_name}=DIR (or --url {model_name}=URL); known: {known}")
-        out.append(SystemSpec(
-            name=raw, model=models.get(model_name), url=None if model_name in models else urls[model_name],
-            retrieval=suffix == "rag", top_k=top_k, index=index, index_version=index_version, retriever=retriever,
-            fewshot=k,
-            fewshot_seed=seed, max_tokens=max_tokens, api_key=api_key,
-            base_model=models.get("base") if model_name != "base" else None))
+            raise RagtuneError(
+                f"system {raw!r} needs a model named {model_name!r}; pass --{model_name} DIR or "
+                f"--model {model_name}=DIR (or --url {model_name}=URL); known: {known}"
+            )
+        out.append(
+            SystemSpec(
+                name=raw,
+                model=models.get(model_name),
+                url=None if model_name in models else urls[model_name],
+                retrieval=suffix == "rag",
+                top_k=top_k,
+                index=index,
+                index_version=index_version,
+                retriever=retriever,
+                fewshot=k,
+                fewshot_seed=seed,
+                max_tokens=max_tokens,
+                api_key=api_key,
+                base_model=models.get("base") if model_name != "base" else None,
+            )
+        )
     if not out:
         raise RagtuneError("--systems is empty; name at least one, e.g. --systems base,rag,ft,ft+rag")
     _unique(out)

@@ -43,9 +43,16 @@ def comparison(split: Mapping[str, Any], x: str, y: str, metric: str) -> dict[st
         if (c["a"], c["b"]) == (x, y):
             return {k: c[k] for k in ("a", "b", "metric", "diff", "low", "high", "n", "significant")}
         if (c["a"], c["b"]) == (y, x):
-            return {"a": x, "b": y, "metric": metric, "diff": 0.0 - c["diff"], "low": 0.0 - c["high"],
-                    "high": 0.0 - c["low"],
-                    "n": c["n"], "significant": c["significant"]}
+            return {
+                "a": x,
+                "b": y,
+                "metric": metric,
+                "diff": 0.0 - c["diff"],
+                "low": 0.0 - c["high"],
+                "high": 0.0 - c["low"],
+                "n": c["n"],
+                "significant": c["significant"],
+            }
     return None
 
 
@@ -91,9 +98,15 @@ def split_verdict(split_name: str, split: Mapping[str, Any]) -> dict[str, Any] |
                 break
             tied_on.append(m)
     out: dict[str, Any] = {
-        "split": split_name, "label": SPLIT_LABELS.get(split_name, split_name), "n": (split.get("qa") or {}).get("n"),
-        "metric": metric, "tied_on": tied_on, "best": best, "best_ci": _ci(systems[best], metric),
-        "runner_up": runner, "runner_up_ci": _ci(systems[runner], metric) if runner else None,
+        "split": split_name,
+        "label": SPLIT_LABELS.get(split_name, split_name),
+        "n": (split.get("qa") or {}).get("n"),
+        "metric": metric,
+        "tied_on": tied_on,
+        "best": best,
+        "best_ci": _ci(systems[best], metric),
+        "runner_up": runner,
+        "runner_up_ci": _ci(systems[runner], metric) if runner else None,
         "vs_runner_up": comparison(split, best, runner, metric) if runner else None,
     }
     vs = out["vs_runner_up"]
@@ -124,11 +137,15 @@ def _split_text(v: Mapping[str, Any]) -> str:
     name = METRIC_NAMES.get(v["metric"], v["metric"])
     unit = f"{name} points"
     ci = v["best_ci"]
-    head = f"For {v['label']} ({v['split']}, n={v['n']}) deploy {v['best']}: {name} {ci['mean']:.1f} " \
-           f"[{ci['low']:.1f}, {ci['high']:.1f}]"
+    head = (
+        f"For {v['label']} ({v['split']}, n={v['n']}) deploy {v['best']}: {name} {ci['mean']:.1f} "
+        f"[{ci['low']:.1f}, {ci['high']:.1f}]"
+    )
     if v["tied_on"]:
         tied = " and ".join(METRIC_NAMES.get(m, m) for m in v["tied_on"])
-        head += f" ({tied} tie{'s' if len(v['tied_on']) == 1 else ''} with {v['runner_up']}; compared on {name})"
+        head += (
+            f" ({tied} tie{'s' if len(v['tied_on']) == 1 else ''} with {v['runner_up']}; compared on {name})"
+        )
     if v["runner_up"] is None:
         return head + "; the only system evaluated."
     vs = v["vs_runner_up"]
@@ -160,7 +177,7 @@ def _name_of(path: Any) -> str | None:
 
 
 def forgetting_for(system: Mapping[str, Any], forgetting: Mapping[str, Any]) -> str | None:
-    """"ft" if `system` runs the fine-tuned model forgetting measured, "base" if its base, else None.
+    """ "ft" if `system` runs the fine-tuned model forgetting measured, "base" if its base, else None.
 
     Matched by folder hash, then folder path; over HTTP without a folder, by the served model id (a
     ragtune server names its model after the folder).
@@ -181,14 +198,22 @@ def forgetting_for(system: Mapping[str, Any], forgetting: Mapping[str, Any]) -> 
 
 def _forgetting_summary(f: Mapping[str, Any]) -> dict[str, Any]:
     g = f.get("forgetting") or {}
-    out = {"ft_model": f.get("ft_model"), "base_model": f.get("base_model"),
-           "n": g.get("n") or (f.get("general_qa") or {}).get("n"),
-           "f1_points": g.get("f1_points"), "f1_low": g.get("low"), "f1_high": g.get("high"),
-           "contained_points": g.get("contained_points"), "contained_low": g.get("contained_low"),
-           "contained_high": g.get("contained_high")}
+    out = {
+        "ft_model": f.get("ft_model"),
+        "base_model": f.get("base_model"),
+        "n": g.get("n") or (f.get("general_qa") or {}).get("n"),
+        "f1_points": g.get("f1_points"),
+        "f1_low": g.get("low"),
+        "f1_high": g.get("high"),
+        "contained_points": g.get("contained_points"),
+        "contained_low": g.get("contained_low"),
+        "contained_high": g.get("contained_high"),
+    }
     for role in ("base", "ft"):
         if isinstance(f.get(role), Mapping):
-            out[role] = {k: f[role][k] for k in ("perplexity", "exact_match", "f1", "contained") if k in f[role]}
+            out[role] = {
+                k: f[role][k] for k in ("perplexity", "exact_match", "f1", "contained") if k in f[role]
+            }
     gate = f.get("gate") or {}
     if gate.get("max_forgetting") is not None:
         out["gate"] = {"max_forgetting": gate["max_forgetting"], "passed": gate.get("passed")}
@@ -200,8 +225,10 @@ def _forgetting_text(s: Mapping[str, Any]) -> str:
     if s.get("f1_points") is not None:
         parts.append(f"{s['f1_points']:.1f} F1 points [{s['f1_low']:+.1f}, {s['f1_high']:+.1f}]")
     if s.get("contained_points") is not None:
-        parts.append(f"{s['contained_points']:.1f} answer-contained points "
-                     f"[{s['contained_low']:+.1f}, {s['contained_high']:+.1f}]")
+        parts.append(
+            f"{s['contained_points']:.1f} answer-contained points "
+            f"[{s['contained_low']:+.1f}, {s['contained_high']:+.1f}]"
+        )
     text = f"forgets {' and '.join(parts) or 'nothing measured'} vs its base on general QA (n={s['n']})"
     if "gate" in s:
         text += f", gate --max-forgetting {s['gate']['max_forgetting']}: {'passed' if s['gate']['passed'] else 'FAILED'}"
@@ -224,18 +251,30 @@ def cost_lines(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     for name, s in results["splits"][split_name]["systems"].items():
         c = s.get("cost") or {}
         role = forgetting_for(s, f) if f else None
-        line = {"system": name, "split": split_name, "train_time_s": c.get("train_time_s"),
-                "latency_p50_s": c.get("latency_p50_s"), "adapter_bytes": c.get("adapter_bytes"),
-                "forgetting": fsum if role == "ft" else None, "forgetting_role": role or ("unmeasured" if f else None)}
+        line = {
+            "system": name,
+            "split": split_name,
+            "train_time_s": c.get("train_time_s"),
+            "latency_p50_s": c.get("latency_p50_s"),
+            "adapter_bytes": c.get("adapter_bytes"),
+            "forgetting": fsum if role == "ft" else None,
+            "forgetting_role": role or ("unmeasured" if f else None),
+        }
         out.append({**line, "text": _cost_text(line)})
     return out
 
 
 def _cost_text(c: Mapping[str, Any]) -> str:
     lat = c["latency_p50_s"]
-    parts = [f"latency p50 {lat * 1000:.0f} ms" if lat is not None and not math.isnan(lat) else "latency p50 –",
-             f"training {c['train_time_s']:.0f} s" if c["train_time_s"] is not None else "training time not recorded",
-             f"adapter {c['adapter_bytes'] / 1e6:.2f} MB" if c["adapter_bytes"] is not None else "no adapter recorded"]
+    parts = [
+        f"latency p50 {lat * 1000:.0f} ms" if lat is not None and not math.isnan(lat) else "latency p50 –",
+        f"training {c['train_time_s']:.0f} s"
+        if c["train_time_s"] is not None
+        else "training time not recorded",
+        f"adapter {c['adapter_bytes'] / 1e6:.2f} MB"
+        if c["adapter_bytes"] is not None
+        else "no adapter recorded",
+    ]
     if c["forgetting_role"] == "ft":
         parts.append(_forgetting_text(c["forgetting"]))
     elif c["forgetting_role"] == "base":
@@ -248,20 +287,33 @@ def _cost_text(c: Mapping[str, Any]) -> str:
 def compute_verdict(results: Mapping[str, Any]) -> dict[str, Any]:
     """What to deploy, per split, with CIs and costs (JSON-ready; `text` fields are the report's sentences)."""
     splits = results.get("splits") or {}
-    order = [s for s in ("test", "freshness") if s in splits] + [s for s in splits if s not in ("test", "freshness")]
+    order = [s for s in ("test", "freshness") if s in splits] + [
+        s for s in splits if s not in ("test", "freshness")
+    ]
     per_split = {s: v for s in order if (v := split_verdict(s, splits[s])) is not None}
     f = results.get("forgetting")
     costs = cost_lines(results)
     fsum = _forgetting_summary(f) if f else None
     unmatched = fsum is not None and not any(c["forgetting_role"] == "ft" for c in costs)
     tie_broken = [v["split"] for v in per_split.values() if v["tied_on"]]
-    metric_text = ("Verdict metric: exact match (EM, in points), paired bootstrap 95% CIs of the differences "
-                   "as stored in results.json (`comparisons`)")
-    metric_text += (f"; where the top two tie on EM, F1 decides ({', '.join(tie_broken)})." if tie_broken
-                    else "; F1 would decide only where the top two tie on EM.")
-    out: dict[str, Any] = {"metric": PRIMARY, "fallback": CHAIN[1], "metric_text": metric_text,
-                           "splits": per_split, "costs": costs, "forgetting": fsum,
-                           "cost_split": _cost_split(results)}
+    metric_text = (
+        "Verdict metric: exact match (EM, in points), paired bootstrap 95% CIs of the differences "
+        "as stored in results.json (`comparisons`)"
+    )
+    metric_text += (
+        f"; where the top two tie on EM, F1 decides ({', '.join(tie_broken)})."
+        if tie_broken
+        else "; F1 would decide only where the top two tie on EM."
+    )
+    out: dict[str, Any] = {
+        "metric": PRIMARY,
+        "fallback": CHAIN[1],
+        "metric_text": metric_text,
+        "splits": per_split,
+        "costs": costs,
+        "forgetting": fsum,
+        "cost_split": _cost_split(results),
+    }
     if unmatched:
         name = _name_of(fsum["ft_model"]) or "the fine-tuned model"
         out["forgetting_text"] = f"Forgetting of {name}: {_forgetting_text(fsum)}."
@@ -279,10 +331,16 @@ def verdict_blocks(v: Mapping[str, Any]) -> list[Block]:
     out.extend(("p", s["text"]) for s in v["splits"].values())
     out.append(("p", v["metric_text"]))
     if v["costs"]:
-        out.append(("p", (f"Cost per system (latency on the {v['cost_split']} split; training time and adapter "
-                          f"size from each model's ragtune.json, where recorded):")))
+        out.append(
+            (
+                "p",
+                (
+                    f"Cost per system (latency on the {v['cost_split']} split; training time and adapter "
+                    f"size from each model's ragtune.json, where recorded):"
+                ),
+            )
+        )
         out.append(("ul", [c["text"] for c in v["costs"]]))
     if v.get("forgetting_text"):
         out.append(("p", v["forgetting_text"]))
     return out
-

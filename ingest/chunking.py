@@ -26,14 +26,17 @@ _CLOSERS = "\"')]}»”’"
 class ChunkerConfig:
     chunk_size: int = 200  # tokens of the embedder's tokenizer per chunk (clamped to its max sequence length)
     overlap: int = 40  # tokens shared by neighbouring chunks
-    title_in_embedding: bool = True  # embed "title text" (as MTEB does); the title's tokens count toward the max
+    title_in_embedding: bool = (
+        True  # embed "title text" (as MTEB does); the title's tokens count toward the max
+    )
 
     def __post_init__(self):
         if self.chunk_size < 8:
             raise RagtuneError(f"`chunk_size` must be at least 8 tokens, got {self.chunk_size}")
         if not 0 <= self.overlap < self.chunk_size // 2 + 1:
-            raise RagtuneError(f"`overlap` must be between 0 and chunk_size/2 ({self.chunk_size // 2}), "
-                               f"got {self.overlap}")
+            raise RagtuneError(
+                f"`overlap` must be between 0 and chunk_size/2 ({self.chunk_size // 2}), got {self.overlap}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,23 +53,35 @@ class Chunker:
         self.tokenizer = tokenizer
         self.max_tokens = max_seq_length - tokenizer.num_special_tokens_to_add(False)
         if config.chunk_size > self.max_tokens:
-            logger.warning("chunk_size %d is more than the embedder's maximum of %d tokens (max_seq_length %d "
-                           "minus special tokens); using %d", config.chunk_size, self.max_tokens, max_seq_length,
-                           self.max_tokens)
-            config = ChunkerConfig(self.max_tokens, min(config.overlap, self.max_tokens // 2),
-                                   config.title_in_embedding)
+            logger.warning(
+                "chunk_size %d is more than the embedder's maximum of %d tokens (max_seq_length %d "
+                "minus special tokens); using %d",
+                config.chunk_size,
+                self.max_tokens,
+                max_seq_length,
+                self.max_tokens,
+            )
+            config = ChunkerConfig(
+                self.max_tokens, min(config.overlap, self.max_tokens // 2), config.title_in_embedding
+            )
         self.config = config
 
     def _encode(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False,
-                             return_attention_mask=False, return_token_type_ids=False)
+        enc = self.tokenizer(
+            texts,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            verbose=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         return [[(a, b) for a, b in offs if b > a] for offs in enc["offset_mapping"]]
 
     def chunk(self, docs: Sequence[Document]) -> list[list[Chunk]]:
         """Chunks of each document, in document order."""
         out: list[list[Chunk]] = []
         for i in range(0, len(docs), 256):
-            part = docs[i:i + 256]
+            part = docs[i : i + 256]
             offsets = self._encode([d.text for d in part])
             titles = [d.title for d in part] if self.config.title_in_embedding else [""] * len(part)
             title_lens = [len(o) for o in self._encode(titles)] if any(titles) else [0] * len(part)
@@ -102,9 +117,19 @@ class Chunker:
                 s = nxt if level[nxt] >= WORD else target
             else:
                 s = e
-        return [Chunk(id=f"{doc.id}#{i}", doc_id=doc.id, text=text[offs[a][0]:offs[b - 1][1]], start=offs[a][0],
-                      end=offs[b - 1][1], title=doc.title, source=doc.source, metadata=dict(doc.metadata))
-                for i, (a, b) in enumerate(spans)]
+        return [
+            Chunk(
+                id=f"{doc.id}#{i}",
+                doc_id=doc.id,
+                text=text[offs[a][0] : offs[b - 1][1]],
+                start=offs[a][0],
+                end=offs[b - 1][1],
+                title=doc.title,
+                source=doc.source,
+                metadata=dict(doc.metadata),
+            )
+            for i, (a, b) in enumerate(spans)
+        ]
 
 
 def _boundary_levels(text: str, offs: list[tuple[int, int]]) -> list[int]:
@@ -112,7 +137,7 @@ def _boundary_levels(text: str, offs: list[tuple[int, int]]) -> list[int]:
     levels = [NONE] * (len(offs) + 1)
     levels[0] = levels[-1] = PARAGRAPH
     for i in range(1, len(offs)):
-        gap = text[offs[i - 1][1]:offs[i][0]]
+        gap = text[offs[i - 1][1] : offs[i][0]]
         if not gap:
             continue
         if gap.count("\n") >= 2:
@@ -120,6 +145,6 @@ def _boundary_levels(text: str, offs: list[tuple[int, int]]) -> list[int]:
         elif "\n" in gap:
             levels[i] = LINE
         else:
-            prev = text[max(0, offs[i - 1][1] - 2):offs[i - 1][1]].rstrip(_CLOSERS)
+            prev = text[max(0, offs[i - 1][1] - 2) : offs[i - 1][1]].rstrip(_CLOSERS)
             levels[i] = SENTENCE if prev and prev[-1] in _SENTENCE_END else WORD
     return levels

@@ -21,30 +21,71 @@ def _index_dir(index: str | None) -> str:
 
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--index", "index", default=None, help="Index folder (holds CURRENT and versions/); $RAGTUNE_INDEX.")
-@click.option("--retriever", default=None, help=f"Retriever to embed with: {RETRIEVER_HELP} (the default); e.g. "
-              "the output of `ragtune tune retriever`.")
+@click.option(
+    "--index", "index", default=None, help="Index folder (holds CURRENT and versions/); $RAGTUNE_INDEX."
+)
+@click.option(
+    "--retriever",
+    default=None,
+    help=f"Retriever to embed with: {RETRIEVER_HELP} (the default); e.g. "
+    "the output of `ragtune tune retriever`.",
+)
 @click.option("--full", is_flag=True, help="Rebuild from scratch: re-read and re-embed everything.")
 @click.option("--dry-run", is_flag=True, help="Print the refresh plan only; write nothing.")
-@click.option("--keep-missing", is_flag=True, help="Keep documents that vanished from the sources "
-              "(default: remove them from the index).")
-@click.option("--include", multiple=True, help="Glob of files to read inside folders (repeatable), e.g. '*.md'.")
+@click.option(
+    "--keep-missing",
+    is_flag=True,
+    help="Keep documents that vanished from the sources (default: remove them from the index).",
+)
+@click.option(
+    "--include", multiple=True, help="Glob of files to read inside folders (repeatable), e.g. '*.md'."
+)
 @click.option("--exclude", multiple=True, help="Glob of files or folders to skip (repeatable).")
-@click.option("--chunk-size", default=None, type=int, help="Tokens per chunk (the embedder's tokenizer; clamped to "
-              "its max sequence length). Default: as the current version (200 for a new index).")
-@click.option("--overlap", default=None, type=int,
-              help="Tokens shared by neighbouring chunks. Default: as the current version (40 for a new index).")
-@click.option("--index-kind", type=click.Choice(["auto", "flat", "hnsw", "ivf"]), default=None,
-              help="FAISS index: flat (exact), hnsw or ivf; auto = flat below 200k chunks, else hnsw. "
-              "Default: as the current version (auto for a new index).")
+@click.option(
+    "--chunk-size",
+    default=None,
+    type=int,
+    help="Tokens per chunk (the embedder's tokenizer; clamped to "
+    "its max sequence length). Default: as the current version (200 for a new index).",
+)
+@click.option(
+    "--overlap",
+    default=None,
+    type=int,
+    help="Tokens shared by neighbouring chunks. Default: as the current version (40 for a new index).",
+)
+@click.option(
+    "--index-kind",
+    type=click.Choice(["auto", "flat", "hnsw", "ivf"]),
+    default=None,
+    help="FAISS index: flat (exact), hnsw or ivf; auto = flat below 200k chunks, else hnsw. "
+    "Default: as the current version (auto for a new index).",
+)
 @click.option("--hnsw-m", default=None, type=int, help="HNSW graph degree (default 32).")
 @click.option("--ef-search", default=None, type=int, help="HNSW search beam (default 128).")
 @click.option("--nlist", default=None, type=int, help="IVF lists (default 0: 4*sqrt(chunks)).")
 @click.option("--nprobe", default=None, type=int, help="IVF lists probed per query (default 32).")
 @click.option("--batch-size", default=64, show_default=True, type=int, help="Texts per encoder batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def ingest(paths, index, retriever, full, dry_run, keep_missing, include, exclude, chunk_size, overlap, index_kind,
-           hnsw_m, ef_search, nlist, nprobe, batch_size, as_json) -> None:
+def ingest(
+    paths,
+    index,
+    retriever,
+    full,
+    dry_run,
+    keep_missing,
+    include,
+    exclude,
+    chunk_size,
+    overlap,
+    index_kind,
+    hnsw_m,
+    ef_search,
+    nlist,
+    nprobe,
+    batch_size,
+    as_json,
+) -> None:
     """Ingest PATHS (files, folders, .jsonl, BEIR folders) into a knowledge index, refreshing by content hash."""
     from ingest.pipeline import ingest as run_ingest
     from ragtune.settings import load_settings
@@ -53,12 +94,32 @@ def ingest(paths, index, retriever, full, dry_run, keep_missing, include, exclud
     index_dir = _index_dir(index)
     retriever = load_settings(retriever=retriever).retriever
     encoder = Encoder(retriever, batch_size=batch_size)
-    given = {k: v for k, v in {"kind": index_kind, "hnsw_m": hnsw_m, "ef_search": ef_search, "nlist": nlist,
-                               "nprobe": nprobe}.items() if v is not None}
+    given = {
+        k: v
+        for k, v in {
+            "kind": index_kind,
+            "hnsw_m": hnsw_m,
+            "ef_search": ef_search,
+            "nlist": nlist,
+            "nprobe": nprobe,
+        }.items()
+        if v is not None
+    }
     opts = IndexOptions(**given) if given else None
-    report = run_ingest(list(paths), index_dir, encoder=encoder, full=full, dry_run=dry_run,
-                        delete_missing=not keep_missing, include=include, exclude=exclude, chunk_size=chunk_size,
-                        overlap=overlap, index_options=opts, show_progress=not as_json)
+    report = run_ingest(
+        list(paths),
+        index_dir,
+        encoder=encoder,
+        full=full,
+        dry_run=dry_run,
+        delete_missing=not keep_missing,
+        include=include,
+        exclude=exclude,
+        chunk_size=chunk_size,
+        overlap=overlap,
+        index_options=opts,
+        show_progress=not as_json,
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:
@@ -87,10 +148,12 @@ def list_cmd(index_, as_json) -> None:
         if "error" in r:
             click.echo(f"{mark} {r['version']}  unreadable: {r['error']}")
             continue
-        click.echo(f"{mark} {r['version']}  {r.get('created')}  {c.get('documents', '?')} docs  "
-                   f"{c.get('chunks', '?')} chunks  +{c.get('added', 0)} ~{c.get('changed', 0)} "
-                   f"-{c.get('removed', 0)}  parent {r.get('parent') or '-'}  {r.get('encoder')} "
-                   f"{r.get('index_kind')}")
+        click.echo(
+            f"{mark} {r['version']}  {r.get('created')}  {c.get('documents', '?')} docs  "
+            f"{c.get('chunks', '?')} chunks  +{c.get('added', 0)} ~{c.get('changed', 0)} "
+            f"-{c.get('removed', 0)}  parent {r.get('parent') or '-'}  {r.get('encoder')} "
+            f"{r.get('index_kind')}"
+        )
 
 
 @index.command("rollback")
@@ -106,7 +169,9 @@ def rollback_cmd(version, index_) -> None:
 
 
 @index.command("prune")
-@click.option("--keep", default=3, show_default=True, type=int, help="Newest versions to keep (plus the current).")
+@click.option(
+    "--keep", default=3, show_default=True, type=int, help="Newest versions to keep (plus the current)."
+)
 @click.option("--index", "index_", default=None, help="Index folder; $RAGTUNE_INDEX.")
 def prune_cmd(keep, index_) -> None:
     """Delete old versions, keeping the newest KEEP and the published one."""

@@ -18,20 +18,48 @@ def data() -> None:
 @data.command("import")
 @click.argument("fmt", metavar="{squad|beir|pubmedqa}", type=click.Choice(["squad", "beir", "pubmedqa"]))
 @click.argument("source", type=click.Path())
-@click.option("--out", "out_dir", required=True, metavar="DIR", type=click.Path(file_okay=False),
-              help="Folder for documents.jsonl, train.jsonl, validation.jsonl, test.jsonl (replaced atomically).")
-@click.option("--validation-fraction", default=0.1, show_default=True, type=FRACTION,
-              help="Share of the sources (SQuAD articles, PubMedQA abstracts) whose questions go to validation.")
-@click.option("--test-fraction", default=0.5, show_default=True, type=FRACTION,
-              help="Share of the sources whose questions go to test; unused where the dataset has an official "
-              "test split (BEIR qrels, PubMedQA's test_ground_truth.json).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split (same seed, same split).")
-@click.option("--test-ids", default=None, type=click.Path(dir_okay=False),
-              help="PubMedQA: JSON naming the test PMIDs (default: test_ground_truth.json beside SOURCE, if any).")
-@click.option("--disjoint", is_flag=True, help="BEIR: drop train/validation queries sharing a gold document with a "
-              "test query (BEIR's own splits may share some; SQuAD and PubMedQA splits never do).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Folder for documents.jsonl, train.jsonl, validation.jsonl, test.jsonl (replaced atomically).",
+)
+@click.option(
+    "--validation-fraction",
+    default=0.1,
+    show_default=True,
+    type=FRACTION,
+    help="Share of the sources (SQuAD articles, PubMedQA abstracts) whose questions go to validation.",
+)
+@click.option(
+    "--test-fraction",
+    default=0.5,
+    show_default=True,
+    type=FRACTION,
+    help="Share of the sources whose questions go to test; unused where the dataset has an official "
+    "test split (BEIR qrels, PubMedQA's test_ground_truth.json).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of the split (same seed, same split)."
+)
+@click.option(
+    "--test-ids",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="PubMedQA: JSON naming the test PMIDs (default: test_ground_truth.json beside SOURCE, if any).",
+)
+@click.option(
+    "--disjoint",
+    is_flag=True,
+    help="BEIR: drop train/validation queries sharing a gold document with a "
+    "test query (BEIR's own splits may share some; SQuAD and PubMedQA splits never do).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def import_(fmt, source, out_dir, validation_fraction, test_fraction, seed, test_ids, disjoint, as_json) -> None:
+def import_(
+    fmt, source, out_dir, validation_fraction, test_fraction, seed, test_ids, disjoint, as_json
+) -> None:
     """Import SOURCE (SQuAD v1.1/v2 JSON, a BEIR folder, PubMedQA's ori_pqal.json or its folder) into DIR.
 
     Writes DIR/documents.jsonl (ragtune documents) and DIR/{train,validation,test}.jsonl (QA examples
@@ -40,8 +68,16 @@ def import_(fmt, source, out_dir, validation_fraction, test_fraction, seed, test
     """
     from ingest.datasets import import_dataset
 
-    r = import_dataset(fmt, source, out_dir, validation_fraction=validation_fraction, test_fraction=test_fraction,
-                       seed=seed, test_ids=test_ids, disjoint=disjoint)
+    r = import_dataset(
+        fmt,
+        source,
+        out_dir,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        test_ids=test_ids,
+        disjoint=disjoint,
+    )
     if as_json:
         click.echo(json.dumps(asdict(r), indent=2))
         return
@@ -50,8 +86,14 @@ def import_(fmt, source, out_dir, validation_fraction, test_fraction, seed, test
     for split, n in r.questions.items():
         click.echo(f"  {split + '.jsonl':<17} {n} questions from {r.groups[split]} {r.group_noun}")
     if r.shared_test_docs:
-        kept = f"dropped {r.dropped_shared} train/validation questions" if disjoint else "kept; --disjoint drops them"
-        click.echo(f"  note: {r.shared_test_docs} gold documents of test questions are also gold for train/validation "
-                   f"questions ({kept})")
+        kept = (
+            f"dropped {r.dropped_shared} train/validation questions"
+            if disjoint
+            else "kept; --disjoint drops them"
+        )
+        click.echo(
+            f"  note: {r.shared_test_docs} gold documents of test questions are also gold for train/validation "
+            f"questions ({kept})"
+        )
     for note in r.notes:
         click.echo(f"  note: {note}")

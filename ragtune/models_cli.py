@@ -7,14 +7,23 @@ import json
 import click
 
 # (key in describe_models(), label); a key a model lacks is left out of its block.
-_FIELDS = [("upstream", "upstream"), ("package", "package"), ("license", "licence"),
-           ("quantization", "quantisation"), ("folder", "folder"), ("gguf", "gguf file")]
+_FIELDS = [
+    ("upstream", "upstream"),
+    ("package", "package"),
+    ("license", "licence"),
+    ("quantization", "quantisation"),
+    ("folder", "folder"),
+    ("gguf", "gguf file"),
+]
 
 
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-@click.option("--prepare", is_flag=True,
-              help="Build the default generator's folder now (once, about half a minute) and print its path.")
+@click.option(
+    "--prepare",
+    is_flag=True,
+    help="Build the default generator's folder now (once, about half a minute) and print its path.",
+)
 def models(as_json: bool, prepare: bool) -> None:
     """List the embedded defaults that `default` names (for --base, --model, --ft, --retriever)."""
     from ragtune.models import default_generator_dir, describe_models

@@ -6,9 +6,10 @@ Every stage reads and writes these shapes; see shared/DESIGN.md "Shared formats"
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ragtune.errors import RagtuneError
 
@@ -55,7 +56,7 @@ class Passage:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Passage":
+    def from_dict(cls, d: dict[str, Any]) -> Passage:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -79,8 +80,10 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for every non-blank line; raise RecordError naming the bad line."""
     path = Path(path)
     if not path.is_file():
-        raise RecordError(f"{path}: no such file; pass an existing .jsonl file"
-                          + (" (it is a folder)" if path.is_dir() else ""))
+        raise RecordError(
+            f"{path}: no such file; pass an existing .jsonl file"
+            + (" (it is a folder)" if path.is_dir() else "")
+        )
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -88,7 +91,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove that line") from None
+                raise RecordError(
+                    f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove that line"
+                ) from None
             if not isinstance(obj, dict):
                 raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
@@ -115,7 +120,9 @@ def qa_from_dict(obj: dict[str, Any], where: str = "") -> QAExample:
         answers=answers,
         doc_ids=tuple(str(d) for d in doc_ids),
         context=ctx,
-        stale_answers=_answer_tuple(obj.get("stale_answer", obj.get("stale_answers", [])), "stale_answer", prefix),
+        stale_answers=_answer_tuple(
+            obj.get("stale_answer", obj.get("stale_answers", [])), "stale_answer", prefix
+        ),
     )
 
 

@@ -29,16 +29,20 @@ class Settings(BaseSettings):
 
     index: Path | None = Field(None, description="Knowledge index folder (holds versions/ and CURRENT).")
     retriever: str | None = Field(
-        None, description="Retriever: a local sentence-transformers folder or `default` (the embedded all-MiniLM-L6-v2)."
+        None,
+        description="Retriever: a local sentence-transformers folder or `default` (the embedded all-MiniLM-L6-v2).",
     )
     model: Path | None = Field(
-        None, description="Generator: a local Hugging Face model folder or `default` (the embedded SmolLM2-135M-Instruct)."
+        None,
+        description="Generator: a local Hugging Face model folder or `default` (the embedded SmolLM2-135M-Instruct).",
     )
     backend: str = Field("auto", description="Generation backend: auto, vllm, transformers or openai.")
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the server listens on (0 picks a free one).")
     api_key: SecretStr | None = Field(None, description="Bearer key required on /v1/*; no default.")
-    openai_base_url: str | None = Field(None, description="Remote OpenAI-compatible server for backend=openai.")
+    openai_base_url: str | None = Field(
+        None, description="Remote OpenAI-compatible server for backend=openai."
+    )
     openai_api_key: SecretStr | None = Field(None, description="Key for the remote OpenAI-compatible server.")
     top_k: int = Field(4, ge=0, le=100, description="Passages retrieved per question.")
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR.")
@@ -64,7 +68,9 @@ def load_settings(config: str | Path | None = None, *, cls: type[S] = Settings, 
     environment, then non-None flags. The process environment is left untouched, so a subprocess
     (a server started by a test or the demo) never inherits another command's settings file."""
     if config is not None and not Path(config).is_file():
-        raise FileNotFoundError(f"settings file {config} does not exist; pass an existing YAML file to --config")
+        raise FileNotFoundError(
+            f"settings file {config} does not exist; pass an existing YAML file to --config"
+        )
     token = _config_file.set(str(config) if config is not None else None)
     try:
         return cls(**{k: v for k, v in flags.items() if v is not None})
@@ -76,7 +82,8 @@ def cache_dir() -> Path:
     """ragtune's cache (file hashes, ONNX exports, built base models): $RAGTUNE_CACHE_DIR, else
     $XDG_CACHE_HOME/ragtune, else ~/.cache/ragtune."""
     base = os.environ.get("RAGTUNE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ragtune")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ragtune"
+    )
     return Path(base)
 
 

@@ -37,8 +37,13 @@ def list_versions(index_dir: str | Path) -> list[dict]:
         row = {"version": vid, "current": vid == cur}
         try:
             m = read_manifest(version_dir(d, vid), d)
-            row.update(created=m.get("created"), parent=m.get("parent"), counts=m.get("counts", {}),
-                       encoder=m.get("encoder", {}).get("model"), index_kind=m.get("index", {}).get("kind"))
+            row.update(
+                created=m.get("created"),
+                parent=m.get("parent"),
+                counts=m.get("counts", {}),
+                encoder=m.get("encoder", {}).get("model"),
+                index_kind=m.get("index", {}).get("kind"),
+            )
         except IndexCorrupt as e:
             row["error"] = str(e)
         rows.append(row)

@@ -14,7 +14,9 @@ from ragtune.models import RETRIEVER_HELP
 @click.argument("query")
 @click.option("--index", "index", default=None, help="Index folder; $RAGTUNE_INDEX.")
 @click.option("-k", "k", default=10, show_default=True, type=int, help="Passages to return.")
-@click.option("--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the one that built the index.")
+@click.option(
+    "--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the one that built the index."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the passages as a JSON list.")
 def search(query, index, k, retriever, as_json) -> None:
     """Search a knowledge index and print the top-k passages."""

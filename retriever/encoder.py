@@ -47,7 +47,8 @@ def resolve_model(model: str | Path | None, adapter: str | Path | None) -> tuple
         if not model_dir.is_dir():
             raise RagtuneError(
                 f"retriever {model} is not a local folder; pass a sentence-transformers folder "
-                f"(e.g. the output of `ragtune tune retriever`) or `default` for the embedded {DEFAULT_MODEL_NAME}")
+                f"(e.g. the output of `ragtune tune retriever`) or `default` for the embedded {DEFAULT_MODEL_NAME}"
+            )
         if _is_adapter_only(model_dir):
             if adapter is not None:
                 raise RagtuneError(f"{model_dir} is itself an adapter; pass either it or --adapter, not both")
@@ -56,8 +57,10 @@ def resolve_model(model: str | Path | None, adapter: str | Path | None) -> tuple
             # A saved adapter records an absolute base path; fall back to the embedded model when it moved.
             model_dir = Path(base) if base and Path(base).is_dir() else default_model_dir()
         elif not (model_dir / "modules.json").is_file() and not (model_dir / "config.json").is_file():
-            raise RagtuneError(f"{model_dir} holds no modules.json or config.json; it is not a sentence-transformers "
-                               "model folder")
+            raise RagtuneError(
+                f"{model_dir} holds no modules.json or config.json; it is not a sentence-transformers "
+                "model folder"
+            )
     adapter_dir = None
     if adapter is not None:
         adapter_dir = Path(adapter).expanduser()
@@ -69,8 +72,15 @@ def resolve_model(model: str | Path | None, adapter: str | Path | None) -> tuple
 class Encoder:
     """Texts → L2-normalised float32 vectors, with a fingerprint of the model that made them."""
 
-    def __init__(self, model: str | Path | None = None, adapter: str | Path | None = None,
-                 device: str | None = None, batch_size: int = 64, backend: str = "torch", engine: str | None = None):
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        adapter: str | Path | None = None,
+        device: str | None = None,
+        batch_size: int = 64,
+        backend: str = "torch",
+        engine: str | None = None,
+    ):
         """`backend` decides the embedding space (fp32 "torch", or "onnx-int8"); `engine` only what runs an fp32
         encoder: "torch", "openvino", or "auto" (the default, also from $RAGTUNE_ENCODER_ENGINE): OpenVINO when
         it is installed and the folder exports, else torch. Training needs engine "torch"."""
@@ -95,8 +105,10 @@ class Encoder:
             return "onnxruntime"
         if self.adapter_dir is not None or (device not in (None, "cpu")):
             if engine == "openvino":
-                raise RagtuneError("the openvino engine runs merged models on CPU; use engine torch for an "
-                                   "unmerged adapter or a GPU")
+                raise RagtuneError(
+                    "the openvino engine runs merged models on CPU; use engine torch for an "
+                    "unmerged adapter or a GPU"
+                )
             return "torch"
         if engine == "auto":
             from retriever import openvino_backend
@@ -150,16 +162,22 @@ class Encoder:
         fp["id"] = fingerprint_id(fp)
         return fp
 
-    def encode(self, texts: Sequence[str] | str, batch_size: int | None = None,
-               show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str] | str, batch_size: int | None = None, show_progress: bool = False
+    ) -> np.ndarray:
         """Embed texts; returns float32 [n, dimension], each row of unit length."""
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:  # torch modules are not safe to call from several threads at once
-            vecs = self.model.encode(items, batch_size=batch_size or self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=show_progress)
+            vecs = self.model.encode(
+                items,
+                batch_size=batch_size or self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         return vecs[0] if single else vecs
 

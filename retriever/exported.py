@@ -17,8 +17,11 @@ import numpy as np
 
 from ragtune.errors import RagtuneError
 
-_KNOWN_MODULES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
-                  "sentence_transformers.models.Normalize")
+_KNOWN_MODULES = (
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Pooling",
+    "sentence_transformers.models.Normalize",
+)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # in the traced module's argument order
 _SAMPLE = ["a short one", "a somewhat longer example sentence to trace the model with"]
 
@@ -32,7 +35,9 @@ def pooling_mode(model_dir: Path) -> str:
         return "cls"
     if cfg.get("pooling_mode_mean_tokens", True):
         return "mean"
-    raise RagtuneError(f"{model_dir}: exported encoders support mean or CLS pooling only; use the torch engine")
+    raise RagtuneError(
+        f"{model_dir}: exported encoders support mean or CLS pooling only; use the torch engine"
+    )
 
 
 def exportable(model_dir: Path) -> bool:
@@ -108,15 +113,27 @@ class PooledEncoder:
         m = mask[..., None].astype(np.float32)
         return ((hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)).astype(np.float32)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, normalize_embeddings: bool = True,
-               convert_to_numpy: bool = True, show_progress_bar: bool = False, **_: Any) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        normalize_embeddings: bool = True,
+        convert_to_numpy: bool = True,
+        show_progress_bar: bool = False,
+        **_: Any,
+    ) -> np.ndarray:
         items = [t.lower() for t in texts] if self.lower_case else list(texts)
         order = np.argsort([-len(t) for t in items], kind="stable")  # similar lengths together: less padding
         out: np.ndarray | None = None
         for i in range(0, len(items), batch_size):
-            idx = order[i:i + batch_size]
-            enc = self.tokenizer([items[j] for j in idx], padding=True, truncation=True,
-                                 max_length=self.max_seq_length, return_tensors="np")
+            idx = order[i : i + batch_size]
+            enc = self.tokenizer(
+                [items[j] for j in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
             feeds = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
             vec = self._pool(self._hidden(feeds), feeds["attention_mask"])
             if out is None:

@@ -95,8 +95,10 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of every entry, read back from the index itself."""
     if isinstance(index, faiss.IndexIVF):
         lists = index.invlists
-        ids = np.concatenate([faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-                              for i in range(index.nlist)] or [np.zeros(0, np.int64)]).astype(np.int64)
+        ids = np.concatenate(
+            [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(index.nlist)]
+            or [np.zeros(0, np.int64)]
+        ).astype(np.int64)
         vecs = np.vstack([index.reconstruct(int(i)) for i in ids]) if len(ids) else None
     else:
         ids = faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -106,13 +108,21 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.ascontiguousarray(vecs, dtype=np.float32)
 
 
-def update(index: faiss.Index | None, remove: list[int], add_vecs: np.ndarray, add_ids: np.ndarray, dim: int,
-           opts: IndexOptions) -> faiss.Index:
+def update(
+    index: faiss.Index | None,
+    remove: list[int],
+    add_vecs: np.ndarray,
+    add_ids: np.ndarray,
+    dim: int,
+    opts: IndexOptions,
+) -> faiss.Index:
     """The next version's index: the parent's minus `remove`, plus the new vectors (rebuilt when needed)."""
     total = (index.ntotal if index is not None else 0) - len(remove) + len(add_vecs)
     kind = opts.resolve(total)
     if index is None or index.ntotal == 0 or kind_of(index) != kind or (kind == "hnsw" and remove):
-        ids, vecs = (np.zeros(0, np.int64), np.zeros((0, dim), np.float32)) if index is None else all_vectors(index)
+        ids, vecs = (
+            (np.zeros(0, np.int64), np.zeros((0, dim), np.float32)) if index is None else all_vectors(index)
+        )
         if len(remove):
             keep = ~np.isin(ids, np.asarray(remove, dtype=np.int64))
             ids, vecs = ids[keep], vecs[keep]

@@ -6,7 +6,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -46,8 +46,10 @@ class KnowledgeIndex:
         vid = version or current_version(d)
         vdir = version_dir(d, vid)
         if not vdir.is_dir():
-            raise IndexCorrupt(f"{d}/CURRENT names version {vid} but {vdir} does not exist; roll back with "
-                               f"`ragtune index rollback VERSION --index {d}` or rebuild with `{rebuild_hint(d)}`")
+            raise IndexCorrupt(
+                f"{d}/CURRENT names version {vid} but {vdir} does not exist; roll back with "
+                f"`ragtune index rollback VERSION --index {d}` or rebuild with `{rebuild_hint(d)}`"
+            )
         manifest = read_manifest(vdir, d)
         fix = rebuild_hint(d, manifest.get("sources"))
         for name in (FAISS_FILE, STORE_FILE):
@@ -56,32 +58,43 @@ class KnowledgeIndex:
             if not path.is_file():
                 raise IndexCorrupt(f"{path} is missing; rebuild with `{fix}`")
             if want.get("size") is not None and path.stat().st_size != want["size"]:
-                raise IndexCorrupt(f"{path} has {path.stat().st_size} bytes, the manifest says {want['size']}; "
-                                   f"the file is truncated or was replaced; rebuild with `{fix}`")
+                raise IndexCorrupt(
+                    f"{path} has {path.stat().st_size} bytes, the manifest says {want['size']}; "
+                    f"the file is truncated or was replaced; rebuild with `{fix}`"
+                )
             if verify and want.get("sha256") and file_sha256(path) != want["sha256"]:
-                raise IndexCorrupt(f"{path} does not match the sha256 in its manifest (corrupted); rebuild with "
-                                   f"`{fix}`")
+                raise IndexCorrupt(
+                    f"{path} does not match the sha256 in its manifest (corrupted); rebuild with `{fix}`"
+                )
         try:
             index = faiss_index.read(vdir / FAISS_FILE)
         except RuntimeError as e:
-            raise IndexCorrupt(f"{vdir / FAISS_FILE} is not a readable FAISS index ({str(e).splitlines()[0]}); "
-                               f"rebuild with `{fix}`") from None
+            raise IndexCorrupt(
+                f"{vdir / FAISS_FILE} is not a readable FAISS index ({str(e).splitlines()[0]}); "
+                f"rebuild with `{fix}`"
+            ) from None
         store = ChunkStore(vdir / STORE_FILE)
         try:
             n = store.check()
         except sqlite3.DatabaseError as e:
             store.close()
-            raise IndexCorrupt(f"{vdir / STORE_FILE} is not a readable chunk store ({e}); rebuild with `{fix}`") from None
+            raise IndexCorrupt(
+                f"{vdir / STORE_FILE} is not a readable chunk store ({e}); rebuild with `{fix}`"
+            ) from None
         want_n = manifest.get("counts", {}).get("chunks")
         if index.ntotal != n or (want_n is not None and want_n != n):
             store.close()
-            raise IndexCorrupt(f"{vdir} is inconsistent: {index.ntotal} vectors in {FAISS_FILE}, {n} chunks in "
-                               f"{STORE_FILE}, {want_n} in the manifest; rebuild with `{fix}`")
+            raise IndexCorrupt(
+                f"{vdir} is inconsistent: {index.ntotal} vectors in {FAISS_FILE}, {n} chunks in "
+                f"{STORE_FILE}, {want_n} in the manifest; rebuild with `{fix}`"
+            )
         enc = manifest.get("encoder", {})
         if enc.get("dimension") != index.d:
             store.close()
-            raise IndexCorrupt(f"{vdir / FAISS_FILE} holds {index.d}-d vectors but the manifest's encoder makes "
-                               f"{enc.get('dimension')}-d ones; rebuild with `{fix}`")
+            raise IndexCorrupt(
+                f"{vdir / FAISS_FILE} holds {index.d}-d vectors but the manifest's encoder makes "
+                f"{enc.get('dimension')}-d ones; rebuild with `{fix}`"
+            )
         return cls(d, vid, manifest, index, store)
 
     # --- properties --------------------------------------------------------------------------
@@ -116,7 +129,8 @@ class KnowledgeIndex:
         raise FingerprintMismatch(
             f"index {self.dir} (version {self.version}) was built with encoder {describe(self.fingerprint)} but "
             f"the retriever is {describe(theirs)}; rebuild the index for this retriever with `{fix}`, or use "
-            f"--retriever {built}")
+            f"--retriever {built}"
+        )
 
     # --- search ------------------------------------------------------------------------------
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Passage]]:
@@ -144,7 +158,7 @@ class KnowledgeIndex:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> KnowledgeIndex:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

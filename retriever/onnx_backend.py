@@ -29,8 +29,9 @@ def _require_onnxruntime():
         import onnxruntime  # noqa: F401
         from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: F401
     except ImportError as e:
-        raise ImportError("the onnx-int8 encoder backend needs onnxruntime and onnx: "
-                          "`pip install onnx onnxruntime`") from e
+        raise ImportError(
+            "the onnx-int8 encoder backend needs onnxruntime and onnx: `pip install onnx onnxruntime`"
+        ) from e
 
 
 def export_int8(model_dir: Path) -> Path:
@@ -49,12 +50,25 @@ def export_int8(model_dir: Path) -> Path:
     logger.info("exporting %s to ONNX and quantising it to int8 (once)", model_dir)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, tuple(sample.values()), str(fp32), input_names=list(sample),
-                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                          dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*sample, "last_hidden_state")})
+        torch.onnx.export(
+            module,
+            tuple(sample.values()),
+            str(fp32),
+            input_names=list(sample),
+            output_names=["last_hidden_state"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*sample, "last_hidden_state")},
+        )
     tmp = out / f"model_int8.{os.getpid()}.onnx"
-    quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True})
+    quantize_dynamic(
+        str(fp32),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"MatMulConstBOnly": True},
+    )
     os.replace(tmp, int8)
     fp32.unlink()
     return int8
@@ -68,7 +82,9 @@ class Int8Model(PooledEncoder):
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(export_int8(model_dir)), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(export_int8(model_dir)), opts, providers=["CPUExecutionProvider"]
+        )
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     def _hidden(self, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -65,8 +65,11 @@ class OpenVinoEncoder(PooledEncoder):
         super().__init__(model_dir)
         core = ov.Core()
         # f32 precision hint: OpenVINO would otherwise pick bf16 on CPUs that have it, which moves vectors.
-        compiled = core.compile_model(str(export_ir(model_dir)), "CPU",
-                                      {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+        compiled = core.compile_model(
+            str(export_ir(model_dir)),
+            "CPU",
+            {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+        )
         self._inputs = {i.get_any_name() for i in compiled.inputs}
         self._request = compiled.create_infer_request()
 

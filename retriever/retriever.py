@@ -25,8 +25,13 @@ class Retriever:
         self._swap = threading.Lock()
 
     @classmethod
-    def open(cls, index_dir: str | Path, retriever: str | Path | None = None, version: str | None = None,
-             **encoder_kwargs) -> Retriever:
+    def open(
+        cls,
+        index_dir: str | Path,
+        retriever: str | Path | None = None,
+        version: str | None = None,
+        **encoder_kwargs,
+    ) -> Retriever:
         """Open the CURRENT version (or `version`). `retriever=None` uses the encoder recorded in the index when
         that folder exists here (else the embedded default); an explicit retriever must match its fingerprint."""
         index = KnowledgeIndex.open(index_dir, version=version)

@@ -59,13 +59,27 @@ class ChunkStore:
 
     # --- writing -------------------------------------------------------------------------------
     def add(self, ids: Sequence[int], chunks: Sequence[Chunk]) -> None:
-        rows = [(int(i), c.id, c.doc_id, c.text, c.title, c.source, c.start, c.end,
-                 json.dumps(c.metadata, ensure_ascii=False, default=str)) for i, c in zip(ids, chunks)]
+        rows = [
+            (
+                int(i),
+                c.id,
+                c.doc_id,
+                c.text,
+                c.title,
+                c.source,
+                c.start,
+                c.end,
+                json.dumps(c.metadata, ensure_ascii=False, default=str),
+            )
+            for i, c in zip(ids, chunks)
+        ]
         with self._lock:
             self.conn.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     def put_documents(self, docs: Iterable[tuple[str, str, str, str, str, int, dict]]) -> None:
-        rows = [(d, h, o, s, t, n, json.dumps(m, ensure_ascii=False, default=str)) for d, h, o, s, t, n, m in docs]
+        rows = [
+            (d, h, o, s, t, n, json.dumps(m, ensure_ascii=False, default=str)) for d, h, o, s, t, n, m in docs
+        ]
         with self._lock:
             self.conn.executemany("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?)", rows)
 
@@ -74,9 +88,11 @@ class ChunkStore:
         removed: list[int] = []
         with self._lock:
             for i in range(0, len(doc_ids), 500):
-                part = list(doc_ids[i:i + 500])
+                part = list(doc_ids[i : i + 500])
                 marks = ",".join("?" * len(part))
-                removed += [r[0] for r in self.conn.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", part)]
+                removed += [
+                    r[0] for r in self.conn.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", part)
+                ]
                 self.conn.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
                 self.conn.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
         return removed
@@ -96,36 +112,56 @@ class ChunkStore:
         with self._lock:
             rows = self.conn.execute(
                 f"SELECT id, chunk_id, doc_id, text, title, source, start, end FROM chunks WHERE id IN ({marks})",
-                ids).fetchall()
+                ids,
+            ).fetchall()
         by_id = {r[0]: r for r in rows}
         out = []
         for i, s in zip(ids, scores):
             r = by_id.get(i)
             if r is not None:
-                out.append(Passage(chunk_id=r[1], doc_id=r[2], text=r[3], score=float(s), title=r[4], source=r[5],
-                                   start=r[6], end=r[7]))
+                out.append(
+                    Passage(
+                        chunk_id=r[1],
+                        doc_id=r[2],
+                        text=r[3],
+                        score=float(s),
+                        title=r[4],
+                        source=r[5],
+                        start=r[6],
+                        end=r[7],
+                    )
+                )
         return out
 
     def chunk_ids_of(self, doc_ids: Sequence[str]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         with self._lock:
             for i in range(0, len(doc_ids), 500):
-                part = list(doc_ids[i:i + 500])
+                part = list(doc_ids[i : i + 500])
                 marks = ",".join("?" * len(part))
                 for fid, d in self.conn.execute(
-                        f"SELECT id, doc_id FROM chunks WHERE doc_id IN ({marks}) ORDER BY id", part):
+                    f"SELECT id, doc_id FROM chunks WHERE doc_id IN ({marks}) ORDER BY id", part
+                ):
                     out.setdefault(d, []).append(fid)
         return out
 
     def documents(self) -> dict[str, dict]:
         with self._lock:
-            rows = self.conn.execute("SELECT doc_id, hash, origin, source, title, n_chunks FROM documents").fetchall()
-        return {r[0]: {"hash": r[1], "origin": r[2], "source": r[3], "title": r[4], "n_chunks": r[5]} for r in rows}
+            rows = self.conn.execute(
+                "SELECT doc_id, hash, origin, source, title, n_chunks FROM documents"
+            ).fetchall()
+        return {
+            r[0]: {"hash": r[1], "origin": r[2], "source": r[3], "title": r[4], "n_chunks": r[5]}
+            for r in rows
+        }
 
     def iter_chunks(self, batch: int = 1000):
         """Every stored chunk as a Passage (score 0), in id order; for tuner's data builders."""
         with self._lock:
             rows = self.conn.execute(
-                "SELECT id, chunk_id, doc_id, text, title, source, start, end FROM chunks ORDER BY id").fetchall()
+                "SELECT id, chunk_id, doc_id, text, title, source, start, end FROM chunks ORDER BY id"
+            ).fetchall()
         for r in rows:
-            yield Passage(chunk_id=r[1], doc_id=r[2], text=r[3], title=r[4], source=r[5], start=r[6], end=r[7])
+            yield Passage(
+                chunk_id=r[1], doc_id=r[2], text=r[3], title=r[4], source=r[5], start=r[6], end=r[7]
+            )

@@ -48,11 +48,15 @@ def current_version(index_dir: str | Path) -> str:
     except FileNotFoundError:
         raise not_found(index_dir) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise IndexCorrupt(f"{path} is unreadable ({e}); roll back with `ragtune index rollback VERSION --index "
-                           f"{index_dir}` or rebuild with `{rebuild_hint(index_dir)}`") from None
+        raise IndexCorrupt(
+            f"{path} is unreadable ({e}); roll back with `ragtune index rollback VERSION --index "
+            f"{index_dir}` or rebuild with `{rebuild_hint(index_dir)}`"
+        ) from None
     if not _VERSION_RE.match(vid):
-        raise IndexCorrupt(f"{path} holds {vid[:40]!r}, not a version id; roll back with `ragtune index rollback "
-                           f"VERSION --index {index_dir}` or rebuild with `{rebuild_hint(index_dir)}`")
+        raise IndexCorrupt(
+            f"{path} holds {vid[:40]!r}, not a version id; roll back with `ragtune index rollback "
+            f"VERSION --index {index_dir}` or rebuild with `{rebuild_hint(index_dir)}`"
+        )
     return vid
 
 
@@ -61,11 +65,15 @@ def not_found(index_dir: str | Path) -> IndexNotFound:
     if not d.exists():
         return IndexNotFound(f"no index at {d}; build one with `ragtune ingest PATH... --index {d}`")
     if (d / VERSIONS).is_dir():
-        return IndexCorrupt(f"{d / CURRENT} is missing; publish a version with `ragtune index rollback VERSION "
-                            f"--index {d}` (see `ragtune index list --index {d}`) or rebuild with "
-                            f"`{rebuild_hint(d)}`")
-    return IndexNotFound(f"{d} is not a ragtune index (no {CURRENT} file); build one with "
-                         f"`ragtune ingest PATH... --index {d}` into an empty or new folder")
+        return IndexCorrupt(
+            f"{d / CURRENT} is missing; publish a version with `ragtune index rollback VERSION "
+            f"--index {d}` (see `ragtune index list --index {d}`) or rebuild with "
+            f"`{rebuild_hint(d)}`"
+        )
+    return IndexNotFound(
+        f"{d} is not a ragtune index (no {CURRENT} file); build one with "
+        f"`ragtune ingest PATH... --index {d}` into an empty or new folder"
+    )
 
 
 def version_dir(index_dir: str | Path, vid: str) -> Path:
@@ -92,12 +100,15 @@ def read_manifest(vdir: Path, index_dir: str | Path) -> dict:
     except FileNotFoundError:
         raise IndexCorrupt(f"{path} is missing; rebuild with `{rebuild_hint(index_dir)}`") from None
     except (OSError, ValueError) as e:
-        raise IndexCorrupt(f"{path} is not a readable manifest ({e}); rebuild with "
-                           f"`{rebuild_hint(index_dir)}`") from None
+        raise IndexCorrupt(
+            f"{path} is not a readable manifest ({e}); rebuild with `{rebuild_hint(index_dir)}`"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         fmt = manifest.get("format") if isinstance(manifest, dict) else None
-        raise IndexCorrupt(f"{path} is not a {FORMAT} manifest (format {fmt!r}); this folder was written by "
-                           f"something else; rebuild with `{rebuild_hint(index_dir)}`")
+        raise IndexCorrupt(
+            f"{path} is not a {FORMAT} manifest (format {fmt!r}); this folder was written by "
+            f"something else; rebuild with `{rebuild_hint(index_dir)}`"
+        )
     return manifest
 
 
@@ -138,8 +149,10 @@ def index_lock(index_dir: str | Path) -> Iterator[None]:
         who = ""
         with contextlib.suppress(OSError):
             who = f" (process {owner.read_text().strip()})"
-        raise IndexLocked(f"another ingest is writing {d}{who}; wait for it to finish, then run this again "
-                          f"(the lock {d / LOCK} is released when that process exits)") from None
+        raise IndexLocked(
+            f"another ingest is writing {d}{who}; wait for it to finish, then run this again "
+            f"(the lock {d / LOCK} is released when that process exits)"
+        ) from None
     try:
         owner.write_text(str(os.getpid()))
         _clean_tmp(d)

@@ -44,8 +44,14 @@ class VersionWriter:
     """Start from `parent` (or from scratch when there is none or `full`), remove documents, add chunks
     with their vectors, publish."""
 
-    def __init__(self, index_dir: str | Path, fingerprint: dict, options: faiss_index.IndexOptions,
-                 parent: KnowledgeIndex | None = None, full: bool = False):
+    def __init__(
+        self,
+        index_dir: str | Path,
+        fingerprint: dict,
+        options: faiss_index.IndexOptions,
+        parent: KnowledgeIndex | None = None,
+        full: bool = False,
+    ):
         self.dir = Path(index_dir)
         self.fingerprint = fingerprint
         self.options = options

@@ -115,8 +115,11 @@ class ChatCompletionRequest(BaseModel):
             ("tool_choice", self.tool_choice in (None, "none"), 'leave it out or send "none"'),
             ("functions", not self.functions, "function calling is not implemented; leave `functions` out"),
             ("function_call", self.function_call in (None, "none"), 'leave it out or send "none"'),
-            ("response_format", self.response_format in (None, {"type": "text"}),
-             'only {"type": "text"} is; ask for the format in the messages instead'),
+            (
+                "response_format",
+                self.response_format in (None, {"type": "text"}),
+                'only {"type": "text"} is; ask for the format in the messages instead',
+            ),
             ("logprobs", not self.logprobs, "leave it out or send false"),
             ("top_logprobs", not self.top_logprobs, "leave it out or send 0"),
         ]

@@ -14,8 +14,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 # Public evaluation data (SQuAD, BEIR) lives beside the checkout, not in it; tests on it skip without it.
-needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "squad_v1.1").is_dir(),
-                                       reason=f"public evaluation data not found at {SHARED_DATA}")
+needs_shared_data = pytest.mark.skipif(
+    not (SHARED_DATA / "squad_v1.1").is_dir(), reason=f"public evaluation data not found at {SHARED_DATA}"
+)
 
 
 def run_cli(*args: str, check: bool = True, timeout: float = 600, env: dict | None = None, cwd=None):
@@ -25,8 +26,15 @@ def run_cli(*args: str, check: bool = True, timeout: float = 600, env: dict | No
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "ragtune", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd or REPO,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"ragtune {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"ragtune {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc

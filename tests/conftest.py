@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Helpers that test modules import live in cli_helpers.py: several folders have a conftest.py of their
 # own, so `from conftest import ...` would find whichever was imported last.
-from cli_helpers import REPO, SHARED_DATA, needs_shared_data, run_cli  # noqa: F401,E402 - re-exported
+from cli_helpers import REPO, SHARED_DATA, needs_shared_data, run_cli  # noqa: F401 - re-exported
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,12 @@ def tiny_generator(tmp_path_factory) -> Path:
     from tuner.base_model import TinyModelConfig, build_untrained
 
     out = tmp_path_factory.mktemp("tiny_generator")
-    cfg = TinyModelConfig(vocab_size=400, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
-                          max_position_embeddings=512)
+    cfg = TinyModelConfig(
+        vocab_size=400,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
     return build_untrained(TINY_TEXTS, out, cfg, seed=0)

@@ -44,8 +44,23 @@ def train_retriever(*args: Any, **kwargs: Any):
 
 
 __all__ = [
-    "METHODS", "MODES", "PEFT_LORA", "PEFT_PROMPT", "ChatExample", "FullGeneratorConfig", "GeneratorConfig",
-    "InstructionTemplate", "LoraGeneratorConfig", "PromptGeneratorConfig", "TrainExample",
-    "build_raft_examples", "build_sft_examples", "export_model", "load_generator_data", "mix_tasks",
-    "split_by_document", "train_generator", "train_retriever",
+    "METHODS",
+    "MODES",
+    "PEFT_LORA",
+    "PEFT_PROMPT",
+    "ChatExample",
+    "FullGeneratorConfig",
+    "GeneratorConfig",
+    "InstructionTemplate",
+    "LoraGeneratorConfig",
+    "PromptGeneratorConfig",
+    "TrainExample",
+    "build_raft_examples",
+    "build_sft_examples",
+    "export_model",
+    "load_generator_data",
+    "mix_tasks",
+    "split_by_document",
+    "train_generator",
+    "train_retriever",
 ]

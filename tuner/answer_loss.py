@@ -38,8 +38,9 @@ class AnswerLogitsTrainer(Trainer):
         outputs = model(**inputs, logits_to_keep=keep)
         logits = outputs.logits.float()
         picked = targets[:, keep]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=IGNORE,
-                               reduction="sum")
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        )
         n = num_items_in_batch if num_items_in_batch is not None else (picked != IGNORE).sum()
         loss = loss / n
         return (loss, outputs) if return_outputs else loss

@@ -16,9 +16,9 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 from ragtune.errors import RagtuneError
 from tuner.base_model import TinyModelConfig, init_model, save_model, train_tokenizer
@@ -33,14 +33,20 @@ class BaseTrainConfig:
     lr: float = field(default=2e-3, metadata={"help": "Peak AdamW learning rate."})
     warmup: int = field(default=100, metadata={"help": "Linear warm-up steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    max_len: int = field(default=384, metadata={"help": "Longer sequences are truncated (from the left for chats)."})
-    answer_weight: float = field(default=1.0, metadata={"help": "Extra loss weight on assistant answer tokens."})
+    max_len: int = field(
+        default=384, metadata={"help": "Longer sequences are truncated (from the left for chats)."}
+    )
+    answer_weight: float = field(
+        default=1.0, metadata={"help": "Extra loss weight on assistant answer tokens."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed for init, shuffling and batching."})
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "max_len"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` should be a positive integer but the value passed is {getattr(self, name)}")
+                raise ValueError(
+                    f"`{name}` should be a positive integer but the value passed is {getattr(self, name)}"
+                )
         if not self.lr > 0:
             raise ValueError(f"`lr` should be positive but the value passed is {self.lr}")
 
@@ -54,7 +60,9 @@ def read_corpus(files: Sequence[str | Path]) -> tuple[list[str], list[list[dict]
     for f in files:
         path = Path(f)
         if not path.is_file():
-            raise RagtuneError(f"corpus file {path} does not exist; pass existing .txt or .jsonl files to --corpus")
+            raise RagtuneError(
+                f"corpus file {path} does not exist; pass existing .txt or .jsonl files to --corpus"
+            )
         if path.suffix == ".jsonl":
             for lineno, obj in iter_jsonl(path):
                 if isinstance(obj.get("messages"), list):
@@ -109,8 +117,8 @@ def batches(examples: list, batch_size: int, rng: random.Random):
         window = 50 * batch_size
         groups = []
         for s in range(0, len(order), window):
-            chunk = sorted(order[s:s + window], key=lambda i: len(examples[i][0]))
-            groups.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
+            chunk = sorted(order[s : s + window], key=lambda i: len(examples[i][0]))
+            groups.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
         rng.shuffle(groups)
         yield from groups
 
@@ -123,8 +131,8 @@ def collate(examples, idx, pad_id: int, answer_weight: float):
     weight = torch.zeros((len(idx), L))
     for r, i in enumerate(idx):
         seq, answer = examples[i]
-        ids[r, :len(seq)] = torch.tensor(seq)
-        weight[r, :len(seq)] = 1.0
+        ids[r, : len(seq)] = torch.tensor(seq)
+        weight[r, : len(seq)] = 1.0
         weight[r, answer] = 1.0 + answer_weight
     return ids, weight
 
@@ -137,8 +145,11 @@ def train_model(model, examples, train: BaseTrainConfig, pad_id: int, progress: 
     rng = random.Random(train.seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": train.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=train.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=train.lr,
+        betas=(0.9, 0.95),
+    )
 
     def lr_at(step: int) -> float:
         if step < train.warmup:
@@ -156,8 +167,9 @@ def train_model(model, examples, train: BaseTrainConfig, pad_id: int, progress: 
             g["lr"] = lr_at(step)
         logits = model(input_ids=ids, attention_mask=(weight > 0).long()).logits[:, :-1]
         w = weight[:, 1:]
-        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1),
-                                                reduction="none")
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
+        )
         loss = (nll * w.reshape(-1)).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -206,18 +218,32 @@ def build_base(
     tok = train_tokenizer(texts + [m["content"] for c in chats for m in c], cfg.vocab_size)
     examples = encode(tok, texts, chats, min(train.max_len, cfg.max_position_embeddings))
     n_tokens = sum(len(e[0]) for e in examples)
-    log.info("base corpus: %d texts, %d chats, %d tokens (mean %.0f per example)",
-             len(texts), len(chats), n_tokens, n_tokens / len(examples))
+    log.info(
+        "base corpus: %d texts, %d chats, %d tokens (mean %.0f per example)",
+        len(texts),
+        len(chats),
+        n_tokens,
+        n_tokens / len(examples),
+    )
     model = init_model(tok, cfg, seed=train.seed)
     losses = train_model(model, examples, train, tok.pad_token_id, progress)
     seconds = time.perf_counter() - t0
     save_model(model, tok, out)
     write_artifact(
-        out, base_model=None, method="from-scratch", build_hash=digest, model_config=asdict(cfg),
-        train_config=asdict(train), corpus=[f.name for f in files],
+        out,
+        base_model=None,
+        method="from-scratch",
+        build_hash=digest,
+        model_config=asdict(cfg),
+        train_config=asdict(train),
+        corpus=[f.name for f in files],
         parameters=sum(p.numel() for p in model.parameters()),
-        metrics={"train_seconds": round(seconds, 1), "final_loss": losses[-1] if losses else None,
-                 "loss_every_50_steps": losses, "corpus_tokens": n_tokens},
+        metrics={
+            "train_seconds": round(seconds, 1),
+            "final_loss": losses[-1] if losses else None,
+            "loss_every_50_steps": losses,
+            "corpus_tokens": n_tokens,
+        },
     )
     log.info("built base model %s in %.0f s", out, seconds)
     return out

@@ -7,9 +7,9 @@ this module only builds and saves the untrained pieces, seeded and deterministic
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 BOS, EOS, PAD, UNK = "<|bos|>", "<|end|>", "<|pad|>", "<|unk|>"
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
@@ -40,13 +40,17 @@ class TinyModelConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` should be a positive integer but the value passed is {getattr(self, name)}")
+                raise ValueError(
+                    f"`{name}` should be a positive integer but the value passed is {getattr(self, name)}"
+                )
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"`hidden_size` ({self.hidden_size}) must be divisible by `num_heads` ({self.num_heads})"
             )
         if self.vocab_size < 300:
-            raise ValueError(f"`vocab_size` should be at least 300 (256 bytes + specials), got {self.vocab_size}")
+            raise ValueError(
+                f"`vocab_size` should be at least 300 (256 bytes + specials), got {self.vocab_size}"
+            )
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
@@ -117,7 +121,9 @@ def save_model(model, tokenizer, out: str | Path) -> Path:
     return out
 
 
-def build_untrained(texts: Iterable[str], out: str | Path, cfg: TinyModelConfig | None = None, seed: int = 0) -> Path:
+def build_untrained(
+    texts: Iterable[str], out: str | Path, cfg: TinyModelConfig | None = None, seed: int = 0
+) -> Path:
     """Tokenizer trained on `texts` + a random-init model, saved to `out` (for tests and as a start)."""
     cfg = cfg or TinyModelConfig()
     tok = train_tokenizer(texts, cfg.vocab_size)

@@ -39,8 +39,13 @@ def _template(system_prompt: str | None, user_template: str | None) -> Instructi
     return InstructionTemplate(system_prompt, user_template)
 
 
-def build_sft_examples(examples: Sequence[QAExample | ChatExample], *, system_prompt: str | None = None,
-                       user_template: str | None = None, task: str = "closed-book") -> list[TrainExample]:
+def build_sft_examples(
+    examples: Sequence[QAExample | ChatExample],
+    *,
+    system_prompt: str | None = None,
+    user_template: str | None = None,
+    task: str = "closed-book",
+) -> list[TrainExample]:
     """Closed-book SFT: question -> answer (the first accepted answer). Chat examples pass through."""
     tpl = _template(system_prompt, user_template)
     out = []
@@ -60,16 +65,27 @@ def open_retriever(retriever_or_index: Any) -> Any:
         return retriever_or_index
     path = Path(retriever_or_index)
     if not path.is_dir():
-        raise RagtuneError(f"index {path} does not exist; build it with `ragtune ingest SOURCE... --index {path}`")
+        raise RagtuneError(
+            f"index {path} does not exist; build it with `ragtune ingest SOURCE... --index {path}`"
+        )
     from retriever import Retriever
 
     return Retriever.open(path)
 
 
-def build_raft_examples(examples: Sequence[QAExample], retriever: Any, *, k: int = 4, p_gold: float = 0.8,
-                        seed: int = 0, quote: bool = False, system_prompt: str | None = None,
-                        user_template: str | None = None, search_k: int | None = None,
-                        task: str = "raft") -> list[TrainExample]:
+def build_raft_examples(
+    examples: Sequence[QAExample],
+    retriever: Any,
+    *,
+    k: int = 4,
+    p_gold: float = 0.8,
+    seed: int = 0,
+    quote: bool = False,
+    system_prompt: str | None = None,
+    user_template: str | None = None,
+    search_k: int | None = None,
+    task: str = "raft",
+) -> list[TrainExample]:
     """RAFT: each question with k passages from the index, the gold one kept in a fraction `p_gold`.
 
     `retriever` is a `retriever.Retriever` (or an index folder). For each question the index is
@@ -89,8 +105,11 @@ def build_raft_examples(examples: Sequence[QAExample], retriever: Any, *, k: int
     rng.shuffle(order)
     keep_gold = set(order[: round(p_gold * n)])
     hits = ret.search_batch([ex.question for ex in examples], search_k or max(3 * k, k + 8))
-    missing = [ex for i, ex in enumerate(examples) if i in keep_gold
-               and not any(p.doc_id in ex.doc_ids for p in hits[i])]
+    missing = [
+        ex
+        for i, ex in enumerate(examples)
+        if i in keep_gold and not any(p.doc_id in ex.doc_ids for p in hits[i])
+    ]
     stored = _stored_gold(ret, missing)
     out, short, no_gold = [], 0, 0
     for i, ex in enumerate(examples):
@@ -107,7 +126,9 @@ def build_raft_examples(examples: Sequence[QAExample], retriever: Any, *, k: int
     if short:
         log.warning("RAFT: %d of %d examples got fewer than k=%d passages (the index is small)", short, n, k)
     if no_gold:
-        log.warning("RAFT: %d examples meant to keep gold have no gold passage in the index or `context`", no_gold)
+        log.warning(
+            "RAFT: %d examples meant to keep gold have no gold passage in the index or `context`", no_gold
+        )
     return out
 
 
@@ -132,8 +153,14 @@ def _gold_passage(ex: QAExample, hits: Sequence[Passage], stored: dict[str, Pass
     return gold
 
 
-def _raft_example(ex: QAExample, passages: list[Passage], gold: Passage | None, tpl: InstructionTemplate,
-                  quote: bool, task: str) -> TrainExample:
+def _raft_example(
+    ex: QAExample,
+    passages: list[Passage],
+    gold: Passage | None,
+    tpl: InstructionTemplate,
+    quote: bool,
+    task: str,
+) -> TrainExample:
     answer = ex.answer
     if quote and gold is not None:
         sentence = _supporting_sentence(gold.text, ex.answers)
@@ -141,10 +168,18 @@ def _raft_example(ex: QAExample, passages: list[Passage], gold: Passage | None, 
             answer = f'{answer}\nQuote: "{sentence}"'
     msgs = build_messages(tpl.question(ex.question), passages, tpl.system_prompt)
     msgs.append({"role": "assistant", "content": answer})
-    return TrainExample(ex.id, msgs, ex.doc_ids, task, meta={
-        "has_gold": gold is not None, "gold_position": passages.index(gold) + 1 if gold is not None else None,
-        "passage_doc_ids": [p.doc_id for p in passages], "passage_chunk_ids": [p.chunk_id for p in passages],
-    })
+    return TrainExample(
+        ex.id,
+        msgs,
+        ex.doc_ids,
+        task,
+        meta={
+            "has_gold": gold is not None,
+            "gold_position": passages.index(gold) + 1 if gold is not None else None,
+            "passage_doc_ids": [p.doc_id for p in passages],
+            "passage_chunk_ids": [p.chunk_id for p in passages],
+        },
+    )
 
 
 def _stored_gold(ret: Any, examples: Sequence[QAExample]) -> dict[str, Passage]:
@@ -157,7 +192,9 @@ def _stored_gold(ret: Any, examples: Sequence[QAExample]) -> dict[str, Passage]:
     for ex in examples:
         chunks = [p for d in ex.doc_ids for p in by_doc.get(d, [])]
         if chunks:
-            out[ex.id] = next((p for p in chunks if any(a.lower() in p.text.lower() for a in ex.answers)), chunks[0])
+            out[ex.id] = next(
+                (p for p in chunks if any(a.lower() in p.text.lower() for a in ex.answers)), chunks[0]
+            )
     return out
 
 

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ragtune.artifacts import read_artifact, write_artifact
 from ragtune.errors import RagtuneError
@@ -34,7 +34,7 @@ class PeakRSS:
         self.base = self.peak = _rss()
         self._stop = threading.Event()
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> Self:
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
         return self
@@ -43,7 +43,7 @@ class PeakRSS:
         while not self._stop.wait(0.005):
             self.peak = max(self.peak, _rss())
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, _rss())
@@ -68,10 +68,14 @@ def _check_dirs(adapter_dir: Path, out_dir: Path) -> tuple[bool, str]:
         raise RagtuneError(f"{adapter_dir} does not exist; pass the --out folder of `ragtune tune generator`")
     is_adapter = (adapter_dir / "adapter_config.json").is_file()
     if not is_adapter and not (adapter_dir / "config.json").is_file():
-        raise RagtuneError(f"{adapter_dir} holds neither an adapter (adapter_config.json) nor a model (config.json)")
+        raise RagtuneError(
+            f"{adapter_dir} holds neither an adapter (adapter_config.json) nor a model (config.json)"
+        )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise RagtuneError(f"{out_dir} already exists and is not empty; choose a new --out or delete it")
-    method = read_artifact(adapter_dir).get("method") or (methods.adapter_method(adapter_dir) if is_adapter else "full")
+    method = read_artifact(adapter_dir).get("method") or (
+        methods.adapter_method(adapter_dir) if is_adapter else "full"
+    )
     if method in PROMPT_METHODS:
         raise RagtuneError(
             f"a {method} adapter adds virtual tokens, not weight deltas, so it cannot be merged into a plain "
@@ -115,14 +119,31 @@ def export_model(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str | N
     if out_dir.exists():
         out_dir.rmdir()  # empty (checked above)
     tmp.replace(out_dir)
-    fields = {**art, "base_model": art.get("base_model", base), "method": method, "kind": "merged",
-              "prompt_format": art.get("prompt_format", PROMPT_FORMAT), "source_adapter": str(adapter_dir)}
+    fields = {
+        **art,
+        "base_model": art.get("base_model", base),
+        "method": method,
+        "kind": "merged",
+        "prompt_format": art.get("prompt_format", PROMPT_FORMAT),
+        "source_adapter": str(adapter_dir),
+    }
     write_artifact(
-        out_dir, **fields, export={"peak_rss_mb": mem.delta_mb, "model_mb": model_mb, "dtype": str(save_dtype).replace("torch.", ""),
-                "seconds": round(time.perf_counter() - t0, 2)},
+        out_dir,
+        **fields,
+        export={
+            "peak_rss_mb": mem.delta_mb,
+            "model_mb": model_mb,
+            "dtype": str(save_dtype).replace("torch.", ""),
+            "seconds": round(time.perf_counter() - t0, 2),
+        },
     )
-    log.info("exported %s to %s (merge peak +%.1f MB RSS for %.1f MB of weights)", adapter_dir, out_dir,
-             mem.delta_mb, model_mb)
+    log.info(
+        "exported %s to %s (merge peak +%.1f MB RSS for %.1f MB of weights)",
+        adapter_dir,
+        out_dir,
+        mem.delta_mb,
+        model_mb,
+    )
     return out_dir
 
 

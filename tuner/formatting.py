@@ -45,8 +45,9 @@ def assistant_mask(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[
     whitespace the template writes after the end token)."""
     messages = defuse_messages(tokenizer, messages)
     if has_generation_markers(tokenizer):
-        enc = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True)
+        enc = tokenizer.apply_chat_template(
+            list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
         return list(enc["input_ids"]), list(enc["assistant_masks"])
     return _mask_by_offsets(tokenizer, messages)
 
@@ -60,8 +61,10 @@ def _mask_by_offsets(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tupl
         before = tokenizer.apply_chat_template(list(messages[:i]), tokenize=False, add_generation_prompt=True)
         upto = tokenizer.apply_chat_template(list(messages[: i + 1]), tokenize=False)
         if not text.startswith(before) or not text.startswith(upto):
-            raise RagtuneError("the chat template does not render conversations prefix by prefix; "
-                               "add {% generation %} markers around assistant content to the template")
+            raise RagtuneError(
+                "the chat template does not render conversations prefix by prefix; "
+                "add {% generation %} markers around assistant content to the template"
+            )
         # the turn ends at its end token: whitespace the template puts after it (ChatML's "\n") is
         # layout, never generated (generation stops at the end token), so it gets no loss
         spans.append((len(before), max(len(before), len(upto.rstrip()))))
@@ -70,7 +73,9 @@ def _mask_by_offsets(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tupl
     return list(enc["input_ids"]), mask
 
 
-def encode_example(tokenizer: Any, messages: Sequence[dict[str, str]], max_length: int) -> dict[str, list[int]] | None:
+def encode_example(
+    tokenizer: Any, messages: Sequence[dict[str, str]], max_length: int
+) -> dict[str, list[int]] | None:
     """input_ids, attention_mask and labels (-100 outside assistant turns); None if truncation cut every
     answer token (the caller counts and reports those)."""
     ids, mask = assistant_mask(tokenizer, messages)
@@ -82,7 +87,9 @@ def encode_example(tokenizer: Any, messages: Sequence[dict[str, str]], max_lengt
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 
-def encode_all(tokenizer: Any, examples: Sequence[Any], max_length: int, what: str) -> list[dict[str, list[int]]]:
+def encode_all(
+    tokenizer: Any, examples: Sequence[Any], max_length: int, what: str
+) -> list[dict[str, list[int]]]:
     out, dropped = [], []
     for ex in examples:
         enc = encode_example(tokenizer, ex.messages, max_length)
@@ -91,11 +98,18 @@ def encode_all(tokenizer: Any, examples: Sequence[Any], max_length: int, what: s
         else:
             out.append(enc)
     if dropped:
-        log.warning("%s: %d example(s) longer than max_length=%d lost their whole answer and were dropped, e.g. %s",
-                    what, len(dropped), max_length, dropped[:3])
+        log.warning(
+            "%s: %d example(s) longer than max_length=%d lost their whole answer and were dropped, e.g. %s",
+            what,
+            len(dropped),
+            max_length,
+            dropped[:3],
+        )
     if examples and not out:
-        raise RagtuneError(f"{what}: every example is longer than max_length={max_length} before its answer; "
-                           "raise --max-length or use fewer/shorter passages (--k)")
+        raise RagtuneError(
+            f"{what}: every example is longer than max_length={max_length} before its answer; "
+            "raise --max-length or use fewer/shorter passages (--k)"
+        )
     return out
 
 
@@ -109,10 +123,15 @@ class PadCollator:
         import torch
 
         n = max(len(r["input_ids"]) for r in rows)
+
         def pad(key: str, value: int) -> Any:
             return torch.tensor([r[key] + [value] * (n - len(r[key])) for r in rows], dtype=torch.long)
-        return {"input_ids": pad("input_ids", self.pad_id), "attention_mask": pad("attention_mask", 0),
-                "labels": pad("labels", IGNORE)}
+
+        return {
+            "input_ids": pad("input_ids", self.pad_id),
+            "attention_mask": pad("attention_mask", 0),
+            "labels": pad("labels", IGNORE),
+        }
 
 
 def serving_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:

@@ -34,8 +34,15 @@ TASK_FIELDS = {"data", "mode", "weight", "index", "system_prompt", "user_templat
 
 # Learning rates that work for each family when none is given (PEFT literature defaults). P-tuning's
 # prompt encoder is an MLP: at 1e-3 and above Adam's first steps blow SmolLM2-135M's loss from 4 to 9-15.
-DEFAULT_LR = {"lora": 2e-4, "dora": 2e-4, "qlora": 2e-4, "prefix": 3e-2, "prompt": 3e-2, "ptuning": 3e-4,
-              "full": 2e-5}
+DEFAULT_LR = {
+    "lora": 2e-4,
+    "dora": 2e-4,
+    "qlora": 2e-4,
+    "prefix": 3e-2,
+    "prompt": 3e-2,
+    "ptuning": 3e-4,
+    "full": 2e-5,
+}
 
 Check = Callable[[Any], str | None]  # a field's value -> why it is bad, or None
 
@@ -49,7 +56,9 @@ def _positive_int(v: Any) -> str | None:
 
 
 def _between(lo: float, hi: float) -> Check:
-    return lambda v: None if isinstance(v, (int, float)) and lo <= v <= hi else f"must be between {lo} and {hi}"
+    return lambda v: (
+        None if isinstance(v, (int, float)) and lo <= v <= hi else f"must be between {lo} and {hi}"
+    )
 
 
 def _unset_or(check: Check, why: str) -> Check:
@@ -80,72 +89,116 @@ class GeneratorConfig:
 
     base: str | None = _f(None, f"Base model: {GENERATOR_HELP}; a merged ragtune model works too.")
     data: Any = _f(None, "QA or chat .jsonl (or a list of them, mixed with equal weight).")  # noqa: RUF009 (_f: a field)
-    out_dir: str | None = _f(None, "Output folder: the adapter (or full model), checkpoints/ and ragtune.json.")
+    out_dir: str | None = _f(
+        None, "Output folder: the adapter (or full model), checkpoints/ and ragtune.json."
+    )
     method: str = _f("lora", "lora, dora, qlora, prefix, prompt, ptuning or full.")
-    mode: str = _f("closed-book", "closed-book (question -> answer) or raft (question + k retrieved passages).",
-                   _one_of(MODES))
+    mode: str = _f(
+        "closed-book",
+        "closed-book (question -> answer) or raft (question + k retrieved passages).",
+        _one_of(MODES),
+    )
     index: str | None = _f(None, "ragtune index folder; required for mode raft.")
-    tasks: list = _f([], "Multi-task mix: a list of {data, mode, weight, index?, system_prompt?}; "  # noqa: RUF009
-                         "overrides data.")
+    tasks: list = _f(  # noqa: RUF009
+        [],
+        "Multi-task mix: a list of {data, mode, weight, index?, system_prompt?}; overrides data.",
+    )
     adapter: str | None = _f(None, "Continue training this existing adapter (sequential fine-tuning).")
     # RAFT
     k: int = _f(4, "Passages per RAFT example (gold + distractors).", _positive_int)
-    p_gold: float = _f(0.8, "Fraction of RAFT examples that keep the gold passage; the rest get only distractors.",
-                       _between(0.0, 1.0))
+    p_gold: float = _f(
+        0.8,
+        "Fraction of RAFT examples that keep the gold passage; the rest get only distractors.",
+        _between(0.0, 1.0),
+    )
     quote: bool = _f(False, "RAFT answers also quote the supporting sentence of the gold passage.")
     # templates
     system_prompt: str | None = _f(None, "System prompt (default: ragtune.prompt's for the mode).")
-    user_template: str | None = _f(None, "Template applied to the question, e.g. 'Reply briefly. {question}'.",
-                                   _unset_or(lambda v: isinstance(v, str) and "{question}" in v,
-                                             "must contain {question}"))
+    user_template: str | None = _f(
+        None,
+        "Template applied to the question, e.g. 'Reply briefly. {question}'.",
+        _unset_or(lambda v: isinstance(v, str) and "{question}" in v, "must contain {question}"),
+    )
     # split
-    val_fraction: float = _f(0.1, "Fraction of source documents held out for validation (0 disables it).",
-                             _between(0.0, 0.9))
+    val_fraction: float = _f(
+        0.1, "Fraction of source documents held out for validation (0 disables it).", _between(0.0, 0.9)
+    )
     # optimisation
-    learning_rate: float | None = _f(None, "Peak learning rate (default by method: LoRA 2e-4, prefix/prompt 3e-2, "
-                                           "p-tuning 3e-4, full 2e-5).")
+    learning_rate: float | None = _f(
+        None,
+        "Peak learning rate (default by method: LoRA 2e-4, prefix/prompt 3e-2, p-tuning 3e-4, full 2e-5).",
+    )
     batch_size: int = _f(8, "Examples per device per step.", _positive_int)
     grad_accum: int = _f(1, "Gradient accumulation steps.", _positive_int)
     epochs: float = _f(3.0, "Training epochs (ignored when max_steps > 0).")
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).",
-                        lambda v: None if v == -1 or _is_positive_int(v) else
-                        "must be -1 (use epochs) or a positive number of steps")
-    weight_decay: float = _f(0.0, "AdamW weight decay.",
-                             lambda v: None if isinstance(v, (int, float)) and v >= 0 else "must be >= 0")
+    max_steps: int = _f(
+        -1,
+        "Stop after this many optimizer steps (-1: use epochs).",
+        lambda v: (
+            None
+            if v == -1 or _is_positive_int(v)
+            else "must be -1 (use epochs) or a positive number of steps"
+        ),
+    )
+    weight_decay: float = _f(
+        0.0,
+        "AdamW weight decay.",
+        lambda v: None if isinstance(v, (int, float)) and v >= 0 else "must be >= 0",
+    )
     warmup_ratio: float = _f(0.0, "Fraction of steps spent warming up the learning rate.", _between(0.0, 1.0))
-    scheduler: str = _f("linear", "Learning-rate schedule: linear, cosine, constant, constant_with_warmup, ...",
-                        _one_of(SCHEDULERS))
-    max_length: int | None = _f(None, "Longest tokenized example (default: min(model limit, 1024)).",
-                                _unset_or(lambda v: isinstance(v, int) and v >= 16, "must be an integer >= 16"))
+    scheduler: str = _f(
+        "linear",
+        "Learning-rate schedule: linear, cosine, constant, constant_with_warmup, ...",
+        _one_of(SCHEDULERS),
+    )
+    max_length: int | None = _f(
+        None,
+        "Longest tokenized example (default: min(model limit, 1024)).",
+        _unset_or(lambda v: isinstance(v, int) and v >= 16, "must be an integer >= 16"),
+    )
     seed: int = _f(0, "Seed for data order, split, RAFT sampling and initialisation.")
     # evaluation and checkpoints
-    eval_steps: int | None = _f(None, "Validate (and checkpoint) every N steps; default once per epoch.",
-                                _unset_or(_is_positive, "must be a positive number of steps (or unset for once "
-                                                              "per epoch)"))
-    early_stopping_patience: int | None = _f(None, "Stop after N validations without improvement.",
-                                             _unset_or(_is_positive, "must be a positive number of validations"))
+    eval_steps: int | None = _f(
+        None,
+        "Validate (and checkpoint) every N steps; default once per epoch.",
+        _unset_or(_is_positive, "must be a positive number of steps (or unset for once per epoch)"),
+    )
+    early_stopping_patience: int | None = _f(
+        None,
+        "Stop after N validations without improvement.",
+        _unset_or(_is_positive, "must be a positive number of validations"),
+    )
     save_total_limit: int = _f(2, "Checkpoints kept (the best one is always kept).", _positive_int)
     resume: bool = _f(False, "Continue from the last complete checkpoint in out_dir/checkpoints.")
     # runtime
-    dtype: str = _f("auto", "auto (bf16 on a CUDA GPU that has it; on a CPU with native bf16, float32 weights with bf16 "
-                    "autocast; else float32), float32, bfloat16, float16.",
-                    _one_of(DTYPES))
+    dtype: str = _f(
+        "auto",
+        "auto (bf16 on a CUDA GPU that has it; on a CPU with native bf16, float32 weights with bf16 "
+        "autocast; else float32), float32, bfloat16, float16.",
+        _one_of(DTYPES),
+    )
     gradient_checkpointing: bool = _f(False, "Trade compute for activation memory.")
     logging_steps: int = _f(5, "Log the training loss every N steps.", _positive_int)
-    cpu_threads: int | None = _f(None, "torch CPU threads while training (1 is fastest for tiny models on busy cores).",
-                                 _unset_or(_is_positive_int, "should be a positive integer (or unset for torch's "
-                                                             "default)"))
+    cpu_threads: int | None = _f(
+        None,
+        "torch CPU threads while training (1 is fastest for tiny models on busy cores).",
+        _unset_or(_is_positive_int, "should be a positive integer (or unset for torch's default)"),
+    )
 
     def __post_init__(self) -> None:
         _raise_all(type(self).problems(self.to_dict()), type(self).__name__)
 
     # --- building ------------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "config", check_inputs: bool = False) -> GeneratorConfig:
+    def from_dict(
+        cls, d: Mapping[str, Any], where: str = "config", check_inputs: bool = False
+    ) -> GeneratorConfig:
         """The config of `d["method"]`, validated; every unknown field, field that does not apply, bad value and
         (with `check_inputs`) missing input is reported in one RagtuneError."""
         d = dict(d)
-        target = cls if cls is not GeneratorConfig else _CLASS_OF.get(d.get("method", "lora"), GeneratorConfig)
+        target = (
+            cls if cls is not GeneratorConfig else _CLASS_OF.get(d.get("method", "lora"), GeneratorConfig)
+        )
         problems = _field_problems(target, d, d.get("method", _defaults(target)["method"]), where)
         values = {**_defaults(target), **{k: v for k, v in d.items() if k in _names(target)}}
         problems += target.problems(values)
@@ -182,8 +235,10 @@ class GeneratorConfig:
         if method not in METHODS:
             out.append(f"`method` must be one of {', '.join(METHODS)} (got {method!r})")
         elif method not in cls.FAMILY:
-            out.append(f"`method` {method} is configured by {_CLASS_OF[method].__name__}, not {cls.__name__}; "
-                       "build configs with GeneratorConfig.from_dict")
+            out.append(
+                f"`method` {method} is configured by {_CLASS_OF[method].__name__}, not {cls.__name__}; "
+                "build configs with GeneratorConfig.from_dict"
+            )
         for f in fields(cls):
             why = f.metadata.get("check") and f.metadata["check"](values.get(f.name, f.default))
             if why:
@@ -215,9 +270,13 @@ class LoraGeneratorConfig(GeneratorConfig):
     lora_alpha: int = _f(16, "LoRA alpha (scale = alpha / r).", _positive_int)
     lora_dropout: float = _f(0.05, "LoRA dropout.", _between(0.0, 0.9))
     target_modules: list | None = _f(  # noqa: RUF009 (_f makes a dataclasses.field)
-        None, "LoRA target modules (default chosen by architecture).",
-        _unset_or(lambda v: isinstance(v, (list, tuple)) and all(isinstance(m, str) for m in v),
-                  "must be a list of module names, e.g. [q_proj, v_proj]"))
+        None,
+        "LoRA target modules (default chosen by architecture).",
+        _unset_or(
+            lambda v: isinstance(v, (list, tuple)) and all(isinstance(m, str) for m in v),
+            "must be a list of module names, e.g. [q_proj, v_proj]",
+        ),
+    )
 
 
 @dataclass
@@ -248,18 +307,24 @@ def _names(cls: type[GeneratorConfig]) -> set[str]:
 
 
 def _defaults(cls: type[GeneratorConfig]) -> dict[str, Any]:
-    return {f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-            for f in fields(cls)}
+    return {
+        f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        for f in fields(cls)
+    }
 
 
 def _raise_all(problems: list[str], where: str) -> None:
     if len(problems) == 1:
         raise RagtuneError(problems[0])
     if problems:
-        raise RagtuneError(f"{len(problems)} problems in {where}:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise RagtuneError(
+            f"{len(problems)} problems in {where}:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
-def _field_problems(target: type[GeneratorConfig], d: Mapping[str, Any], method: str, where: str) -> list[str]:
+def _field_problems(
+    target: type[GeneratorConfig], d: Mapping[str, Any], method: str, where: str
+) -> list[str]:
     """Unknown fields, and fields given that do not apply to the method or the mode."""
     known = set().union(*(_names(c) for c in CONFIG_CLASSES))
     unknown = sorted(set(d) - known)
@@ -267,16 +332,20 @@ def _field_problems(target: type[GeneratorConfig], d: Mapping[str, Any], method:
     if method in METHODS:
         for name in sorted(set(d) & known - _names(target)):
             users = [m for c in CONFIG_CLASSES if name in _names(c) for m in c.FAMILY]
-            out.append(f"`{name}` does not apply to method {method} (only {', '.join(users)} use it); remove it "
-                       f"(or the --{name.replace('_', '-')} flag), or choose one of those methods")
+            out.append(
+                f"`{name}` does not apply to method {method} (only {', '.join(users)} use it); remove it "
+                f"(or the --{name.replace('_', '-')} flag), or choose one of those methods"
+            )
     tasks, mode = d.get("tasks") or [], d.get("mode", "closed-book")
     if _task_problems(tasks):
         return out
     raft = any(t.get("mode", mode) == "raft" for t in tasks) if tasks else mode == "raft"
     if not raft:
         for name in (n for n in RAFT_FIELDS if n in d):
-            out.append(f"`{name}` shapes RAFT examples only and no task here is RAFT; remove it (or the "
-                       f"--{name.replace('_', '-')} flag), or set mode raft")
+            out.append(
+                f"`{name}` shapes RAFT examples only and no task here is RAFT; remove it (or the "
+                f"--{name.replace('_', '-')} flag), or set mode raft"
+            )
     return out
 
 
@@ -291,8 +360,10 @@ def _cross_problems(v: Mapping[str, Any]) -> list[str]:
     if v.get("early_stopping_patience") and v.get("val_fraction") == 0:
         out.append("`early_stopping_patience` needs a validation split: set `val_fraction` above 0")
     if v.get("adapter") and v.get("method") == "full":
-        out.append(f"`adapter` continues a PEFT adapter; with method full, pass the merged model as --base "
-                   f"(got {v['adapter']!r})")
+        out.append(
+            f"`adapter` continues a PEFT adapter; with method full, pass the merged model as --base "
+            f"(got {v['adapter']!r})"
+        )
     tasks = v.get("tasks") or []
     if _task_problems(tasks):
         return out + _task_problems(tasks)
@@ -333,8 +404,10 @@ def input_problems(v: Mapping[str, Any]) -> list[str]:
     """What a run is missing: the base model, the output folder, the data files, the index, the adapter."""
     out = []
     if not v.get("base"):
-        out.append("`base` is required: pass --base MODEL_DIR (a local Hugging Face model folder) or "
-                   "--base default (the embedded SmolLM2-135M-Instruct)")
+        out.append(
+            "`base` is required: pass --base MODEL_DIR (a local Hugging Face model folder) or "
+            "--base default (the embedded SmolLM2-135M-Instruct)"
+        )
     elif not is_default(v["base"]):
         out.append(model_dir_problem(v["base"], "`base`", default_ok=True))
     if not v.get("out_dir"):
@@ -346,18 +419,26 @@ def input_problems(v: Mapping[str, Any]) -> list[str]:
             if not Path(t["data"]).is_file():
                 out.append(f"data file {t['data']} does not exist; pass an existing .jsonl to --data")
     if v.get("index") and not Path(v["index"]).is_dir():
-        out.append(f"`index` must be an existing ragtune index folder; build one with `ragtune ingest` "
-                   f"(got {v['index']!r})")
+        out.append(
+            f"`index` must be an existing ragtune index folder; build one with `ragtune ingest` "
+            f"(got {v['index']!r})"
+        )
     if v.get("adapter") and not (Path(v["adapter"]) / "adapter_config.json").is_file():
-        out.append(f"`adapter` must be a folder holding adapter_config.json (a ragtune/PEFT adapter) "
-                   f"(got {v['adapter']!r})")
+        out.append(
+            f"`adapter` must be a folder holding adapter_config.json (a ragtune/PEFT adapter) "
+            f"(got {v['adapter']!r})"
+        )
     return [p for p in out if p]
 
 
 def config_help() -> dict[str, str]:
     """Field name -> help string, over every method's fields (for CLI option help)."""
-    return {f.name: f.metadata.get("help", "") for c in CONFIG_CLASSES for f in fields(c)
-            if c is LoraGeneratorConfig or f.name != "method"}
+    return {
+        f.name: f.metadata.get("help", "")
+        for c in CONFIG_CLASSES
+        for f in fields(c)
+        if c is LoraGeneratorConfig or f.name != "method"
+    }
 
 
 def config_defaults() -> dict[str, Any]:

@@ -45,17 +45,22 @@ def chat_from_dict(obj: dict[str, Any], where: str) -> ChatExample:
     for i, m in enumerate(msgs):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             raise RecordError(
-                f"{where}: messages[{i}] must be {{\"role\": one of {list(ROLES)}, \"content\": string}}, got {m!r}"
+                f'{where}: messages[{i}] must be {{"role": one of {list(ROLES)}, "content": string}}, got {m!r}'
             )
     if not any(m["role"] == "assistant" and m["content"].strip() for m in msgs):
         raise RecordError(f"{where}: no assistant message with content; every example needs an answer")
     if msgs[-1]["role"] != "assistant":
-        raise RecordError(f"{where}: the last message must be the assistant's answer (got role {msgs[-1]['role']!r})")
+        raise RecordError(
+            f"{where}: the last message must be the assistant's answer (got role {msgs[-1]['role']!r})"
+        )
     doc_ids = obj.get("doc_ids") or ()
     if not isinstance(doc_ids, (list, tuple)):
         raise RecordError(f"{where}: `doc_ids` must be a list of document ids, got {doc_ids!r}")
-    return ChatExample(id=str(obj.get("id", where)), messages=tuple(dict(m) for m in msgs),
-                       doc_ids=tuple(str(d) for d in doc_ids))
+    return ChatExample(
+        id=str(obj.get("id", where)),
+        messages=tuple(dict(m) for m in msgs),
+        doc_ids=tuple(str(d) for d in doc_ids),
+    )
 
 
 def load_generator_data(path: str | Path) -> list[QAExample | ChatExample]:
@@ -94,14 +99,19 @@ def load_generator_data(path: str | Path) -> list[QAExample | ChatExample]:
         out.append(ex)
     if errors:
         more = f"\n  ... and {len(errors) - MAX_REPORTED} more" if len(errors) > MAX_REPORTED else ""
-        raise RagtuneError(f"{path}: {len(errors)} bad line(s):\n  " + "\n  ".join(errors[:MAX_REPORTED]) + more)
+        raise RagtuneError(
+            f"{path}: {len(errors)} bad line(s):\n  " + "\n  ".join(errors[:MAX_REPORTED]) + more
+        )
     if not out:
-        raise RagtuneError(f"{path}: no examples; the file is empty. Each line needs question+answer or messages")
+        raise RagtuneError(
+            f"{path}: no examples; the file is empty. Each line needs question+answer or messages"
+        )
     return out
 
 
-def split_by_document(examples: Sequence[TrainExample], val_fraction: float, seed: int = 0
-                      ) -> tuple[list[TrainExample], list[TrainExample]]:
+def split_by_document(
+    examples: Sequence[TrainExample], val_fraction: float, seed: int = 0
+) -> tuple[list[TrainExample], list[TrainExample]]:
     """Train/validation split where no source document has examples on both sides.
 
     Examples sharing any gold document id are joined (union-find) into one group; whole groups go to

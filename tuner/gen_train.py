@@ -61,27 +61,43 @@ class GeneratorTrainResult:
     def metrics(self) -> dict[str, Any]:
         first = self.train_losses[0]["loss"] if self.train_losses else None
         last = self.train_losses[-1]["loss"] if self.train_losses else None
-        return {"train_loss_first": first, "train_loss_last": last, "eval_loss_before": self.eval_loss_before,
-                "best_eval_loss": self.best_eval_loss, "eval_losses": self.eval_losses, "steps": self.steps,
-                "epochs": self.epochs, "stopped_early": self.stopped_early, "train_seconds": self.train_seconds,
-                "tokens_per_second": self.tokens_per_second, "trainable_params": self.trainable_params,
-                "total_params": self.total_params, "n_train": self.n_train, "n_val": self.n_val,
-                "world_size": self.world_size}
+        return {
+            "train_loss_first": first,
+            "train_loss_last": last,
+            "eval_loss_before": self.eval_loss_before,
+            "best_eval_loss": self.best_eval_loss,
+            "eval_losses": self.eval_losses,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "stopped_early": self.stopped_early,
+            "train_seconds": self.train_seconds,
+            "tokens_per_second": self.tokens_per_second,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+            "world_size": self.world_size,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "trainable_pct": self.trainable_pct}
 
     def summary(self) -> str:
         m = self.metrics
-        val = (f"validation loss {self.eval_loss_before:.4f} -> best {self.best_eval_loss:.4f}"
-               if self.eval_loss_before is not None and self.best_eval_loss is not None else "no validation split")
-        return (f"{self.method} ({self.mode}) saved to {self.out_dir}\n"
-                f"  {self.steps} steps, {self.epochs:.2f} epochs in {self.train_seconds:.1f} s "
-                f"({self.tokens_per_second:.0f} tokens/s){' - stopped early' if self.stopped_early else ''}\n"
-                f"  train loss {m['train_loss_first']} -> {m['train_loss_last']}; {val}\n"
-                f"  {self.trainable_params:,} of {self.total_params:,} parameters trained ({self.trainable_pct:.3f}%); "
-                f"{self.n_train} train / {self.n_val} validation examples\n"
-                f"  merge into a plain model folder: ragtune export --adapter {self.out_dir} --out MERGED_DIR")
+        val = (
+            f"validation loss {self.eval_loss_before:.4f} -> best {self.best_eval_loss:.4f}"
+            if self.eval_loss_before is not None and self.best_eval_loss is not None
+            else "no validation split"
+        )
+        return (
+            f"{self.method} ({self.mode}) saved to {self.out_dir}\n"
+            f"  {self.steps} steps, {self.epochs:.2f} epochs in {self.train_seconds:.1f} s "
+            f"({self.tokens_per_second:.0f} tokens/s){' - stopped early' if self.stopped_early else ''}\n"
+            f"  train loss {m['train_loss_first']} -> {m['train_loss_last']}; {val}\n"
+            f"  {self.trainable_params:,} of {self.total_params:,} parameters trained ({self.trainable_pct:.3f}%); "
+            f"{self.n_train} train / {self.n_val} validation examples\n"
+            f"  merge into a plain model folder: ragtune export --adapter {self.out_dir} --out MERGED_DIR"
+        )
 
 
 def make_config(base: str | None, data: Any, out_dir: str, **kwargs: Any) -> GeneratorConfig:
@@ -89,7 +105,9 @@ def make_config(base: str | None, data: Any, out_dir: str, **kwargs: Any) -> Gen
 
     An adapter to continue names the method (and, unless given, the base); `default` is the embedded model."""
     yaml_path = kwargs.pop("config", None)
-    values = {k: v for k, v in {"base": base, "data": data, "out_dir": out_dir, **kwargs}.items() if v is not None}
+    values = {
+        k: v for k, v in {"base": base, "data": data, "out_dir": out_dir, **kwargs}.items() if v is not None
+    }
     where = "train_generator"
     if yaml_path:
         from ragtune.settings import read_yaml_mapping
@@ -122,8 +140,17 @@ def build_examples(cfg: GeneratorConfig) -> tuple[list, list, dict[str, Any]]:
             if index not in retrievers:
                 retrievers[index] = open_retriever(index)
                 versions[index] = getattr(retrievers[index], "version", None)
-            exs = build_raft_examples(rows, retrievers[index], k=cfg.k, p_gold=cfg.p_gold, seed=cfg.seed + i,
-                                      quote=cfg.quote, system_prompt=sp, user_template=ut, task=name)
+            exs = build_raft_examples(
+                rows,
+                retrievers[index],
+                k=cfg.k,
+                p_gold=cfg.p_gold,
+                seed=cfg.seed + i,
+                quote=cfg.quote,
+                system_prompt=sp,
+                user_template=ut,
+                task=name,
+            )
         else:
             exs = build_sft_examples(rows, system_prompt=sp, user_template=ut, task=name)
         built.append((exs, float(t.get("weight", 1.0))))
@@ -131,13 +158,25 @@ def build_examples(cfg: GeneratorConfig) -> tuple[list, list, dict[str, Any]]:
     train_ids = {id(e) for e in train}
     mixed = mix_tasks([([e for e in exs if id(e) in train_ids], w) for exs, w in built], cfg.seed)
     files = [t["data"] for t in tasks]
-    info = {"data_hash": data_hash(files), "data_files": files, "index_versions": versions,
-            "tasks": [{**t, "n": len(exs)} for t, (exs, _) in zip(tasks, built)]}
+    info = {
+        "data_hash": data_hash(files),
+        "data_files": files,
+        "index_versions": versions,
+        "tasks": [{**t, "n": len(exs)} for t, (exs, _) in zip(tasks, built)],
+    }
     return mixed, val, info
 
 
-def train_generator(base: str | None, data: Any, out_dir: str, *, method: str | None = None,
-                    mode: str | None = None, index: str | None = None, **hyperparameters: Any) -> GeneratorTrainResult:
+def train_generator(
+    base: str | None,
+    data: Any,
+    out_dir: str,
+    *,
+    method: str | None = None,
+    mode: str | None = None,
+    index: str | None = None,
+    **hyperparameters: Any,
+) -> GeneratorTrainResult:
     """Fine-tune `base` on `data` into `out_dir`; see tuner.gen_config for every hyperparameter.
 
     `method` and `mode` default to the YAML run config's (`config=`), else lora and closed-book.
@@ -158,8 +197,10 @@ def train_generator(base: str | None, data: Any, out_dir: str, *, method: str | 
     run_dir = out / runtime.CHECKPOINTS
     existing = runtime.complete_checkpoints(run_dir)
     if existing and not cfg.resume:
-        raise RagtuneError(f"{out} already holds checkpoints ({existing[-1].name}); pass --resume to continue "
-                           "that run or choose a new --out")
+        raise RagtuneError(
+            f"{out} already holds checkpoints ({existing[-1].name}); pass --resume to continue "
+            "that run or choose a new --out"
+        )
     _check_same_run(cfg, run_dir, existing)
 
     from transformers import AutoTokenizer
@@ -171,7 +212,9 @@ def train_generator(base: str | None, data: Any, out_dir: str, *, method: str | 
     train_ex, val_ex, info = build_examples(cfg)
     train_rows = encode_all(tokenizer, train_ex, max_length, "training data")
     val_rows = encode_all(tokenizer, val_ex, max_length, "validation data") if val_ex else []
-    log.info("%d training and %d validation examples (split by source document)", len(train_rows), len(val_rows))
+    log.info(
+        "%d training and %d validation examples (split by source document)", len(train_rows), len(val_rows)
+    )
     import torch
 
     threads = torch.get_num_threads()
@@ -183,8 +226,16 @@ def train_generator(base: str | None, data: Any, out_dir: str, *, method: str | 
         torch.set_num_threads(threads)
 
 
-def _fit(cfg: GeneratorConfig, facts: methods.ModelFacts, targets: Any, tokenizer: Any, train_rows: list[dict],
-         val_rows: list[dict], info: dict[str, Any], existing: list[Path]) -> GeneratorTrainResult:
+def _fit(
+    cfg: GeneratorConfig,
+    facts: methods.ModelFacts,
+    targets: Any,
+    tokenizer: Any,
+    train_rows: list[dict],
+    val_rows: list[dict],
+    info: dict[str, Any],
+    existing: list[Path],
+) -> GeneratorTrainResult:
     """Set up the model and Trainer → the validation loss before training → train → save the best weights."""
     trainer, trainable, total = _setup_trainer(cfg, facts, targets, tokenizer, train_rows, val_rows)
     run_dir = Path(cfg.out_dir) / runtime.CHECKPOINTS
@@ -202,12 +253,26 @@ def _fit(cfg: GeneratorConfig, facts: methods.ModelFacts, targets: Any, tokenize
     tokens = (state.global_step - start_step) * cfg.batch_size * cfg.grad_accum * world * avg_len
     train_hist, val_hist = runtime.history(state.log_history)
     result = GeneratorTrainResult(
-        out_dir=str(Path(cfg.out_dir)), method=cfg.method, mode=_mode_name(cfg), base=cfg.base, steps=state.global_step,
-        epochs=float(state.epoch or 0.0), train_seconds=round(seconds, 2),
-        tokens_per_second=round(tokens / max(seconds, 1e-9), 1), trainable_params=trainable, total_params=total,
-        n_train=len(train_rows), n_val=len(val_rows), data_hash=info["data_hash"], eval_loss_before=eval_before,
-        eval_losses=val_hist, best_eval_loss=state.best_metric, best_checkpoint=state.best_model_checkpoint,
-        stopped_early=state.global_step < state.max_steps, train_losses=train_hist, resumed_from=resume_from,
+        out_dir=str(Path(cfg.out_dir)),
+        method=cfg.method,
+        mode=_mode_name(cfg),
+        base=cfg.base,
+        steps=state.global_step,
+        epochs=float(state.epoch or 0.0),
+        train_seconds=round(seconds, 2),
+        tokens_per_second=round(tokens / max(seconds, 1e-9), 1),
+        trainable_params=trainable,
+        total_params=total,
+        n_train=len(train_rows),
+        n_val=len(val_rows),
+        data_hash=info["data_hash"],
+        eval_loss_before=eval_before,
+        eval_losses=val_hist,
+        best_eval_loss=state.best_metric,
+        best_checkpoint=state.best_model_checkpoint,
+        stopped_early=state.global_step < state.max_steps,
+        train_losses=train_hist,
+        resumed_from=resume_from,
         world_size=world,
     )
     if not math.isfinite(output.training_loss):
@@ -216,8 +281,14 @@ def _fit(cfg: GeneratorConfig, facts: methods.ModelFacts, targets: Any, tokenize
     return result
 
 
-def _setup_trainer(cfg: GeneratorConfig, facts: methods.ModelFacts, targets: Any, tokenizer: Any,
-                   train_rows: list[dict], val_rows: list[dict]) -> tuple[Any, int, int]:
+def _setup_trainer(
+    cfg: GeneratorConfig,
+    facts: methods.ModelFacts,
+    targets: Any,
+    tokenizer: Any,
+    train_rows: list[dict],
+    val_rows: list[dict],
+) -> tuple[Any, int, int]:
     """(the Trainer of the wrapped model, trainable parameters, all parameters)."""
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
@@ -239,9 +310,15 @@ def _setup_trainer(cfg: GeneratorConfig, facts: methods.ModelFacts, targets: Any
     trainer_cls = Trainer
     if cfg.method not in PEFT_PROMPT and supports_logits_to_keep(model):
         trainer_cls = AnswerLogitsTrainer  # the output layer only where a label is: same loss, less work
-    trainer = trainer_cls(model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
-                          data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                          callbacks=callbacks)
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        eval_dataset=val_rows or None,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the losses; library code prints nothing
     return trainer, trainable, total
 
@@ -259,18 +336,32 @@ def _eval_before(trainer: Any, run_dir: Path, has_val: bool, resume_from: str | 
     return eval_before
 
 
-def _save(cfg: GeneratorConfig, trainer: Any, tokenizer: Any, result: GeneratorTrainResult,
-          info: dict[str, Any]) -> None:
+def _save(
+    cfg: GeneratorConfig, trainer: Any, tokenizer: Any, result: GeneratorTrainResult, info: dict[str, Any]
+) -> None:
     """The best weights (when validating: load_best_model_at_end), the tokenizer and ragtune.json."""
     out = Path(cfg.out_dir)
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(out)
-        write_artifact(out, base_model=cfg.base, method=cfg.method, mode=result.mode, kind="adapter"
-                       if cfg.method != "full" else "model", data_hash=info["data_hash"], prompt_format=PROMPT_FORMAT,
-                       data_files=info["data_files"], index_versions=info["index_versions"], tasks=info["tasks"],
-                       system_prompt=cfg.system_prompt, user_template=cfg.user_template, max_length=cfg.max_length,
-                       config=cfg.to_dict(), metrics=result.metrics, parent_adapter=cfg.adapter)
+        write_artifact(
+            out,
+            base_model=cfg.base,
+            method=cfg.method,
+            mode=result.mode,
+            kind="adapter" if cfg.method != "full" else "model",
+            data_hash=info["data_hash"],
+            prompt_format=PROMPT_FORMAT,
+            data_files=info["data_files"],
+            index_versions=info["index_versions"],
+            tasks=info["tasks"],
+            system_prompt=cfg.system_prompt,
+            user_template=cfg.user_template,
+            max_length=cfg.max_length,
+            config=cfg.to_dict(),
+            metrics=result.metrics,
+            parent_adapter=cfg.adapter,
+        )
 
 
 def _check_same_run(cfg: GeneratorConfig, run_dir: Path, existing: list[Path]) -> None:
@@ -287,8 +378,10 @@ def _check_same_run(cfg: GeneratorConfig, run_dir: Path, existing: list[Path]) -
             pass  # compared as saved
         changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
         if changed:
-            raise RagtuneError(f"--resume with different settings than the interrupted run: {changed}; "
-                               f"resume with the same settings or start a new --out")
+            raise RagtuneError(
+                f"--resume with different settings than the interrupted run: {changed}; "
+                f"resume with the same settings or start a new --out"
+            )
     if runtime.is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(now, indent=2, sort_keys=True, default=str))

@@ -22,8 +22,24 @@ log = logging.getLogger(__name__)
 # All linear layers of attention and MLP: the QLoRA-paper default, better than q/v only.
 _LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 DEFAULT_TARGETS: dict[str, list[str]] = {
-    **{t: _LLAMA_LIKE for t in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text",
-                                "granite", "olmo", "olmo2", "smollm3", "cohere", "starcoder2_llama")},
+    **{
+        t: _LLAMA_LIKE
+        for t in (
+            "llama",
+            "mistral",
+            "qwen2",
+            "qwen3",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "granite",
+            "olmo",
+            "olmo2",
+            "smollm3",
+            "cohere",
+            "starcoder2_llama",
+        )
+    },
     "mixtral": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
     "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
@@ -57,10 +73,14 @@ def cuda_available() -> bool:
 def check_qlora_runtime() -> None:
     """QLoRA needs a CUDA GPU and bitsandbytes; say so before anything is loaded."""
     if not cuda_available():
-        raise RagtuneError("method qlora needs a CUDA GPU (4-bit bitsandbytes kernels), and none is visible; "
-                           "use --method lora on this machine")
+        raise RagtuneError(
+            "method qlora needs a CUDA GPU (4-bit bitsandbytes kernels), and none is visible; "
+            "use --method lora on this machine"
+        )
     if not is_bitsandbytes_available():
-        raise RagtuneError("method qlora needs bitsandbytes: pip install 'ragtune[gpu]' (or use --method lora)")
+        raise RagtuneError(
+            "method qlora needs bitsandbytes: pip install 'ragtune[gpu]' (or use --method lora)"
+        )
 
 
 def model_facts(base: str | Path) -> ModelFacts:
@@ -76,8 +96,14 @@ def model_facts(base: str | Path) -> ModelFacts:
         model = AutoModelForCausalLM.from_config(config)
     names = [n for n, _ in model.named_modules() if n]
     text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    maxpos = next((getattr(text_cfg, a) for a in ("max_position_embeddings", "n_positions", "max_seq_len")
-                   if isinstance(getattr(text_cfg, a, None), int)), None)
+    maxpos = next(
+        (
+            getattr(text_cfg, a)
+            for a in ("max_position_embeddings", "n_positions", "max_seq_len")
+            if isinstance(getattr(text_cfg, a, None), int)
+        ),
+        None,
+    )
     return ModelFacts(config.model_type, maxpos, names, getattr(text_cfg, "hidden_size", None))
 
 
@@ -105,8 +131,10 @@ def resolve_max_length(requested: int | None, facts: ModelFacts) -> int:
     if requested is None:
         return min(limit or 1024, 1024)
     if limit is not None and requested > limit:
-        raise RagtuneError(f"`max_length` {requested} is over the model's limit of {limit} positions; "
-                           f"pass --max-length {limit} or less")
+        raise RagtuneError(
+            f"`max_length` {requested} is over the model's limit of {limit} positions; "
+            f"pass --max-length {limit} or less"
+        )
     return requested
 
 
@@ -152,7 +180,9 @@ def load_base_model(base: str, method: str, dtype: Any) -> Any:
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.bfloat16,
         )
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
@@ -164,25 +194,45 @@ def load_base_model(base: str, method: str, dtype: Any) -> Any:
     return model
 
 
-def peft_config(method: str, *, r: int = 8, alpha: int = 16, dropout: float = 0.05, targets: Any = None,
-                num_virtual_tokens: int = 16, hidden_size: int | None = None) -> Any:
+def peft_config(
+    method: str,
+    *,
+    r: int = 8,
+    alpha: int = 16,
+    dropout: float = 0.05,
+    targets: Any = None,
+    num_virtual_tokens: int = 16,
+    hidden_size: int | None = None,
+) -> Any:
     """The peft config of `method`; each method reads only its own arguments."""
     import peft
 
     if method in ("lora", "dora", "qlora"):
-        return peft.LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=alpha, lora_dropout=dropout,
-                               target_modules=targets, use_dora=method == "dora", bias="none")
+        return peft.LoraConfig(
+            task_type="CAUSAL_LM",
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            target_modules=targets,
+            use_dora=method == "dora",
+            bias="none",
+        )
     if method == "prefix":
         return peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens)
     if method == "prompt":
         return peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens)
     if method == "ptuning":
-        return peft.PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens,
-                                        encoder_hidden_size=min(hidden_size or 128, 512))
+        return peft.PromptEncoderConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=num_virtual_tokens,
+            encoder_hidden_size=min(hidden_size or 128, 512),
+        )
     raise RagtuneError(f"unknown method {method!r}")
 
 
-def wrap_model(model: Any, method: str, cfg: Any, facts: ModelFacts, targets: Any, adapter: str | None) -> Any:
+def wrap_model(
+    model: Any, method: str, cfg: Any, facts: ModelFacts, targets: Any, adapter: str | None
+) -> Any:
     """Attach a new adapter for `method`, or reopen `adapter` trainable (sequential fine-tuning)."""
     if method == "full":
         return model
@@ -191,7 +241,9 @@ def wrap_model(model: Any, method: str, cfg: Any, facts: ModelFacts, targets: An
     if adapter:
         return PeftModel.from_pretrained(model, adapter, is_trainable=True)
     if method in ("lora", "dora", "qlora"):
-        pc = peft_config(method, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=targets)
+        pc = peft_config(
+            method, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=targets
+        )
     else:
         pc = peft_config(method, num_virtual_tokens=cfg.num_virtual_tokens, hidden_size=facts.hidden_size)
     wrapped = get_peft_model(model, pc)
@@ -225,16 +277,24 @@ def init_prefix_from_text(model: Any, tokenizer: Any, text: str = PREFIX_INIT_TE
     was_training = base.training
     base.eval()
     with torch.no_grad():
-        cache = base(input_ids=torch.tensor([ids[:n]], device=embedding.weight.device), use_cache=True).past_key_values
+        cache = base(
+            input_ids=torch.tensor([ids[:n]], device=embedding.weight.device), use_cache=True
+        ).past_key_values
         layers = [(layer.keys, layer.values) for layer in getattr(cache, "layers", [])]
         # peft reads each virtual token's row as [layer][key, value][head][head_dim]
-        rows = torch.cat([t[0].transpose(0, 1).reshape(n, -1) for kv in layers for t in kv], dim=1) if layers else None
+        rows = (
+            torch.cat([t[0].transpose(0, 1).reshape(n, -1) for kv in layers for t in kv], dim=1)
+            if layers
+            else None
+        )
         ok = rows is not None and rows.shape == embedding.weight.shape
         if ok:
             embedding.weight.copy_(rows)
     base.train(was_training)
     if not ok:
-        log.info("prefix tuning: this model's cache layout differs from the prefix; kept peft's initialisation")
+        log.info(
+            "prefix tuning: this model's cache layout differs from the prefix; kept peft's initialisation"
+        )
     return ok
 
 
@@ -251,8 +311,13 @@ def adapter_base(adapter_dir: str | Path) -> str:
     adapter_dir = Path(adapter_dir)
     cfg_path = adapter_dir / "adapter_config.json"
     if not cfg_path.is_file():
-        raise RagtuneError(f"{adapter_dir} holds no adapter_config.json; pass a folder written by `ragtune tune generator`")
-    base = read_artifact(adapter_dir).get("base_model") or json.loads(cfg_path.read_text())["base_model_name_or_path"]
+        raise RagtuneError(
+            f"{adapter_dir} holds no adapter_config.json; pass a folder written by `ragtune tune generator`"
+        )
+    base = (
+        read_artifact(adapter_dir).get("base_model")
+        or json.loads(cfg_path.read_text())["base_model_name_or_path"]
+    )
     if not base or not Path(base).is_dir():
         raise RagtuneError(f"the adapter's base model {base!r} is not a folder here; pass --base MODEL_DIR")
     return str(base)
@@ -266,5 +331,9 @@ def adapter_method(adapter_dir: str | Path) -> str:
         return method
     cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
     peft_type = cfg.get("peft_type", "LORA")
-    return {"LORA": "dora" if cfg.get("use_dora") else "lora", "PREFIX_TUNING": "prefix",
-            "PROMPT_TUNING": "prompt", "P_TUNING": "ptuning"}.get(peft_type, peft_type.lower())
+    return {
+        "LORA": "dora" if cfg.get("use_dora") else "lora",
+        "PREFIX_TUNING": "prefix",
+        "PROMPT_TUNING": "prompt",
+        "P_TUNING": "ptuning",
+    }.get(peft_type, peft_type.lower())

@@ -8,10 +8,14 @@ from ragtune.models import RETRIEVER_HELP
 
 
 @click.command("retriever")
-@click.option("--data", "data", required=True, type=click.Path(dir_okay=False), help="QA .jsonl with doc_ids.")
+@click.option(
+    "--data", "data", required=True, type=click.Path(dir_okay=False), help="QA .jsonl with doc_ids."
+)
 @click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False), help="ragtune index.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--base", "base", default=None, help=f"Retriever to start from: {RETRIEVER_HELP} (the default).")
+@click.option(
+    "--base", "base", default=None, help=f"Retriever to start from: {RETRIEVER_HELP} (the default)."
+)
 @click.option("--epochs", default=1, show_default=True, type=int)
 @click.option("--batch-size", default=16, show_default=True, type=int)
 @click.option("--lr", "learning_rate", default=2e-4, show_default=True, type=float)

@@ -42,7 +42,9 @@ def check_gold(examples: list[QAExample], table: ChunkTable, where: str) -> None
     known = set(table.doc_ids)
     for ex in examples:
         if not ex.doc_ids:
-            raise RagtuneError(f"{where}: example {ex.id!r} has no `doc_ids`; the retriever learns from gold documents")
+            raise RagtuneError(
+                f"{where}: example {ex.id!r} has no `doc_ids`; the retriever learns from gold documents"
+            )
         if not known.intersection(ex.doc_ids):
             raise RagtuneError(
                 f"{where}: example {ex.id!r} names doc_ids {list(ex.doc_ids)} that the index does not hold; "
@@ -90,7 +92,9 @@ def mine_triples(
     return triples
 
 
-def doc_recall(examples: list[QAExample], q_emb: np.ndarray, c_emb: np.ndarray, table: ChunkTable, k: int) -> float:
+def doc_recall(
+    examples: list[QAExample], q_emb: np.ndarray, c_emb: np.ndarray, table: ChunkTable, k: int
+) -> float:
     """Mean over questions of |gold ∩ top-k documents| / |gold|, documents scored by their best chunk."""
     if not examples:
         return float("nan")

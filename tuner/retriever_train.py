@@ -81,13 +81,17 @@ def train_retriever(
 ) -> RetrieverTrainResult:
     """Train, measure and export a retriever; every input is validated before the model loads."""
     if epochs < 1 or batch_size < 2 or lora_r < 1 or hard_negatives < 0:
-        raise RagtuneError("need --epochs >= 1, --batch-size >= 2 (in-batch negatives), --lora-r >= 1, --hard-negatives >= 0")
+        raise RagtuneError(
+            "need --epochs >= 1, --batch-size >= 2 (in-batch negatives), --lora-r >= 1, --hard-negatives >= 0"
+        )
     examples = load_qa(data)
     table, rebuild = load_chunk_table(index_dir, out_dir)
     check_gold(examples, table, str(data))
     train, val = split_by_document(examples, val_fraction, seed)
     if len(train) < 2:
-        raise RagtuneError(f"{data}: {len(train)} training question(s) after the split; the loss needs at least 2")
+        raise RagtuneError(
+            f"{data}: {len(train)} training question(s) after the split; the loss needs at least 2"
+        )
 
     import torch
 
@@ -97,17 +101,31 @@ def train_retriever(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = Encoder(base, device=device, engine="torch")  # the model that trains
     # record a portable base: the embedded model by name, any other by its absolute path
-    base_name = DEFAULT_MODEL_NAME if encoder.model_dir == default_model_dir() else str(encoder.model_dir.resolve())
+    base_name = (
+        DEFAULT_MODEL_NAME if encoder.model_dir == default_model_dir() else str(encoder.model_dir.resolve())
+    )
     # measuring and mining use the fastest engine here (same vectors), not the training copy
-    recall_before, triples = _measure_and_mine(Encoder(base, device=device), train, val, table, recall_k,
-                                               hard_negatives)
+    recall_before, triples = _measure_and_mine(
+        Encoder(base, device=device), train, val, table, recall_k, hard_negatives
+    )
     out = Path(out_dir)
-    steps, train_seconds, trainable, total = _train_and_save(encoder.model, triples, out, base_name, lora_r, epochs,
-                                                             batch_size, learning_rate, seed)
+    steps, train_seconds, trainable, total = _train_and_save(
+        encoder.model, triples, out, base_name, lora_r, epochs, batch_size, learning_rate, seed
+    )
     recall_after = _measure_and_mine(Encoder(out, device=device), [], val, table, recall_k, 0)[0]
     result = RetrieverTrainResult(
-        str(out), base_name, recall_k, recall_before, recall_after, len(train), len(val), steps,
-        train_seconds, trainable, total, rebuild,
+        str(out),
+        base_name,
+        recall_k,
+        recall_before,
+        recall_after,
+        len(train),
+        len(val),
+        steps,
+        train_seconds,
+        trainable,
+        total,
+        rebuild,
     )
     write_artifact(
         out,
@@ -115,28 +133,48 @@ def train_retriever(
         base_model=base_name,
         method="lora",
         data_hash=data_hash([data]),
-        hyperparameters={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                             "hard_negatives": hard_negatives, "lora_r": lora_r, "val_fraction": val_fraction, "seed": seed},
+        hyperparameters={
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "hard_negatives": hard_negatives,
+            "lora_r": lora_r,
+            "val_fraction": val_fraction,
+            "seed": seed,
+        },
         metrics={k: v for k, v in asdict(result).items() if k not in ("out_dir", "base", "rebuild_command")},
     )
     return result
 
 
-def _measure_and_mine(encoder, train: list, val: list, table: ChunkTable, recall_k: int,
-                      hard_negatives: int) -> tuple[float, list]:
+def _measure_and_mine(
+    encoder, train: list, val: list, table: ChunkTable, recall_k: int, hard_negatives: int
+) -> tuple[float, list]:
     """Validation recall@k of `encoder` and (for `train`) triples with hard negatives mined by it."""
     if not val and not train:
         return float("nan"), []
     log.info("encoding %d chunks with %s", len(table.texts), encoder)
     chunks = encoder.encode(table.texts)
     recall = doc_recall(val, encoder.encode([q.question for q in val]), chunks, table, recall_k)
-    triples = mine_triples(train, encoder.encode([q.question for q in train]), chunks, table, hard_negatives) \
-        if train else []
+    triples = (
+        mine_triples(train, encoder.encode([q.question for q in train]), chunks, table, hard_negatives)
+        if train
+        else []
+    )
     return recall, triples
 
 
-def _train_and_save(model, triples: list, out: Path, base_name: str, lora_r: int, epochs: int, batch_size: int,
-                    learning_rate: float, seed: int) -> tuple[int, float, int, int]:
+def _train_and_save(
+    model,
+    triples: list,
+    out: Path,
+    base_name: str,
+    lora_r: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+) -> tuple[int, float, int, int]:
     """LoRA-train the SentenceTransformer, save the adapter and the merged model; (steps, seconds, params)."""
     out.mkdir(parents=True, exist_ok=True)
     peft_model, trainable, total = _attach_lora(model, lora_r, seed)
@@ -157,8 +195,16 @@ def _attach_lora(model, r: int, seed: int):
     names = {n.rsplit(".", 1)[-1] for n, _ in inner.named_modules()}
     targets = [t for t in LORA_TARGETS if t in names]
     if not targets:
-        raise RagtuneError(f"the base encoder has none of the LoRA target modules {LORA_TARGETS}; use a BERT-family model")
-    cfg = LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=r, lora_alpha=2 * r, lora_dropout=0.05, target_modules=targets)
+        raise RagtuneError(
+            f"the base encoder has none of the LoRA target modules {LORA_TARGETS}; use a BERT-family model"
+        )
+    cfg = LoraConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        r=r,
+        lora_alpha=2 * r,
+        lora_dropout=0.05,
+        target_modules=targets,
+    )
     peft_model = get_peft_model(inner, cfg)
     model[0].model = peft_model
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
@@ -198,8 +244,11 @@ def _fit(model, triples, epochs: int, batch_size: int, learning_rate: float, see
         )
         with library_output():  # its model card's "Computing widget examples" bar is not a ragtune step
             trainer = SentenceTransformerTrainer(
-                model=model, args=args, train_dataset=Dataset.from_dict(columns),
-                loss=MultipleNegativesRankingLoss(model), callbacks=[quiet_progress_callback()],
+                model=model,
+                args=args,
+                train_dataset=Dataset.from_dict(columns),
+                loss=MultipleNegativesRankingLoss(model),
+                callbacks=[quiet_progress_callback()],
             )
         trainer.remove_callback(PrinterCallback)
         trainer.train()

@@ -112,8 +112,14 @@ def quiet_progress_callback() -> Any:
 
         def on_train_begin(self, args, state, control, **kw):
             if state.is_world_process_zero:
-                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step",
-                                dynamic_ncols=True, leave=False)
+                self.bar = tqdm(
+                    total=state.max_steps,
+                    initial=state.global_step,
+                    desc="training",
+                    unit="step",
+                    dynamic_ncols=True,
+                    leave=False,
+                )
 
         def on_step_end(self, args, state, control, **kw):
             if self.bar is not None:
@@ -121,7 +127,11 @@ def quiet_progress_callback() -> Any:
 
         def on_log(self, args, state, control, logs=None, **kw):
             if self.bar is not None and logs:
-                shown = {k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "eval_loss") and isinstance(v, float)}
+                shown = {
+                    k: f"{v:.4g}"
+                    for k, v in logs.items()
+                    if k in ("loss", "eval_loss") and isinstance(v, float)
+                }
                 if shown:
                     self.bar.set_postfix(shown, refresh=False)
 
@@ -135,7 +145,12 @@ def quiet_progress_callback() -> Any:
 
 def history(log_history: list[dict]) -> tuple[list[dict], list[dict]]:
     """(training-loss entries, validation entries) from the Trainer's log history."""
-    train = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]} for h in log_history if "loss" in h]
-    val = [{"step": h["step"], "epoch": h.get("epoch"), "eval_loss": h["eval_loss"]}
-           for h in log_history if "eval_loss" in h]
+    train = [
+        {"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]} for h in log_history if "loss" in h
+    ]
+    val = [
+        {"step": h["step"], "epoch": h.get("epoch"), "eval_loss": h["eval_loss"]}
+        for h in log_history
+        if "eval_loss" in h
+    ]
     return train, val

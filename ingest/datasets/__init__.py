@@ -50,16 +50,25 @@ def read_dataset(fmt: str, source: str | Path, test_ids: str | Path | None = Non
         return read_squad(src)
     if fmt == "beir":
         if not src.is_dir():
-            raise RagtuneError(f"{src} is a file; pass the BEIR folder (with corpus.jsonl, queries.jsonl, qrels/)")
+            raise RagtuneError(
+                f"{src} is a file; pass the BEIR folder (with corpus.jsonl, queries.jsonl, qrels/)"
+            )
         return read_beir(src)
     if fmt == "pubmedqa":
         return read_pubmedqa(src, Path(test_ids) if test_ids else None)
     raise RagtuneError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def import_dataset(fmt: str, source: str | Path, out_dir: str | Path, validation_fraction: float = 0.1,
-                   test_fraction: float = 0.5, seed: int = 0, test_ids: str | Path | None = None,
-                   disjoint: bool = False) -> ImportReport:
+def import_dataset(
+    fmt: str,
+    source: str | Path,
+    out_dir: str | Path,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    test_ids: str | Path | None = None,
+    disjoint: bool = False,
+) -> ImportReport:
     """Read `source` as `fmt`, split its questions by source, write OUTPUT_FILES into `out_dir` atomically.
 
     `disjoint` drops train/validation questions that share a gold document with a test question (only
@@ -77,10 +86,17 @@ def import_dataset(fmt: str, source: str | Path, out_dir: str | Path, validation
     write_outputs(Path(out_dir), data.documents, splits)
     group_of = {q.row["id"]: q.group for q in data.questions}
     return ImportReport(
-        format=fmt, source=str(source), out_dir=str(out_dir), documents=len(data.documents),
+        format=fmt,
+        source=str(source),
+        out_dir=str(out_dir),
+        documents=len(data.documents),
         questions={s: len(splits[s]) for s in SPLITS},
         groups={s: len({group_of[r["id"]] for r in splits[s]}) for s in SPLITS},
-        group_noun=data.group_noun, shared_test_docs=len(shared), dropped_shared=dropped, notes=data.notes)
+        group_noun=data.group_noun,
+        shared_test_docs=len(shared),
+        dropped_shared=dropped,
+        notes=data.notes,
+    )
 
 
 __all__ = ["FORMATS", "OUTPUT_FILES", "SPLITS", "ImportReport", "import_dataset", "read_dataset"]

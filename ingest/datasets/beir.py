@@ -41,7 +41,9 @@ def _qrels(path: Path) -> list[tuple[int, str, str, int]]:
         if not any(cols) or (lineno == 1 and not cols[-1].lstrip("-").isdigit()):
             continue  # blank, or the header "query-id corpus-id score"
         if len(cols) != 3 or not cols[2].lstrip("-").isdigit():
-            raise RagtuneError(f"{path}:{lineno}: expected `query-id<TAB>corpus-id<TAB>score`, got {line.strip()!r}")
+            raise RagtuneError(
+                f"{path}:{lineno}: expected `query-id<TAB>corpus-id<TAB>score`, got {line.strip()!r}"
+            )
         out.append((lineno, cols[0], cols[1], int(cols[2])))
     return out
 
@@ -50,8 +52,10 @@ def read_beir(source: Path) -> Imported:
     corpus, queries, qrels_dir = source / "corpus.jsonl", source / "queries.jsonl", source / "qrels"
     for p in (corpus, queries, qrels_dir / QRELS["test"]):
         if not p.is_file():
-            raise RagtuneError(f"{source} is not a BEIR folder: {p} is missing (expected corpus.jsonl, "
-                               "queries.jsonl and qrels/test.tsv)")
+            raise RagtuneError(
+                f"{source} is not a BEIR folder: {p} is missing (expected corpus.jsonl, "
+                "queries.jsonl and qrels/test.tsv)"
+            )
     documents, titles, empty = _read_corpus(corpus)
     query_text, query_meta = _read_queries(queries)
     questions, split_of, dropped, unjudged = [], {}, 0, 0
@@ -66,7 +70,9 @@ def read_beir(source: Path) -> Imported:
             if doc_id not in titles:
                 raise RagtuneError(f"{path}:{lineno}: corpus-id {doc_id!r} is not in {corpus}")
             if qid in split_of and split_of[qid] != split:
-                raise RagtuneError(f"{path}:{lineno}: query-id {qid!r} is also judged in qrels/{QRELS[split_of[qid]]}")
+                raise RagtuneError(
+                    f"{path}:{lineno}: query-id {qid!r} is also judged in qrels/{QRELS[split_of[qid]]}"
+                )
             split_of[qid] = split
             docs = gold.setdefault(qid, [])
             if score > 0 and doc_id not in empty and doc_id not in docs:
@@ -76,14 +82,22 @@ def read_beir(source: Path) -> Imported:
             if not docs:
                 unjudged += 1  # only non-relevant (score 0) judgements: nothing to retrieve
                 continue
-            row = {"id": qid, "question": query_text[qid], "answer": [titles[d] for d in docs], "doc_ids": docs}
+            row = {
+                "id": qid,
+                "question": query_text[qid],
+                "answer": [titles[d] for d in docs],
+                "doc_ids": docs,
+            }
             if query_meta[qid]:
                 row["metadata"] = query_meta[qid]
             questions.append(Question(row, group=qid, split=split))
     if not questions:
         raise RagtuneError(f"{qrels_dir}: no query has a relevant (score > 0) document")
-    notes = [f"skipped {len(empty)} corpus documents with neither text nor title ({dropped} judgements on them)"
-             ] if empty else []
+    notes = (
+        [f"skipped {len(empty)} corpus documents with neither text nor title ({dropped} judgements on them)"]
+        if empty
+        else []
+    )
     if not (qrels_dir / QRELS["validation"]).is_file():
         notes.append("no qrels/dev.tsv: validation.jsonl is empty (BEIR's own splits are kept)")
     if unjudged:

@@ -61,7 +61,9 @@ def load_json(path: Path) -> Any:
         raise RagtuneError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
 
 
-def document(doc_id: str, text: str, title: str = "", metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def document(
+    doc_id: str, text: str, title: str = "", metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A ragtune document row; `title` and `metadata` only when they say something."""
     row: dict[str, Any] = {"id": doc_id, "text": text}
     if title:
@@ -71,20 +73,27 @@ def document(doc_id: str, text: str, title: str = "", metadata: dict[str, Any] |
     return row
 
 
-def assign_splits(questions: list[Question], validation_fraction: float, test_fraction: float,
-                  seed: int) -> dict[str, list[dict[str, Any]]]:
+def assign_splits(
+    questions: list[Question], validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[dict[str, Any]]]:
     """Rows by split. Free groups are shuffled with `seed` and cut by the fractions; the test fraction
     applies only when the dataset fixes no test split of its own. Rows keep their source order."""
-    if not 0 <= validation_fraction < 1 or not 0 <= test_fraction < 1 or validation_fraction + test_fraction >= 1:
-        raise RagtuneError(f"--validation-fraction {validation_fraction} and --test-fraction {test_fraction} must "
-                           "each be in [0, 1) and leave some sources for training (sum below 1)")
+    if (
+        not 0 <= validation_fraction < 1
+        or not 0 <= test_fraction < 1
+        or validation_fraction + test_fraction >= 1
+    ):
+        raise RagtuneError(
+            f"--validation-fraction {validation_fraction} and --test-fraction {test_fraction} must "
+            "each be in [0, 1) and leave some sources for training (sum below 1)"
+        )
     fixed = {q.group: q.split for q in questions if q.split}
     free = sorted({q.group for q in questions} - set(fixed))
     random.Random(seed).shuffle(free)
     n_test = 0 if "test" in fixed.values() else round(test_fraction * len(free))
     n_val = round(validation_fraction * len(free))
-    where = {g: "test" for g in free[:n_test]} | {g: "validation" for g in free[n_test:n_test + n_val]}
-    where |= {g: "train" for g in free[n_test + n_val:]} | fixed
+    where = {g: "test" for g in free[:n_test]} | {g: "validation" for g in free[n_test : n_test + n_val]}
+    where |= {g: "train" for g in free[n_test + n_val :]} | fixed
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for q in questions:
         out[where[q.group]].append(q.row)
@@ -112,15 +121,18 @@ def check_ids(documents: list[dict[str, Any]], questions: list[Question], source
         qa_ids.add(row["id"])
         missing = [d for d in row["doc_ids"] if d not in doc_ids]
         if missing:
-            raise RagtuneError(f"{source}: question {row['id']!r} names documents that are not in it: {missing[:3]}")
+            raise RagtuneError(
+                f"{source}: question {row['id']!r} names documents that are not in it: {missing[:3]}"
+            )
         try:
             qa_from_dict(row, where=f"{source}: question {row['id']!r}")
         except RecordError as e:
             raise RagtuneError(str(e)) from None
 
 
-def write_outputs(out_dir: Path, documents: list[dict[str, Any]],
-                  splits: dict[str, list[dict[str, Any]]]) -> None:
+def write_outputs(
+    out_dir: Path, documents: list[dict[str, Any]], splits: dict[str, list[dict[str, Any]]]
+) -> None:
     """Write the four files to temporary names, then rename each into place: a crash leaves none half-written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     contents = dict(zip(OUTPUT_FILES, (documents, *(splits[s] for s in SPLITS))))

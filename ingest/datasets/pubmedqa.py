@@ -23,12 +23,16 @@ def _test_ids(path: Path, known: dict) -> set[str]:
     """The PMIDs of an official test split: a JSON object keyed by PMID, or a list of PMIDs."""
     data = load_json(path)
     if not isinstance(data, (dict, list)) or not data:
-        raise RagtuneError(f"{path}: expected a JSON object keyed by PMID (or a list of PMIDs) naming the test split")
+        raise RagtuneError(
+            f"{path}: expected a JSON object keyed by PMID (or a list of PMIDs) naming the test split"
+        )
     ids = {str(k) for k in data}
     unknown = sorted(ids - set(known))
     if unknown:
-        raise RagtuneError(f"{path}: {len(unknown)} test PMIDs are not in the dataset, e.g. {unknown[:3]}; "
-                           "is it the test split of another PubMedQA file?")
+        raise RagtuneError(
+            f"{path}: {len(unknown)} test PMIDs are not in the dataset, e.g. {unknown[:3]}; "
+            "is it the test split of another PubMedQA file?"
+        )
     return ids
 
 
@@ -51,8 +55,11 @@ def read_pubmedqa(source: Path, test_ids: Path | None = None) -> Imported:
         if decision not in DECISIONS:
             raise RagtuneError(f"{where}: `final_decision` must be yes, no or maybe, got {decision!r}")
         meta = {k: entry[k] for k in ("LABELS", "MESHES", "YEAR") if entry.get(k)}
-        documents.append(document(pmid, "\n\n".join(c.strip() for c in contexts), "",
-                                  {k.lower(): v for k, v in meta.items()}))
+        documents.append(
+            document(
+                pmid, "\n\n".join(c.strip() for c in contexts), "", {k.lower(): v for k, v in meta.items()}
+            )
+        )
         row = {"id": pmid, "question": question.strip(), "answer": decision, "doc_ids": [pmid]}
         if isinstance(entry.get("LONG_ANSWER"), str):
             row["metadata"] = {"long_answer": entry["LONG_ANSWER"]}

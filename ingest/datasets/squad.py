@@ -29,7 +29,9 @@ def read_squad(source: Path) -> Imported:
             context = need(para, "context", str, pwhere, "the paragraph text")
             n = paragraphs_seen[title] = paragraphs_seen.get(title, -1) + 1
             doc_id = f"{title}/{n}"
-            documents.append(document(doc_id, context, title.replace("_", " "), {"article": title, "paragraph": n}))
+            documents.append(
+                document(doc_id, context, title.replace("_", " "), {"article": title, "paragraph": n})
+            )
             for i, qa in enumerate(need(para, "qas", list, pwhere, "a list of questions")):
                 qwhere = f"{pwhere}.qas[{i}]"
                 qid = need(qa, "id", (str, int), qwhere, "the question id")
@@ -38,15 +40,29 @@ def read_squad(source: Path) -> Imported:
                     unanswerable += 1
                     continue
                 answers = need(qa, "answers", list, qwhere, "a list of answers")
-                texts = [need(ans, "text", str, f"{qwhere}.answers[{k}]", "the answer text")
-                         for k, ans in enumerate(answers)]
+                texts = [
+                    need(ans, "text", str, f"{qwhere}.answers[{k}]", "the answer text")
+                    for k, ans in enumerate(answers)
+                ]
                 if not texts:
                     raise RagtuneError(f"{qwhere}: `answers` is empty and `is_impossible` is not true")
-                questions.append(Question({"id": str(qid), "question": question.strip(),
-                                           "answer": list(dict.fromkeys(texts)), "doc_ids": [doc_id],
-                                           "metadata": {"article": title}}, group=title))
+                questions.append(
+                    Question(
+                        {
+                            "id": str(qid),
+                            "question": question.strip(),
+                            "answer": list(dict.fromkeys(texts)),
+                            "doc_ids": [doc_id],
+                            "metadata": {"article": title},
+                        },
+                        group=title,
+                    )
+                )
     if not questions:
         raise RagtuneError(f"{source}: no answerable questions in `data`")
-    notes = [f"skipped {unanswerable} unanswerable questions (SQuAD v2 `is_impossible`: no answer text)"
-             ] if unanswerable else []
+    notes = (
+        [f"skipped {unanswerable} unanswerable questions (SQuAD v2 `is_impossible`: no answer text)"]
+        if unanswerable
+        else []
+    )
     return Imported(documents, questions, "articles", notes)

@@ -124,16 +124,24 @@ def test_cycle_finder_finds_a_planted_cycle():
 
 
 def test_no_stage_imports_a_stage_above_it(graph):
-    bad = [f"{mod} imports {t}" for mod, targets in sorted(graph.items()) if mod not in STAGE_LOADERS
-           for t in sorted(targets)
-           if t.split(".")[0] != mod.split(".")[0] and t.split(".")[0] not in MAY_IMPORT[mod.split(".")[0]]]
+    bad = [
+        f"{mod} imports {t}"
+        for mod, targets in sorted(graph.items())
+        if mod not in STAGE_LOADERS
+        for t in sorted(targets)
+        if t.split(".")[0] != mod.split(".")[0] and t.split(".")[0] not in MAY_IMPORT[mod.split(".")[0]]
+    ]
     assert bad == []
 
 
 def test_stages_are_used_through_their_packages(graph):
     # ragtune/ holds the shared contracts (records, prompt, errors...), imported module by module
-    bad = [f"{mod} imports {t}" for mod, targets in sorted(graph.items()) for t in sorted(targets)
-           if t.split(".")[0] not in (mod.split(".")[0], "ragtune") and "." in t]
+    bad = [
+        f"{mod} imports {t}"
+        for mod, targets in sorted(graph.items())
+        for t in sorted(targets)
+        if t.split(".")[0] not in (mod.split(".")[0], "ragtune") and "." in t
+    ]
     assert bad == []
 
 
@@ -152,8 +160,11 @@ LIGHT_IMPORTS = [
 
 @pytest.mark.parametrize(("module", "heavy"), LIGHT_IMPORTS, ids=[m for m, _ in LIGHT_IMPORTS])
 def test_import_is_light(module, heavy):
-    code = (f"import {module}, sys; loaded = [m for m in {heavy!r} if m in sys.modules]; "
-            f"assert not loaded, f'importing {module} loaded {{loaded}}'")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          check=False)
+    code = (
+        f"import {module}, sys; loaded = [m for m in {heavy!r} if m in sys.modules]; "
+        f"assert not loaded, f'importing {module} loaded {{loaded}}'"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr

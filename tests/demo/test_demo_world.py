@@ -43,9 +43,13 @@ def test_splits_are_leakage_free(tmp_path):
     assert not questions["train"] & questions["test"]
     assert not questions["train"] & questions["validation"]
     assert not questions["validation"] & questions["test"]
+
     # no test wording is a train wording, for any entity
     def wordings(rows):
-        return {q.question.replace(make_world(40).people[int(q.doc_ids[0][-4:])].name, "{name}") for q in rows}
+        return {
+            q.question.replace(make_world(40).people[int(q.doc_ids[0][-4:])].name, "{name}") for q in rows
+        }
+
     assert not wordings(qa["train"]) & wordings(qa["test"])
     # every test fact is taught in training (in other words), with the same answer and gold document
     train_facts = {(q.doc_ids, q.id.split(":")[1]): q.answers for q in qa["train"]}
@@ -70,8 +74,9 @@ def test_update_changes_facts_and_records_stale_answers(tmp_path):
 
 @pytest.mark.parametrize("n_reading,n_closed", [(50, 10), (20, 0)])
 def test_general_corpus_uses_the_rag_prompt(tmp_path, n_reading, n_closed):
-    text, chat = general_corpus(tmp_path, n_people=60, n_heldout=10, n_reading=n_reading,
-                                n_closed_book=n_closed)
+    _text, chat = general_corpus(
+        tmp_path, n_people=60, n_heldout=10, n_reading=n_reading, n_closed_book=n_closed
+    )
     chats = [json.loads(line)["messages"] for line in chat.open()]
     assert len(chats) == n_reading + n_closed
     rag = [c for c in chats if "<passage id=1" in c[1]["content"]]

@@ -14,11 +14,28 @@ DOCS_V1 = [
 DOCS_V2 = [dict(DOCS_V1[0], text="Tomas Reed lives in Greenhollow, where he bakes rye bread.")] + DOCS_V1[1:]
 QA = [
     {"id": "q1", "question": "Where does Tomas Reed live?", "answer": "Ashford", "doc_ids": ["tomas"]},
-    {"id": "q2", "question": "Who founded Brightwater?", "answer": ["Mara Quill", "Quill"], "doc_ids": ["mara"]},
-    {"id": "q3", "question": "How many cats sleep on the library roof?", "answer": ["three", "3"], "doc_ids": ["cats"]},
+    {
+        "id": "q2",
+        "question": "Who founded Brightwater?",
+        "answer": ["Mara Quill", "Quill"],
+        "doc_ids": ["mara"],
+    },
+    {
+        "id": "q3",
+        "question": "How many cats sleep on the library roof?",
+        "answer": ["three", "3"],
+        "doc_ids": ["cats"],
+    },
 ]
-FRESH_QA = [{"id": "f1", "question": "Where does Tomas Reed live?", "answer": "Greenhollow", "stale_answer": "Ashford",
-             "doc_ids": ["tomas"]}]
+FRESH_QA = [
+    {
+        "id": "f1",
+        "question": "Where does Tomas Reed live?",
+        "answer": "Greenhollow",
+        "stale_answer": "Ashford",
+        "doc_ids": ["tomas"],
+    }
+]
 TRAIN = [{"id": f"t{i}", "question": f"What comes after {i}?", "answer": str(i + 1)} for i in range(6)]
 
 
@@ -33,5 +50,11 @@ def toy(tmp_path_factory):
     write_jsonl(root / "fresh.jsonl", FRESH_QA)
     write_jsonl(root / "train.jsonl", TRAIN)
     ingest([root / "docs.jsonl"], root / "index", show_progress=False)
-    return {"dir": root, "docs": root / "docs.jsonl", "index": root / "index", "qa": root / "qa.jsonl",
-            "fresh_qa": root / "fresh.jsonl", "train": root / "train.jsonl"}
+    return {
+        "dir": root,
+        "docs": root / "docs.jsonl",
+        "index": root / "index",
+        "qa": root / "qa.jsonl",
+        "fresh_qa": root / "fresh.jsonl",
+        "train": root / "train.jsonl",
+    }

@@ -34,17 +34,20 @@ def _foreign_index(toy, tmp_path):
     return index
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing model", "does not exist; build or export it first"),
-    ("not a model", "is not a Hugging Face model folder"),
-    ("unknown doc ids", "does not hold, e.g. ['nowhere']"),
-    ("missing answers", "`answer` must be a string or a list of strings"),
-    ("foreign encoder", "was built with encoder"),
-    ("missing index", "index folder"),
-    ("unreachable url", "is unreachable"),
-    ("fewshot without train", "pass the training split"),
-    ("rag without index", "names no index"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing model", "does not exist; build or export it first"),
+        ("not a model", "is not a Hugging Face model folder"),
+        ("unknown doc ids", "does not hold, e.g. ['nowhere']"),
+        ("missing answers", "`answer` must be a string or a list of strings"),
+        ("foreign encoder", "was built with encoder"),
+        ("missing index", "index folder"),
+        ("unreachable url", "is unreachable"),
+        ("fewshot without train", "pass the training split"),
+        ("rag without index", "names no index"),
+    ],
+)
 def test_bad_input_fails_before_generation(case, message, tiny_generator, toy, tmp_path):
     gen, qa, out = str(tiny_generator), toy["qa"], tmp_path / "out"
     systems = lambda **kw: [SystemSpec("s", **({"model": gen} | kw))]
@@ -55,18 +58,30 @@ def test_bad_input_fails_before_generation(case, message, tiny_generator, toy, t
             run_comparison(qa, systems(model=str(tmp_path)), out_dir=out, progress=False)
         elif case == "unknown doc ids":
             write_jsonl(tmp_path / "qa.jsonl", [{"question": "Q?", "answer": "a", "doc_ids": ["nowhere"]}])
-            run_comparison(tmp_path / "qa.jsonl", systems(retrieval=True, index=str(toy["index"])), out_dir=out,
-                           progress=False)
+            run_comparison(
+                tmp_path / "qa.jsonl",
+                systems(retrieval=True, index=str(toy["index"])),
+                out_dir=out,
+                progress=False,
+            )
         elif case == "missing answers":
             write_jsonl(tmp_path / "qa.jsonl", [{"question": "Q?", "answer": "a"}, {"question": "R?"}])
             run_comparison(tmp_path / "qa.jsonl", systems(), out_dir=out, progress=False)
         elif case == "foreign encoder":
-            run_comparison(qa, systems(retrieval=True, index=str(_foreign_index(toy, tmp_path))), out_dir=out,
-                           progress=False)
+            run_comparison(
+                qa,
+                systems(retrieval=True, index=str(_foreign_index(toy, tmp_path))),
+                out_dir=out,
+                progress=False,
+            )
         elif case == "missing index":
-            run_comparison(qa, systems(retrieval=True, index=str(tmp_path / "none")), out_dir=out, progress=False)
+            run_comparison(
+                qa, systems(retrieval=True, index=str(tmp_path / "none")), out_dir=out, progress=False
+            )
         elif case == "unreachable url":
-            run_comparison(qa, [SystemSpec("s", url=f"http://127.0.0.1:{_free_port()}")], out_dir=out, progress=False)
+            run_comparison(
+                qa, [SystemSpec("s", url=f"http://127.0.0.1:{_free_port()}")], out_dir=out, progress=False
+            )
         elif case == "fewshot without train":
             run_comparison(qa, systems(fewshot=2), out_dir=out, progress=False)
         elif case == "rag without index":
@@ -76,9 +91,31 @@ def test_bad_input_fails_before_generation(case, message, tiny_generator, toy, t
 
 
 def test_cli_bad_systems_are_usage_errors(toy, tmp_path):
-    proc = run_cli("eval", "--qa", str(toy["qa"]), "--systems", "base,ft+rag", "--base", str(tmp_path),
-                   "--out", str(tmp_path / "o"), check=False)
-    assert proc.returncode == 2 and "needs a model named 'ft'" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("eval", "--qa", str(toy["qa"]), "--systems", "base", "--base", str(tmp_path / "missing"),
-                   "--out", str(tmp_path / "o"), check=False)
+    proc = run_cli(
+        "eval",
+        "--qa",
+        str(toy["qa"]),
+        "--systems",
+        "base,ft+rag",
+        "--base",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "o"),
+        check=False,
+    )
+    assert (
+        proc.returncode == 2 and "needs a model named 'ft'" in proc.stderr and "Traceback" not in proc.stderr
+    )
+    proc = run_cli(
+        "eval",
+        "--qa",
+        str(toy["qa"]),
+        "--systems",
+        "base",
+        "--base",
+        str(tmp_path / "missing"),
+        "--out",
+        str(tmp_path / "o"),
+        check=False,
+    )
     assert proc.returncode == 2 and "does not exist" in proc.stderr

@@ -11,16 +11,24 @@ from ragtune.records import write_jsonl
 
 LONG = " ".join(f"Filler sentence number {i} talks about weather in the northern valleys." for i in range(40))
 DOCS = [
-    {"_id": "d1", "title": "Volcano", "text": "The volcano Ardent erupted in 1888 and buried the town of Cindermoor."},
+    {
+        "_id": "d1",
+        "title": "Volcano",
+        "text": "The volcano Ardent erupted in 1888 and buried the town of Cindermoor.",
+    },
     {"_id": "d2", "title": "Bakery", "text": "Tomas Reed bakes rye bread every morning in Greenhollow."},
-    {"_id": "d3", "title": "Long", "text": LONG + "\n\nMara Quill founded the lighthouse guild of Brightwater. "
-     "Mara Quill led the lighthouse guild of Brightwater for forty years and kept its lamps burning."},
+    {
+        "_id": "d3",
+        "title": "Long",
+        "text": LONG + "\n\nMara Quill founded the lighthouse guild of Brightwater. "
+        "Mara Quill led the lighthouse guild of Brightwater for forty years and kept its lamps burning.",
+    },
     {"_id": "d4", "title": "Cats", "text": "Three orange cats sleep on the library roof in Ashford."},
     {"_id": "q9", "title": "Same id", "text": "Which river flows through Selby and feeds the old mill?"},
 ]
 QUERIES = [
     {"_id": "q1", "text": "When did the volcano Ardent erupt and which town did it bury?"},
-    {"_id": "q2", "text": "Who founded the lighthouse guild of Brightwater?"},   # the long doc's last chunk
+    {"_id": "q2", "text": "Who founded the lighthouse guild of Brightwater?"},  # the long doc's last chunk
     {"_id": "q3", "text": "Where do the orange cats sleep?"},
     {"_id": "q9", "text": "Which river flows through Selby and feeds the old mill?"},  # same id as a doc
 ]
@@ -34,7 +42,8 @@ def beir(tmp_path_factory):
     write_jsonl(root / "queries.jsonl", QUERIES)
     (root / "qrels").mkdir()
     (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\r\n" + "".join(f"{q}\t{d}\t{s}\r\n" for q, d, s in QRELS))
+        "query-id\tcorpus-id\tscore\r\n" + "".join(f"{q}\t{d}\t{s}\r\n" for q, d, s in QRELS)
+    )
     index = root / "index"
     from ingest import ingest
 

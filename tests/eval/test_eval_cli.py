@@ -17,11 +17,23 @@ def test_eval_cli_with_systems_yaml(tiny_generator, toy, tmp_path):
         "max_tokens: 6\n"
         "systems:\n"
         f"  - {{name: base, model: {tiny_generator}}}\n"
-        f"  - {{name: rag, model: {tiny_generator}, retrieval: true, top_k: 2}}\n")
+        f"  - {{name: rag, model: {tiny_generator}, retrieval: true, top_k: 2}}\n"
+    )
     out = tmp_path / "out"
-    proc = run_cli("eval", "--qa", str(toy["qa"]), "--systems-file", str(tmp_path / "systems.yaml"), "--out", str(out),
-                   "--bootstrap", "100")
-    assert "report:" in proc.stdout and (out / "report.html").is_file() and (out / "disagreements.md").is_file()
+    proc = run_cli(
+        "eval",
+        "--qa",
+        str(toy["qa"]),
+        "--systems-file",
+        str(tmp_path / "systems.yaml"),
+        "--out",
+        str(out),
+        "--bootstrap",
+        "100",
+    )
+    assert (
+        "report:" in proc.stdout and (out / "report.html").is_file() and (out / "disagreements.md").is_file()
+    )
     res = json.loads((out / "results.json").read_text())
     systems = res["splits"]["test"]["systems"]
     assert set(systems) == {"base", "rag"} and systems["rag"]["spec"]["top_k"] == 2
@@ -31,13 +43,33 @@ def test_eval_cli_with_systems_yaml(tiny_generator, toy, tmp_path):
 
 def test_eval_cli_freshness_and_forgetting_gate(tiny_generator, toy, tmp_path):
     out = tmp_path / "out"
-    args = ["eval", "--qa", str(toy["qa"]), "--systems", "base,ft", "--base", str(tiny_generator), "--ft",
-            str(tiny_generator), "--freshness-qa", str(toy["fresh_qa"]), "--general-qa", str(toy["qa"]),
-            "--max-tokens", "6", "--bootstrap", "100", "--out", str(out)]
+    args = [
+        "eval",
+        "--qa",
+        str(toy["qa"]),
+        "--systems",
+        "base,ft",
+        "--base",
+        str(tiny_generator),
+        "--ft",
+        str(tiny_generator),
+        "--freshness-qa",
+        str(toy["fresh_qa"]),
+        "--general-qa",
+        str(toy["qa"]),
+        "--max-tokens",
+        "6",
+        "--bootstrap",
+        "100",
+        "--out",
+        str(out),
+    ]
     proc = run_cli(*args, "--max-forgetting", "-1", check=False)
     assert proc.returncode == 1 and "FAIL" in proc.stdout  # ft == base forgets 0 points > -1: the gate fails
     res = json.loads((out / "results.json").read_text())
-    assert res["forgetting"]["forgetting"]["f1_points"] == 0.0 and res["forgetting"]["gate"]["passed"] is False
+    assert (
+        res["forgetting"]["forgetting"]["f1_points"] == 0.0 and res["forgetting"]["gate"]["passed"] is False
+    )
     assert res["forgetting"]["delta"]["perplexity"]["diff"] == 0.0
     assert set(res["splits"]) == {"test", "freshness"}
     assert res["splits"]["freshness"]["systems"]["ft"]["freshness"]["n"] == 1

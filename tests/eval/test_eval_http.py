@@ -18,18 +18,25 @@ def server(tiny_generator, toy):
 
 
 def test_http_systems_match_in_process_ones(server, tiny_generator, toy, tmp_path):
-    http = [SystemSpec("base", url=server.url, api_key="sekrit", max_tokens=8),
-            SystemSpec("rag", url=server.url, api_key="sekrit", retrieval=True, top_k=2, max_tokens=8),
-            SystemSpec("fewshot", url=server.url, api_key="sekrit", fewshot=2, max_tokens=8)]
-    local = [SystemSpec("base", model=str(tiny_generator), max_tokens=8),
-             SystemSpec("rag", model=str(tiny_generator), retrieval=True, index=str(toy["index"]), top_k=2,
-                        max_tokens=8),
-             SystemSpec("fewshot", model=str(tiny_generator), fewshot=2, max_tokens=8)]
-    kw = dict(train_qa=toy["train"], n_resamples=100, batch_size=1, progress=False)
+    http = [
+        SystemSpec("base", url=server.url, api_key="sekrit", max_tokens=8),
+        SystemSpec("rag", url=server.url, api_key="sekrit", retrieval=True, top_k=2, max_tokens=8),
+        SystemSpec("fewshot", url=server.url, api_key="sekrit", fewshot=2, max_tokens=8),
+    ]
+    local = [
+        SystemSpec("base", model=str(tiny_generator), max_tokens=8),
+        SystemSpec(
+            "rag", model=str(tiny_generator), retrieval=True, index=str(toy["index"]), top_k=2, max_tokens=8
+        ),
+        SystemSpec("fewshot", model=str(tiny_generator), fewshot=2, max_tokens=8),
+    ]
+    kw = {"train_qa": toy["train"], "n_resamples": 100, "batch_size": 1, "progress": False}
     a = run_comparison(toy["qa"], http, out_dir=tmp_path / "http", **kw)["splits"]["test"]
     b = run_comparison(toy["qa"], local, out_dir=tmp_path / "local", **kw)["splits"]["test"]
     for name in ("base", "rag", "fewshot"):  # the same prompt function and greedy decoding on both paths
-        assert [r["prediction"] for r in a["per_question"][name]] == [r["prediction"] for r in b["per_question"][name]]
+        assert [r["prediction"] for r in a["per_question"][name]] == [
+            r["prediction"] for r in b["per_question"][name]
+        ]
     rag = a["systems"]["rag"]
     assert rag["metrics"]["recall@5"]["mean"] == b["systems"]["rag"]["metrics"]["recall@5"]["mean"] == 1.0
     assert rag["describe"]["index_version"] == b["systems"]["rag"]["describe"]["index_version"]

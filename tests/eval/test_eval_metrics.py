@@ -24,28 +24,34 @@ from eval import (
 from eval.answers import freshness_label
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("The Denver Broncos", "denver broncos"),           # article dropped, lower case
-    ("  a   cat\tsat\n", "cat sat"),                    # whitespace collapsed
-    ("Santa Clara, California.", "santa clara california"),  # punctuation removed
-    ("an apple and the pear", "apple and pear"),
-    ("theatre", "theatre"),                             # articles only as whole words
-    ("$5.5-billion", "55billion"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The Denver Broncos", "denver broncos"),  # article dropped, lower case
+        ("  a   cat\tsat\n", "cat sat"),  # whitespace collapsed
+        ("Santa Clara, California.", "santa clara california"),  # punctuation removed
+        ("an apple and the pear", "apple and pear"),
+        ("theatre", "theatre"),  # articles only as whole words
+        ("$5.5-billion", "55billion"),
+    ],
+)
 def test_normalize_answer_official_rules(text, expected):
     assert normalize_answer(text) == expected
 
 
-@pytest.mark.parametrize("pred, golds, em, f1", [
-    ("the Denver Broncos!", ["Denver Broncos"], 1.0, 1.0),
-    ("Denver", ["Denver Broncos"], 0.0, 2 * 1 * 0.5 / 1.5),              # P=1, R=1/2
-    ("Broncos of Denver", ["Denver Broncos"], 0.0, 2 * (2 / 3) * 1 / (2 / 3 + 1)),  # P=2/3, R=1
-    ("cat", ["dog", "a cat", "the cat sat"], 1.0, 1.0),                  # max over gold answers
-    ("cat sat", ["dog", "the cat sat down"], 0.0, 2 * 1 * (2 / 3) / (1 + 2 / 3)),
-    ("", ["Denver"], 0.0, 0.0),
-    ("the", ["a"], 1.0, 0.0),                                            # both normalise to "" (official)
-    ("a a b", ["a b b"], 0.0, 2 * 1 * 0.5 / 1.5),                          # articles gone: "b" vs "b b"
-])
+@pytest.mark.parametrize(
+    "pred, golds, em, f1",
+    [
+        ("the Denver Broncos!", ["Denver Broncos"], 1.0, 1.0),
+        ("Denver", ["Denver Broncos"], 0.0, 2 * 1 * 0.5 / 1.5),  # P=1, R=1/2
+        ("Broncos of Denver", ["Denver Broncos"], 0.0, 2 * (2 / 3) * 1 / (2 / 3 + 1)),  # P=2/3, R=1
+        ("cat", ["dog", "a cat", "the cat sat"], 1.0, 1.0),  # max over gold answers
+        ("cat sat", ["dog", "the cat sat down"], 0.0, 2 * 1 * (2 / 3) / (1 + 2 / 3)),
+        ("", ["Denver"], 0.0, 0.0),
+        ("the", ["a"], 1.0, 0.0),  # both normalise to "" (official)
+        ("a a b", ["a b b"], 0.0, 2 * 1 * 0.5 / 1.5),  # articles gone: "b" vs "b b"
+    ],
+)
 def test_exact_match_and_f1(pred, golds, em, f1):
     assert exact_match(pred, golds) == em
     assert token_f1(pred, golds) == pytest.approx(f1)
@@ -65,21 +71,27 @@ def test_squad_scores_equal_the_official_script_on_the_real_dev_set():
         assert squad_scores(data, preds) == official[name]  # equal to the last bit
 
 
-@pytest.mark.parametrize("pred, golds, expected", [
-    ("the cat sat on the mat", ["the cat sat"], 2 * 1 * 0.5 / 1.5),     # LCS 3, P=3/6, R=3/3
-    ("cat", ["dog", "cat"], 1.0),
-    ("", ["cat"], 0.0),
-])
+@pytest.mark.parametrize(
+    "pred, golds, expected",
+    [
+        ("the cat sat on the mat", ["the cat sat"], 2 * 1 * 0.5 / 1.5),  # LCS 3, P=3/6, R=3/3
+        ("cat", ["dog", "cat"], 1.0),
+        ("", ["cat"], 0.0),
+    ],
+)
 def test_rouge_l(pred, golds, expected):
     assert rouge_l(pred, golds) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("pred, golds, expected", [
-    ("I think it is Brightwater, by the river.", ["brightwater"], 1.0),
-    ("Brightwaters", ["Brightwater"], 0.0),           # token boundaries
-    ("He owns three cats", ["3", "three"], 1.0),
-    ("nothing", ["The"], 0.0),
-])
+@pytest.mark.parametrize(
+    "pred, golds, expected",
+    [
+        ("I think it is Brightwater, by the river.", ["brightwater"], 1.0),
+        ("Brightwaters", ["Brightwater"], 0.0),  # token boundaries
+        ("He owns three cats", ["3", "three"], 1.0),
+        ("nothing", ["The"], 0.0),
+    ],
+)
 def test_answer_contained(pred, golds, expected):
     assert answer_contained(pred, golds) == expected
 
@@ -92,9 +104,15 @@ def test_grounding():
     assert grounding("Mara", None) is None
 
 
-@pytest.mark.parametrize("pred, label", [
-    ("Greenhollow", "new"), ("It is Ashford.", "stale"), ("Greenhollow or Ashford", "both"), ("Paris", "neither"),
-])
+@pytest.mark.parametrize(
+    "pred, label",
+    [
+        ("Greenhollow", "new"),
+        ("It is Ashford.", "stale"),
+        ("Greenhollow or Ashford", "both"),
+        ("Paris", "neither"),
+    ],
+)
 def test_freshness_label(pred, label):
     assert freshness_label(pred, ["Greenhollow"], ["Ashford"]) == label
     assert freshness_label(pred, ["Greenhollow"], []) is None
@@ -103,8 +121,12 @@ def test_freshness_label(pred, label):
 def test_retrieval_metrics_hand_computed():
     qrels = {"q1": {"d1": 1, "d2": 1}, "q2": {"d9": 1}}
     # chunks of d3 appear twice: BEIR keeps the document's best chunk score
-    passages = [{"doc_id": "d3", "score": 0.9}, {"doc_id": "d1", "score": 0.5}, {"doc_id": "d3", "score": 0.4},
-                {"doc_id": "d2", "score": 0.1}]
+    passages = [
+        {"doc_id": "d3", "score": 0.9},
+        {"doc_id": "d1", "score": 0.5},
+        {"doc_id": "d3", "score": 0.4},
+        {"doc_id": "d2", "score": 0.1},
+    ]
     assert doc_scores(passages) == {"d3": 0.9, "d1": 0.5, "d2": 0.1}
     res = retrieval_metrics(qrels, {"q1": doc_scores(passages)}, ks=(1, 2, 10))
     q1 = res["q1"]
@@ -123,7 +145,11 @@ def test_passages_without_scores_rank_by_position():
 def test_paired_bootstrap_constant_difference_has_a_zero_width_ci():
     a = np.linspace(0, 1, 40)
     r = paired_bootstrap(a + 0.25, a, n_resamples=500, seed=3)
-    assert r["diff"] == pytest.approx(0.25) and r["low"] == pytest.approx(0.25) and r["high"] == pytest.approx(0.25)
+    assert (
+        r["diff"] == pytest.approx(0.25)
+        and r["low"] == pytest.approx(0.25)
+        and r["high"] == pytest.approx(0.25)
+    )
     assert r["n"] == 40
 
 

@@ -16,63 +16,164 @@ def _ci(mean, half=10.0):
 
 
 def _system(name, em, f1=None, *, retrieval=False, sha=None, model_id=None, cost=None, fresh=None):
-    s = {"spec": {"name": name, "model": None, "url": "http://x", "retrieval": retrieval, "top_k": 2,
-                  "fewshot": 0, "fewshot_seed": 0, "index_version": None, "retriever": None},
-         "describe": {"mode": "http", "model_id": model_id or name, **({"model_sha256": sha} if sha else {})},
-         "n": 20, "cached": 0, "generated": 20, "missing": 0,
-         "metrics": {"exact_match": _ci(em), "f1": _ci(em if f1 is None else f1)},
-         "cost": {"latency_p50_s": 0.5, "latency_p95_s": 0.9, **(cost or {})}}
+    s = {
+        "spec": {
+            "name": name,
+            "model": None,
+            "url": "http://x",
+            "retrieval": retrieval,
+            "top_k": 2,
+            "fewshot": 0,
+            "fewshot_seed": 0,
+            "index_version": None,
+            "retriever": None,
+        },
+        "describe": {"mode": "http", "model_id": model_id or name, **({"model_sha256": sha} if sha else {})},
+        "n": 20,
+        "cached": 0,
+        "generated": 20,
+        "missing": 0,
+        "metrics": {"exact_match": _ci(em), "f1": _ci(em if f1 is None else f1)},
+        "cost": {"latency_p50_s": 0.5, "latency_p95_s": 0.9, **(cost or {})},
+    }
     if fresh:
-        s["freshness"] = {"new": fresh[0], "stale": fresh[1], "both": 0, "neither": 20 - sum(fresh), "n": 20,
-                          "new_rate": _ci(5.0 * fresh[0]), "stale_rate": _ci(5.0 * fresh[1])}
+        s["freshness"] = {
+            "new": fresh[0],
+            "stale": fresh[1],
+            "both": 0,
+            "neither": 20 - sum(fresh),
+            "n": 20,
+            "new_rate": _ci(5.0 * fresh[0]),
+            "stale_rate": _ci(5.0 * fresh[1]),
+        }
     return s
 
 
 def _cmp(a, b, metric, diff, low, high):
-    return {"a": a, "b": b, "metric": metric, "diff": diff, "low": low, "high": high, "n": 20, "p_le_0": 0.5,
-            "significant": bool(low > 0 or high < 0)}
+    return {
+        "a": a,
+        "b": b,
+        "metric": metric,
+        "diff": diff,
+        "low": low,
+        "high": high,
+        "n": 20,
+        "p_le_0": 0.5,
+        "significant": bool(low > 0 or high < 0),
+    }
 
 
 def _split(systems, comparisons):
-    return {"qa": {"n": 20}, "systems": {n: s for n, s in systems}, "comparisons": comparisons,
-            "disagreements": [], "per_question": {}}
+    return {
+        "qa": {"n": 20},
+        "systems": {n: s for n, s in systems},
+        "comparisons": comparisons,
+        "disagreements": [],
+        "per_question": {},
+    }
 
 
 def _results(test, **extra):
-    return {"ragtune_eval": 1, "config": {"seed": 0, "n_resamples": 100, "batch_size": 4, "ci": 0.95},
-            "splits": {"test": test, **extra.pop("splits", {})}, **extra}
+    return {
+        "ragtune_eval": 1,
+        "config": {"seed": 0, "n_resamples": 100, "batch_size": 4, "ci": 0.95},
+        "splits": {"test": test, **extra.pop("splits", {})},
+        **extra,
+    }
 
 
 # base 10, ft 20, rag 40 EM; every difference stored in listing order (a − b).
-CLEAR = _split([("base", _system("base", 10)), ("ft", _system("ft", 20, sha="f" * 64)),
-                ("rag", _system("rag", 40, retrieval=True))],
-               [_cmp("base", "ft", "exact_match", -10, -20, -1), _cmp("base", "rag", "exact_match", -30, -40, -20),
-                _cmp("ft", "rag", "exact_match", -20, -30, -10), _cmp("ft", "rag", "f1", -20, -30, -10)])
-CLOSE = _split([("base", _system("base", 10)), ("rag", _system("rag", 40, retrieval=True)),
-                ("ft", _system("ft", 35))],
-               [_cmp("base", "rag", "exact_match", -30, -40, -20), _cmp("base", "ft", "exact_match", -25, -35, -15),
-                _cmp("rag", "ft", "exact_match", 5, -5, 15)])
-EM_TIE = _split([("base", _system("base", 10, 12)), ("rag", _system("rag", 40, 60, retrieval=True)),
-                 ("ft", _system("ft", 40, 50))],
-                [_cmp("base", "rag", "exact_match", -30, -40, -20), _cmp("base", "ft", "exact_match", -30, -40, -20),
-                 _cmp("rag", "ft", "exact_match", 0.0, -10, 10), _cmp("rag", "ft", "f1", 10, 2, 18),
-                 _cmp("base", "rag", "f1", -48, -60, -30)])
+CLEAR = _split(
+    [
+        ("base", _system("base", 10)),
+        ("ft", _system("ft", 20, sha="f" * 64)),
+        ("rag", _system("rag", 40, retrieval=True)),
+    ],
+    [
+        _cmp("base", "ft", "exact_match", -10, -20, -1),
+        _cmp("base", "rag", "exact_match", -30, -40, -20),
+        _cmp("ft", "rag", "exact_match", -20, -30, -10),
+        _cmp("ft", "rag", "f1", -20, -30, -10),
+    ],
+)
+CLOSE = _split(
+    [("base", _system("base", 10)), ("rag", _system("rag", 40, retrieval=True)), ("ft", _system("ft", 35))],
+    [
+        _cmp("base", "rag", "exact_match", -30, -40, -20),
+        _cmp("base", "ft", "exact_match", -25, -35, -15),
+        _cmp("rag", "ft", "exact_match", 5, -5, 15),
+    ],
+)
+EM_TIE = _split(
+    [
+        ("base", _system("base", 10, 12)),
+        ("rag", _system("rag", 40, 60, retrieval=True)),
+        ("ft", _system("ft", 40, 50)),
+    ],
+    [
+        _cmp("base", "rag", "exact_match", -30, -40, -20),
+        _cmp("base", "ft", "exact_match", -30, -40, -20),
+        _cmp("rag", "ft", "exact_match", 0.0, -10, 10),
+        _cmp("rag", "ft", "f1", 10, 2, 18),
+        _cmp("base", "rag", "f1", -48, -60, -30),
+    ],
+)
 
 
-@pytest.mark.parametrize("split, best, runner, metric, distinguishable, says, not_says", [
-    (CLEAR, "rag", "ft", "exact_match", True,
-     ["deploy rag: EM 40.0 [30.0, 50.0]", "beats runner-up ft by +20.0 EM points [+10.0, +30.0]",
-      "also beats base", "vs base +30.0 EM points [+20.0, +40.0]"], ["not distinguishable"]),
-    (CLOSE, "rag", "ft", "exact_match", False,
-     ["not distinguishable from ft (+5.0 EM points [-5.0, +15.0]: the CI includes zero)", "beats base",
-      "Choose on cost"], ["beats runner-up"]),
-    (EM_TIE, "rag", "ft", "f1", True,
-     ["EM ties with ft; compared on F1", "F1 60.0", "beats runner-up ft by +10.0 F1 points [+2.0, +18.0]"], []),
-])
+@pytest.mark.parametrize(
+    "split, best, runner, metric, distinguishable, says, not_says",
+    [
+        (
+            CLEAR,
+            "rag",
+            "ft",
+            "exact_match",
+            True,
+            [
+                "deploy rag: EM 40.0 [30.0, 50.0]",
+                "beats runner-up ft by +20.0 EM points [+10.0, +30.0]",
+                "also beats base",
+                "vs base +30.0 EM points [+20.0, +40.0]",
+            ],
+            ["not distinguishable"],
+        ),
+        (
+            CLOSE,
+            "rag",
+            "ft",
+            "exact_match",
+            False,
+            [
+                "not distinguishable from ft (+5.0 EM points [-5.0, +15.0]: the CI includes zero)",
+                "beats base",
+                "Choose on cost",
+            ],
+            ["beats runner-up"],
+        ),
+        (
+            EM_TIE,
+            "rag",
+            "ft",
+            "f1",
+            True,
+            [
+                "EM ties with ft; compared on F1",
+                "F1 60.0",
+                "beats runner-up ft by +10.0 F1 points [+2.0, +18.0]",
+            ],
+            [],
+        ),
+    ],
+)
 def test_split_verdict(split, best, runner, metric, distinguishable, says, not_says):
     v = compute_verdict(_results(split))
     s = v["splits"]["test"]
-    assert (s["best"], s["runner_up"], s["metric"], s["distinguishable"]) == (best, runner, metric, distinguishable)
+    assert (s["best"], s["runner_up"], s["metric"], s["distinguishable"]) == (
+        best,
+        runner,
+        metric,
+        distinguishable,
+    )
     assert v["metric"] == "exact_match" and "Verdict metric: exact match" in v["metric_text"]
     for text in says:
         assert text in s["text"], (text, s["text"])
@@ -83,7 +184,14 @@ def test_split_verdict(split, best, runner, metric, distinguishable, says, not_s
 
 def test_ci_of_a_pair_stored_the_other_way_round_is_turned_around_not_recomputed():
     c = comparison(CLEAR, "rag", "ft", "exact_match")
-    assert (c["a"], c["b"], c["diff"], c["low"], c["high"], c["significant"]) == ("rag", "ft", 20, 10, 30, True)
+    assert (c["a"], c["b"], c["diff"], c["low"], c["high"], c["significant"]) == (
+        "rag",
+        "ft",
+        20,
+        10,
+        30,
+        True,
+    )
     assert comparison(CLEAR, "rag", "ft", "rouge_l") is None
 
 
@@ -93,10 +201,18 @@ def test_tie_on_em_is_named_in_the_metric_line():
     assert v["splits"]["test"]["tied_on"] == ["exact_match"]
 
 
-FRESH = _split([("base", _system("base", 0, fresh=(0, 2))), ("rag", _system("rag", 60, retrieval=True, fresh=(12, 1))),
-                ("ft", _system("ft", 5, fresh=(1, 9)))],
-               [_cmp("base", "rag", "exact_match", -60, -75, -45), _cmp("base", "ft", "exact_match", -5, -15, 0),
-                _cmp("rag", "ft", "exact_match", 55, 40, 70)])
+FRESH = _split(
+    [
+        ("base", _system("base", 0, fresh=(0, 2))),
+        ("rag", _system("rag", 60, retrieval=True, fresh=(12, 1))),
+        ("ft", _system("ft", 5, fresh=(1, 9))),
+    ],
+    [
+        _cmp("base", "rag", "exact_match", -60, -75, -45),
+        _cmp("base", "ft", "exact_match", -5, -15, 0),
+        _cmp("rag", "ft", "exact_match", 55, 40, 70),
+    ],
+)
 
 
 @pytest.mark.parametrize("with_fresh", [True, False])
@@ -110,19 +226,35 @@ def test_freshness_split_present_or_absent(with_fresh):
     if with_fresh:
         f = v["splits"]["freshness"]
         assert f["best"] == "rag" and f["distinguishable"] and f["freshness"]["new"] == 12
-        assert ("For changed facts after the index refresh (freshness, n=20) deploy rag: EM 60.0 [50.0, 70.0]; "
-                "beats runner-up ft by +55.0 EM points [+40.0, +70.0]") in head
+        assert (
+            "For changed facts after the index refresh (freshness, n=20) deploy rag: EM 60.0 [50.0, 70.0]; "
+            "beats runner-up ft by +55.0 EM points [+40.0, +70.0]"
+        ) in head
         assert "It answers 12 of 20 changed facts with the new value, 1 with the stale one." in head
     else:
         assert "changed facts" not in head
 
 
-FORGET = {"general_qa": {"n": 30}, "ft_model": "/m/ft", "base_model": "/m/base", "ft_sha256": "f" * 64,
-          "base_sha256": "b" * 64, "base": {"perplexity": 9.0, "exact_match": 20.0, "f1": 30.0, "contained": 50.0},
-          "ft": {"perplexity": 7.0, "exact_match": 22.0, "f1": 27.0, "contained": 40.0},
-          "delta": {}, "forgetting": {"f1_points": 3.0, "low": -1.0, "high": 7.0, "n": 30, "contained_points": 10.0,
-                                      "contained_low": 4.0, "contained_high": 16.0},
-          "gate": {"max_forgetting": 5.0, "passed": True}}
+FORGET = {
+    "general_qa": {"n": 30},
+    "ft_model": "/m/ft",
+    "base_model": "/m/base",
+    "ft_sha256": "f" * 64,
+    "base_sha256": "b" * 64,
+    "base": {"perplexity": 9.0, "exact_match": 20.0, "f1": 30.0, "contained": 50.0},
+    "ft": {"perplexity": 7.0, "exact_match": 22.0, "f1": 27.0, "contained": 40.0},
+    "delta": {},
+    "forgetting": {
+        "f1_points": 3.0,
+        "low": -1.0,
+        "high": 7.0,
+        "n": 30,
+        "contained_points": 10.0,
+        "contained_low": 4.0,
+        "contained_high": 16.0,
+    },
+    "gate": {"max_forgetting": 5.0, "passed": True},
+}
 
 
 @pytest.mark.parametrize("forget", [FORGET, None])
@@ -133,10 +265,13 @@ def test_cost_lines_with_and_without_forgetting(forget):
     lines = {c["system"]: c["text"] for c in v["costs"]}
     assert lines["ft"].startswith("ft: latency p50 500 ms; training 42 s; adapter 3.50 MB")
     assert lines["rag"] == "rag: latency p50 500 ms; training time not recorded; no adapter recorded" + (
-        "; forgetting not measured" if forget else "")
+        "; forgetting not measured" if forget else ""
+    )
     if forget:
-        assert lines["ft"].endswith("forgets 3.0 F1 points [-1.0, +7.0] and 10.0 answer-contained points "
-                                    "[+4.0, +16.0] vs its base on general QA (n=30), gate --max-forgetting 5.0: passed")
+        assert lines["ft"].endswith(
+            "forgets 3.0 F1 points [-1.0, +7.0] and 10.0 answer-contained points "
+            "[+4.0, +16.0] vs its base on general QA (n=30), gate --max-forgetting 5.0: passed"
+        )
         assert v["forgetting"]["ft"]["f1"] == 27.0 and "forgetting_text" not in v
         assert lines["base"].endswith("runs the base model (the forgetting reference)")  # served as /m/base
     else:
@@ -156,19 +291,40 @@ def test_forgetting_matched_over_http_by_served_name_or_stated_apart():
 
 
 def test_pairwise_table_keeps_pairs_with_the_best_or_base(tmp_path):
-    pairs = (("base", "fewshot"), ("base", "ft"), ("base", "rag"), ("fewshot", "ft"), ("fewshot", "rag"), ("ft", "rag"))
-    split = _split([(n, _system(n, em, retrieval=n == "rag")) for n, em in
-                    (("base", 10), ("fewshot", 12), ("ft", 20), ("rag", 40))],
-                   [_cmp(a, b, m, -1, -2, 0) for a, b in pairs for m in ("exact_match", "f1", "rouge_l")])
+    pairs = (
+        ("base", "fewshot"),
+        ("base", "ft"),
+        ("base", "rag"),
+        ("fewshot", "ft"),
+        ("fewshot", "rag"),
+        ("ft", "rag"),
+    )
+    split = _split(
+        [
+            (n, _system(n, em, retrieval=n == "rag"))
+            for n, em in (("base", 10), ("fewshot", 12), ("ft", 20), ("rag", 40))
+        ],
+        [_cmp(a, b, m, -1, -2, 0) for a, b in pairs for m in ("exact_match", "f1", "rouge_l")],
+    )
     assert {r[0] for r in comparison_table(split, ["rag", "base"])[1]} == {
-        "base − fewshot", "base − ft", "base − rag", "fewshot − rag", "ft − rag"}
+        "base − fewshot",
+        "base − ft",
+        "base − rag",
+        "fewshot − rag",
+        "ft − rag",
+    }
     assert len(comparison_table(split)[1]) == 12  # without `keep`: every pair on EM and F1
     paths = write_report(_results(split), tmp_path)
     md = paths["md"].read_text()
-    assert md.startswith("# ragtune evaluation report\n\n## Verdict\n\nFor held-out questions (test, n=20) deploy rag")
+    assert md.startswith(
+        "# ragtune evaluation report\n\n## Verdict\n\nFor held-out questions (test, n=20) deploy rag"
+    )
     assert "| fewshot − ft |" not in md and "| ft − rag | EM |" in md and "| base − fewshot | F1 |" in md
     assert md.index("## Verdict") < md.index("## test (n=20)") < md.index("### Differences")
     body = json.loads(paths["json"].read_text())
     assert body["verdict"]["splits"]["test"]["best"] == "rag"
     assert len(body["splits"]["test"]["comparisons"]) == 18  # the full list stays in results.json
-    assert "<h2>Verdict</h2>" in paths["html"].read_text() and "<ul><li>base: latency" in paths["html"].read_text()
+    assert (
+        "<h2>Verdict</h2>" in paths["html"].read_text()
+        and "<ul><li>base: latency" in paths["html"].read_text()
+    )

@@ -17,15 +17,31 @@ from ragtune.records import iter_jsonl, load_qa
 def _squad(root: Path, version: str = "1.1") -> Path:
     data = []
     for a in "ABCD":
-        paragraphs = [{"context": f"Article {a} paragraph {p} says the answer is {a}{p}.",
-                       "qas": [{"id": f"{a}{p}q{i}", "question": f"What does {a} paragraph {p} say ({i})?",
-                                "answers": [{"text": f"{a}{p}", "answer_start": 0}] * 3} for i in range(2)]}
-                      for p in range(2)]
+        paragraphs = [
+            {
+                "context": f"Article {a} paragraph {p} says the answer is {a}{p}.",
+                "qas": [
+                    {
+                        "id": f"{a}{p}q{i}",
+                        "question": f"What does {a} paragraph {p} say ({i})?",
+                        "answers": [{"text": f"{a}{p}", "answer_start": 0}] * 3,
+                    }
+                    for i in range(2)
+                ],
+            }
+            for p in range(2)
+        ]
         data.append({"title": f"Article_{a}", "paragraphs": paragraphs})
     if version == "v2.0":
-        data[0]["paragraphs"][0]["qas"].append({"id": "nope", "question": "Unanswerable?", "answers": [],
-                                                "plausible_answers": [{"text": "x", "answer_start": 0}],
-                                                "is_impossible": True})
+        data[0]["paragraphs"][0]["qas"].append(
+            {
+                "id": "nope",
+                "question": "Unanswerable?",
+                "answers": [],
+                "plausible_answers": [{"text": "x", "answer_start": 0}],
+                "is_impossible": True,
+            }
+        )
     path = root / "dev.json"
     path.write_text(json.dumps({"version": version, "data": data}), encoding="utf-8")
     return path
@@ -34,24 +50,41 @@ def _squad(root: Path, version: str = "1.1") -> Path:
 def _beir(root: Path) -> Path:
     d = root / "beir"
     (d / "qrels").mkdir(parents=True)
-    docs = [{"_id": f"d{i}", "title": f"Title {i}", "text": f"Abstract {i}.", "metadata": {}} for i in range(6)]
+    docs = [
+        {"_id": f"d{i}", "title": f"Title {i}", "text": f"Abstract {i}.", "metadata": {}} for i in range(6)
+    ]
     (d / "corpus.jsonl").write_text("".join(json.dumps(x) + "\n" for x in docs), encoding="utf-8")
     queries = [{"_id": str(q), "text": f"Claim {q}.", "metadata": {}} for q in range(5)]
     (d / "queries.jsonl").write_text("".join(json.dumps(x) + "\n" for x in queries), encoding="utf-8")
-    qrels = {"train": ["0\td0\t1", "1\td1\t1", "1\td2\t1"], "dev": ["2\td3\t1"], "test": ["3\td4\t1", "4\td5\t0"]}
+    qrels = {
+        "train": ["0\td0\t1", "1\td1\t1", "1\td2\t1"],
+        "dev": ["2\td3\t1"],
+        "test": ["3\td4\t1", "4\td5\t0"],
+    }
     for split, rows in qrels.items():  # BEIR's header line and the CRLF endings of the real files
-        (d / "qrels" / f"{split}.tsv").write_bytes(("query-id\tcorpus-id\tscore\r\n" + "\r\n".join(rows)).encode())
+        (d / "qrels" / f"{split}.tsv").write_bytes(
+            ("query-id\tcorpus-id\tscore\r\n" + "\r\n".join(rows)).encode()
+        )
     return d
 
 
 def _pubmedqa(root: Path) -> Path:
     d = root / "pqal"
     d.mkdir()
-    entries = {str(100 + i): {"QUESTION": f"Does drug {i} work?", "CONTEXTS": [f"Background {i}.", f"Results {i}."],
-                              "LABELS": ["BACKGROUND", "RESULTS"], "MESHES": ["Humans"], "YEAR": "2011",
-                              "reasoning_required_pred": "yes", "reasoning_free_pred": "yes",
-                              "final_decision": ["yes", "no", "maybe"][i % 3], "LONG_ANSWER": f"Drug {i} is fine."}
-               for i in range(8)}
+    entries = {
+        str(100 + i): {
+            "QUESTION": f"Does drug {i} work?",
+            "CONTEXTS": [f"Background {i}.", f"Results {i}."],
+            "LABELS": ["BACKGROUND", "RESULTS"],
+            "MESHES": ["Humans"],
+            "YEAR": "2011",
+            "reasoning_required_pred": "yes",
+            "reasoning_free_pred": "yes",
+            "final_decision": ["yes", "no", "maybe"][i % 3],
+            "LONG_ANSWER": f"Drug {i} is fine.",
+        }
+        for i in range(8)
+    }
     (d / "ori_pqal.json").write_text(json.dumps(entries, indent=4), encoding="utf-8")
     (d / "test_ground_truth.json").write_text(json.dumps({"100": "yes", "101": "no"}), encoding="utf-8")
     return d
@@ -128,8 +161,12 @@ def test_beir_answer_is_gold_titles_and_zero_scores_are_not_gold(tmp_path):
     out = tmp_path / "out"
     report = import_dataset("beir", _beir(tmp_path), out)
     _, splits = _outputs(out)
-    assert splits["train"][1] == {"id": "1", "question": "Claim 1.", "answer": ["Title 1", "Title 2"],
-                                  "doc_ids": ["d1", "d2"]}
+    assert splits["train"][1] == {
+        "id": "1",
+        "question": "Claim 1.",
+        "answer": ["Title 1", "Title 2"],
+        "doc_ids": ["d1", "d2"],
+    }
     assert [r["id"] for r in splits["test"]] == ["3"]  # query 4 has only a score-0 judgement
     assert any("score > 0" in n for n in report.notes)
 
@@ -157,7 +194,9 @@ def test_failed_write_leaves_previous_outputs(tmp_path, monkeypatch):
 
 def test_bad_fractions(tmp_path):
     with pytest.raises(RagtuneError, match="fraction"):
-        import_dataset("squad", _squad(tmp_path), tmp_path / "out", validation_fraction=0.5, test_fraction=0.5)
+        import_dataset(
+            "squad", _squad(tmp_path), tmp_path / "out", validation_fraction=0.5, test_fraction=0.5
+        )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -190,24 +229,42 @@ def _pubmedqa_without(tmp_path, key):
 # format, bad source maker, what the one error line must name (file, then field or line)
 BAD = [
     ("squad", lambda t: _write(t / "dev.json", '{"version": "1.1"}'), ["dev.json", "`data`"]),
-    ("squad", lambda t: _write(t / "dev.json", '{"data": [\n  {"title": "A",\n   "paragraphs": [}\n'),
-     ["dev.json:3:", "not valid JSON"]),
+    (
+        "squad",
+        lambda t: _write(t / "dev.json", '{"data": [\n  {"title": "A",\n   "paragraphs": [}\n'),
+        ["dev.json:3:", "not valid JSON"],
+    ),
     ("squad", _squad_no_question, ["dev.json", "data[1].paragraphs[0].qas[1]", "`question`"]),
     ("squad", lambda t: _beir(t) / "corpus.jsonl", ["corpus.jsonl:2:", "not valid JSON"]),  # a foreign file
     ("beir", lambda t: (_beir(t) / "corpus.jsonl").unlink() or t / "beir", ["corpus.jsonl", "missing"]),
-    ("beir", lambda t: _beir_broken(t, "queries.jsonl", '{"_id": "0", "text": "a"}\n{"_id": 1, text}\n'),
-     ["queries.jsonl:2", "not valid JSON"]),
-    ("beir", lambda t: _beir_broken(t, "queries.jsonl", '{"_id": "0", "title": "no text"}\n'),
-     ["queries.jsonl:1", "`text`"]),
-    ("beir", lambda t: _beir_broken(t, "qrels/test.tsv", "query-id\tcorpus-id\tscore\n3\tnot-a-doc\t1\n"),
-     ["test.tsv:2", "corpus-id", "not-a-doc"]),
-    ("beir", lambda t: _beir_broken(t, "qrels/test.tsv", "query-id\tcorpus-id\tscore\n3 d4 1\n"),
-     ["test.tsv:2", "query-id<TAB>corpus-id<TAB>score"]),
+    (
+        "beir",
+        lambda t: _beir_broken(t, "queries.jsonl", '{"_id": "0", "text": "a"}\n{"_id": 1, text}\n'),
+        ["queries.jsonl:2", "not valid JSON"],
+    ),
+    (
+        "beir",
+        lambda t: _beir_broken(t, "queries.jsonl", '{"_id": "0", "title": "no text"}\n'),
+        ["queries.jsonl:1", "`text`"],
+    ),
+    (
+        "beir",
+        lambda t: _beir_broken(t, "qrels/test.tsv", "query-id\tcorpus-id\tscore\n3\tnot-a-doc\t1\n"),
+        ["test.tsv:2", "corpus-id", "not-a-doc"],
+    ),
+    (
+        "beir",
+        lambda t: _beir_broken(t, "qrels/test.tsv", "query-id\tcorpus-id\tscore\n3 d4 1\n"),
+        ["test.tsv:2", "query-id<TAB>corpus-id<TAB>score"],
+    ),
     ("pubmedqa", lambda t: _pubmedqa_without(t, "QUESTION"), ["ori_pqal.json", "103", "`QUESTION`"]),
     ("pubmedqa", lambda t: _pubmedqa_without(t, "final_decision"), ["ori_pqal.json", "`final_decision`"]),
     ("pubmedqa", lambda t: _write(t / "ids.json", '["1", "2"]'), ["ids.json", "expected a JSON object"]),
-    ("pubmedqa", lambda t: _write(_pubmedqa(t) / "test_ground_truth.json", '{"999": "yes"}').parent,
-     ["test_ground_truth.json", "999", "not in the dataset"]),
+    (
+        "pubmedqa",
+        lambda t: _write(_pubmedqa(t) / "test_ground_truth.json", '{"999": "yes"}').parent,
+        ["test_ground_truth.json", "999", "not in the dataset"],
+    ),
 ]
 
 
@@ -230,9 +287,19 @@ REAL = [
 ]
 
 
-@pytest.mark.parametrize("fmt, rel", [pytest.param(*r, marks=pytest.mark.skipif(
-    not (SHARED_DATA / r[1]).exists(), reason=f"public data not found at {SHARED_DATA / r[1]}")) for r in REAL],
-    ids=[r[0] for r in REAL])
+@pytest.mark.parametrize(
+    "fmt, rel",
+    [
+        pytest.param(
+            *r,
+            marks=pytest.mark.skipif(
+                not (SHARED_DATA / r[1]).exists(), reason=f"public data not found at {SHARED_DATA / r[1]}"
+            ),
+        )
+        for r in REAL
+    ],
+    ids=[r[0] for r in REAL],
+)
 def test_import_real_dataset(tmp_path, fmt, rel):
     out = tmp_path / "out"
     proc = run_cli("data", "import", fmt, str(SHARED_DATA / rel), "--out", str(out))

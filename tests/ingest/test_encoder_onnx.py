@@ -14,7 +14,9 @@ import pytest
 from retriever import Encoder
 
 ONNX_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
-needs_onnx = pytest.mark.skipif(not ONNX_EXTRA, reason="the onnx extra is not installed: pip install 'ragtune[onnx]'")
+needs_onnx = pytest.mark.skipif(
+    not ONNX_EXTRA, reason="the onnx extra is not installed: pip install 'ragtune[onnx]'"
+)
 
 TEXTS = [
     "The capital of Avalon is Brightwater.",

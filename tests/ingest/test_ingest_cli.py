@@ -18,9 +18,11 @@ def test_cli_ingest_search_and_versions(tmp_path):
     (src / "ships.txt").unlink()
     report = json.loads(run_cli("ingest", str(src), "--index", idx, "--json").stdout)
     assert report["plan"]["removed"] == 1 and report["published"] and report["version"] == "v000002"
-    assert report["chunks_embedded"] == 0 and report["skipped"][0]["reason"].startswith("unsupported file type")
+    assert report["chunks_embedded"] == 0 and report["skipped"][0]["reason"].startswith(
+        "unsupported file type"
+    )
     hits = json.loads(run_cli("search", "Who works as a baker?", "--index", idx, "-k", "2", "--json").stdout)
-    assert [h["doc_id"] for h in hits][0] == "bakers/tomas.md" and len(hits) == 2
+    assert next(h["doc_id"] for h in hits) == "bakers/tomas.md" and len(hits) == 2
     assert set(hits[0]) == {"chunk_id", "doc_id", "text", "score", "title", "source", "start", "end"}
     assert hits[0]["title"] == "Tomas Reed" and hits[0]["score"] > hits[1]["score"]
 
@@ -34,7 +36,10 @@ def test_cli_ingest_search_and_versions(tmp_path):
 def test_cli_errors_are_one_line_with_the_fix(tmp_path):
     missing = str(tmp_path / "nowhere")
     for args, message in [
-        (("search", "q", "--index", missing), f"error: no index at {missing}; build one with `ragtune ingest"),
+        (
+            ("search", "q", "--index", missing),
+            f"error: no index at {missing}; build one with `ragtune ingest",
+        ),
         (("index", "rollback", "v000042", "--index", missing), "error: no index at"),
         (("index", "list", "--index", missing), "error: no index at"),
         (("index", "prune", "--keep", "0", "--index", missing), "error: --keep must be at least 1, got 0"),

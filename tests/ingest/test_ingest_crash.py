@@ -65,8 +65,9 @@ class _Lines:
             try:
                 line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"the child did not print {want!r} within {timeout:.0f} s "
-                                     f"(it printed {self.seen})") from None
+                raise AssertionError(
+                    f"the child did not print {want!r} within {timeout:.0f} s (it printed {self.seen})"
+                ) from None
             if line is None:
                 raise AssertionError(f"the child ended before printing {want!r} (it printed {self.seen})")
             self.seen.append(line)
@@ -89,8 +90,11 @@ def driver(tmp_path_factory):
 
 
 def _many(n: int, tag: str) -> dict[str, str]:
-    return {f"doc{i:03d}.txt": f"Record {i} ({tag}): the town of Brightwater keeps ledger page {i} about grain, "
-            f"salt and the river trade of the year {800 + i}." for i in range(n)}
+    return {
+        f"doc{i:03d}.txt": f"Record {i} ({tag}): the town of Brightwater keeps ledger page {i} about grain, "
+        f"salt and the river trade of the year {800 + i}."
+        for i in range(n)
+    }
 
 
 # "external": SIGKILL from outside while the new version's files are being written (at its embedding);
@@ -102,8 +106,13 @@ def test_kill_9_mid_ingest_leaves_previous_version(encoder, tmp_path, driver, po
     ingest([src], idx, encoder=encoder, show_progress=False)
     write_tree(src, _many(40, "new"))  # every document changes
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    child = subprocess.Popen([sys.executable, str(driver), str(src), str(idx), point], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(driver), str(src), str(idx), point],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     lines = _Lines(child)
     try:
         if point == "external":
@@ -131,12 +140,23 @@ def test_kill_9_mid_ingest_leaves_previous_version(encoder, tmp_path, driver, po
 def test_concurrent_ingest_is_refused(encoder, corpus, tmp_path):
     idx = tmp_path / "idx"
     holder = subprocess.Popen(
-        [sys.executable, "-c", ("import sys, time\nfrom retriever import index_lock\n"
-                                f"with index_lock({str(idx)!r}):\n    print('held', flush=True)\n    time.sleep(60)")],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\nfrom retriever import index_lock\n"
+                f"with index_lock({str(idx)!r}):\n    print('held', flush=True)\n    time.sleep(60)"
+            ),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         _Lines(holder).wait_for("held", timeout=60)
-        with pytest.raises(IndexLocked, match=rf"another ingest is writing {idx} \(process {holder.pid}\); wait"):
+        with pytest.raises(
+            IndexLocked, match=rf"another ingest is writing {idx} \(process {holder.pid}\); wait"
+        ):
             ingest([corpus], idx, encoder=encoder, show_progress=False)
     finally:
         holder.kill()

@@ -43,8 +43,13 @@ def lora_adapter(embedder_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("lora") / "adapter"
     m = SentenceTransformer(embedder_dir, device="cpu")
-    cfg = LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=4, lora_alpha=8, target_modules=["query", "value"],
-                     init_lora_weights=False)
+    cfg = LoraConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        r=4,
+        lora_alpha=8,
+        target_modules=["query", "value"],
+        init_lora_weights=False,
+    )
     get_peft_model(m[0].auto_model, cfg).save_pretrained(str(out))
     return out
 
@@ -62,7 +67,9 @@ def built(encoder, tmp_path_factory):
 def test_other_encoder_is_refused_and_full_rebuild_fixes_it(encoder, built, other_model, tmp_path):
     idx = shutil.copytree(built / "idx", tmp_path / "idx")
     other = Encoder(other_model)
-    assert other.fingerprint["id"] != encoder.fingerprint["id"] and other.fingerprint["model"] == "other-minilm"
+    assert (
+        other.fingerprint["id"] != encoder.fingerprint["id"] and other.fingerprint["model"] == "other-minilm"
+    )
     with pytest.raises(FingerprintMismatch) as e:
         Retriever(KnowledgeIndex.open(idx), other)
     msg = str(e.value)
@@ -75,14 +82,18 @@ def test_other_encoder_is_refused_and_full_rebuild_fixes_it(encoder, built, othe
     assert current_version(idx) == "v000001"
     report = ingest([built / "src"], idx, encoder=other, full=True, show_progress=False)
     assert report.version == "v000002" and report.chunks_embedded == 5
-    assert Retriever.open(idx).encoder.fingerprint["id"] == other.fingerprint["id"]  # recorded encoder is reused
+    assert (
+        Retriever.open(idx).encoder.fingerprint["id"] == other.fingerprint["id"]
+    )  # recorded encoder is reused
     with pytest.raises(FingerprintMismatch, match="built with encoder other-minilm"):
         Retriever(KnowledgeIndex.open(idx), encoder)
 
 
 def test_lora_adapter_encoder(encoder, built, lora_adapter, embedder_dir):
     with_adapter = Encoder(embedder_dir, adapter=lora_adapter)
-    adapter_only = Encoder(lora_adapter)  # an adapter folder alone: its base is resolved (here: the embedded one)
+    adapter_only = Encoder(
+        lora_adapter
+    )  # an adapter folder alone: its base is resolved (here: the embedded one)
     fp = with_adapter.fingerprint
     assert fp["adapter_sha256"] and fp["id"] == adapter_only.fingerprint["id"] != encoder.fingerprint["id"]
     texts = ["Brightwater lies on the river Sel.", "Ina bakes rye bread."]
@@ -113,16 +124,54 @@ def _manifest(p, text):
 CORRUPTIONS = [  # how the folder is damaged, error class, what the message must say
     ("truncated faiss", _truncate, IndexCorrupt, r"index\.faiss has 100 bytes, the manifest says \d+"),
     ("flipped sqlite", _flip, IndexCorrupt, r"chunks\.sqlite does not match the sha256 in its manifest"),
-    ("garbage manifest", lambda p: _manifest(p, "{not json"), IndexCorrupt, r"manifest\.json is not a readable"),
-    ("foreign manifest", lambda p: _manifest(p, json.dumps({"format": "other"})), IndexCorrupt,
-     r"is not a ragtune-index/1 manifest \(format 'other'\)"),
-    ("no manifest", lambda p: (p / "versions/v000001/manifest.json").unlink(), IndexCorrupt, r"manifest\.json is missing"),
-    ("garbage CURRENT", lambda p: (p / "CURRENT").write_text("../../etc"), IndexCorrupt, r"CURRENT holds '../../etc'"),
-    ("dangling CURRENT", lambda p: (p / "CURRENT").write_text("v000009\n"), IndexCorrupt, r"v000009 does not exist"),
-    ("no CURRENT", lambda p: (p / "CURRENT").unlink(), IndexCorrupt, r"CURRENT is missing; publish a version"),
-    ("foreign folder", lambda p: [shutil.rmtree(p), p.mkdir(), (p / "notes.txt").write_text("x")], IndexNotFound,
-     r"is not a ragtune index \(no CURRENT file\)"),
-    ("no folder", lambda p: shutil.rmtree(p), IndexNotFound, r"no index at .*; build one with `ragtune ingest"),
+    (
+        "garbage manifest",
+        lambda p: _manifest(p, "{not json"),
+        IndexCorrupt,
+        r"manifest\.json is not a readable",
+    ),
+    (
+        "foreign manifest",
+        lambda p: _manifest(p, json.dumps({"format": "other"})),
+        IndexCorrupt,
+        r"is not a ragtune-index/1 manifest \(format 'other'\)",
+    ),
+    (
+        "no manifest",
+        lambda p: (p / "versions/v000001/manifest.json").unlink(),
+        IndexCorrupt,
+        r"manifest\.json is missing",
+    ),
+    (
+        "garbage CURRENT",
+        lambda p: (p / "CURRENT").write_text("../../etc"),
+        IndexCorrupt,
+        r"CURRENT holds '../../etc'",
+    ),
+    (
+        "dangling CURRENT",
+        lambda p: (p / "CURRENT").write_text("v000009\n"),
+        IndexCorrupt,
+        r"v000009 does not exist",
+    ),
+    (
+        "no CURRENT",
+        lambda p: (p / "CURRENT").unlink(),
+        IndexCorrupt,
+        r"CURRENT is missing; publish a version",
+    ),
+    (
+        "foreign folder",
+        lambda p: [shutil.rmtree(p), p.mkdir(), (p / "notes.txt").write_text("x")],
+        IndexNotFound,
+        r"is not a ragtune index \(no CURRENT file\)",
+    ),
+    (
+        "no folder",
+        lambda p: shutil.rmtree(p),
+        IndexNotFound,
+        r"no index at .*; build one with `ragtune ingest",
+    ),
 ]
 
 
@@ -140,7 +189,9 @@ def test_corrupted_or_foreign_index_names_the_file_and_the_fix(built, tmp_path, 
 def test_ingest_refuses_a_foreign_folder(encoder, built, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(RagtuneError, match=r"mine is not a ragtune index and not empty \(it holds thesis.tex\)"):
+    with pytest.raises(
+        RagtuneError, match=r"mine is not a ragtune index and not empty \(it holds thesis.tex\)"
+    ):
         ingest([built / "src"], tmp_path / "mine", encoder=encoder, show_progress=False)
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["thesis.tex"]
 

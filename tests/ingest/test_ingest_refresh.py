@@ -36,11 +36,11 @@ def _rename(src):
 
 
 CASES = [  # mutation, expected plan counts, chunks embedded, query, expected top doc (None: nothing changes)
-    ("add", _add, dict(added=1, unchanged=5), 1, "Who keeps bees?", "new.txt"),
-    ("change", _change, dict(changed=1, unchanged=4), 1, "When was Brightwater founded?", "mara.txt"),
-    ("delete", _delete, dict(removed=1, unchanged=4), 0, "Which harbour builds long ships?", None),
-    ("rename", _rename, dict(renamed=1, unchanged=4), 0, "What is the capital of Avalon?", "capital.txt"),
-    ("unchanged", lambda src: None, dict(unchanged=5), 0, "Who works as a baker?", "bakers/tomas.md"),
+    ("add", _add, {"added": 1, "unchanged": 5}, 1, "Who keeps bees?", "new.txt"),
+    ("change", _change, {"changed": 1, "unchanged": 4}, 1, "When was Brightwater founded?", "mara.txt"),
+    ("delete", _delete, {"removed": 1, "unchanged": 4}, 0, "Which harbour builds long ships?", None),
+    ("rename", _rename, {"renamed": 1, "unchanged": 4}, 0, "What is the capital of Avalon?", "capital.txt"),
+    ("unchanged", lambda src: None, {"unchanged": 5}, 0, "Who works as a baker?", "bakers/tomas.md"),
 ]
 
 
@@ -52,7 +52,7 @@ def test_refresh_plan_for_each_case(encoder, corpus, tmp_path, name, mutate, cou
     before = Retriever(KnowledgeIndex.open(idx), encoder).search(query, 1)
     mutate(corpus)
     report = run(encoder, corpus, idx)
-    want = {**dict(added=0, changed=0, removed=0, renamed=0, unchanged=0, kept=0), **counts}
+    want = {"added": 0, "changed": 0, "removed": 0, "renamed": 0, "unchanged": 0, "kept": 0, **counts}
     assert report.counts == want
     assert report.chunks_embedded == embedded
     assert report.published == (name != "unchanged")
@@ -82,18 +82,31 @@ def test_full_dry_run_and_keep_missing(encoder, corpus, tmp_path):
     assert (dry.counts["added"], dry.counts["removed"], dry.published) == (1, 1, False)
     assert current_version(idx) == "v000001" and "dry run" in dry.summary()
     kept = run(encoder, corpus, idx, delete_missing=False)
-    assert kept.counts == dict(added=1, changed=0, removed=0, renamed=0, unchanged=5 - 1, kept=1)
+    assert kept.counts == {
+        "added": 1,
+        "changed": 0,
+        "removed": 0,
+        "renamed": 0,
+        "unchanged": 5 - 1,
+        "kept": 1,
+    }
     assert "ships.txt" in KnowledgeIndex.open(idx).documents
     full = run(encoder, corpus, idx, full=True)
     assert full.plan.full and full.chunks_embedded == 5 and full.version == "v000003"
     m = KnowledgeIndex.open(idx).manifest
-    assert m["parent"] == "v000002" and sorted(m["documents"]) == sorted(set(FACTS) - {"ships.txt"} | {"new.txt"})
+    assert m["parent"] == "v000002" and sorted(m["documents"]) == sorted(
+        set(FACTS) - {"ships.txt"} | {"new.txt"}
+    )
     assert m["counts"]["documents"] == 5 and m["encoder"]["model"] == "all-MiniLM-L6-v2"
     rechunk = run(encoder, corpus, idx, chunk_size=100, overlap=10)  # new chunker settings: all re-embedded
     assert rechunk.plan.full and rechunk.chunks_embedded == 5
     same = run(encoder, corpus, idx)  # no settings given: the current version's are kept
     assert not same.published and same.chunks_embedded == 0
-    assert KnowledgeIndex.open(idx).manifest["chunker"] == dict(chunk_size=100, overlap=10, title_in_embedding=True)
+    assert KnowledgeIndex.open(idx).manifest["chunker"] == {
+        "chunk_size": 100,
+        "overlap": 10,
+        "title_in_embedding": True,
+    }
 
 
 def test_documents_of_other_sources_are_kept(encoder, tmp_path):

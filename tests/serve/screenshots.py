@@ -54,7 +54,9 @@ def shoot_chat(model: str, index: Path, out: Path) -> None:
                 driver.get(srv.url + "/")
                 wait_ready(driver)
                 turn = ask(driver, key, QUESTION)
-                driver.execute_script("arguments[0].open = true", turn.find_element(By.CSS_SELECTOR, "details"))
+                driver.execute_script(
+                    "arguments[0].open = true", turn.find_element(By.CSS_SELECTOR, "details")
+                )
                 driver.execute_script("window.scrollTo(0, 0); document.getElementById('question').focus()")
                 driver.save_screenshot(str(out / name))
             finally:
@@ -82,7 +84,9 @@ def shoot_report(report_md: Path, out: Path, work: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="default", help="generator folder, or `default`")
     parser.add_argument("--index", type=Path, help="index folder (default: a small one built here)")
     parser.add_argument("--report", type=Path, default=REPO / "docs/example-report/report.md")

@@ -98,6 +98,7 @@ def run_ragtune(*args: str, env: dict | None = None, timeout: float = 300):
     return subprocess.run(
         [sys.executable, "-m", "ragtune", *args],
         capture_output=True,
+        check=False,
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},

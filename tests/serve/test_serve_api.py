@@ -89,7 +89,13 @@ def test_unsupported_fields_are_refused_by_name(client, model_id, field, value):
 
 def test_the_harmless_values_of_unsupported_fields_still_answer(client, model_id):
     r = client.chat.completions.create(
-        model=model_id, messages=Q, max_tokens=2, n=1, logprobs=False, tools=[], tool_choice="none",
+        model=model_id,
+        messages=Q,
+        max_tokens=2,
+        n=1,
+        logprobs=False,
+        tools=[],
+        tool_choice="none",
         response_format={"type": "text"},
     )
     assert r.choices[0].finish_reason == "length" and r.model_extra["sources"]
@@ -155,16 +161,18 @@ def test_v1_and_admin_routes_need_the_key(server, method, path, headers):
 
 
 def test_openai_client_with_a_wrong_key_gets_401(server, model_id):
-    with openai.OpenAI(base_url=server.base_url, api_key="nope", max_retries=0) as c:
-        with pytest.raises(openai.AuthenticationError):
-            c.chat.completions.create(model=model_id, messages=Q)
+    with (
+        openai.OpenAI(base_url=server.base_url, api_key="nope", max_retries=0) as c,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        c.chat.completions.create(model=model_id, messages=Q)
 
 
 def test_models_retrieve_index_and_reload(client, server, model_id):
     models = client.models.list().data
     assert [m.id for m in models] == [model_id] and models[0].owned_by == "ragtune"
     r = post(server, "/v1/retrieve", {"query": "Who founded Brightwater?", "top_k": 2}).json()
-    assert r["index_version"] == "v000001" and [s["doc_id"] for s in r["data"]][0] == "founder"
+    assert r["index_version"] == "v000001" and next(s["doc_id"] for s in r["data"]) == "founder"
     info = httpx.get(f"{server.url}/v1/index", headers=AUTH).json()
     assert info["version"] == "v000001" and info["counts"]["documents"] == 5 and info["counts"]["chunks"] == 5
     assert info["encoder"]["dimension"] == 384 and info["encoder"]["model"] == "all-MiniLM-L6-v2"

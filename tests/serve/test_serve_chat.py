@@ -53,7 +53,7 @@ def test_answer_has_sources_and_usage_from_the_real_tokenizer(client, model_id, 
 
 
 def test_stream_matches_non_stream_and_carries_sources_first(client, model_id):
-    kw = dict(model=model_id, messages=[{"role": "user", "content": QUESTION}], max_tokens=16, seed=3)
+    kw = {"model": model_id, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 16, "seed": 3}
     whole = client.chat.completions.create(**kw)
     chunks = list(client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
     assert [s["chunk_id"] for s in chunks[0].model_extra["sources"]] == [
@@ -92,7 +92,7 @@ def test_history_and_system_message_reach_the_prompt(client, model_id, tokenizer
 
 @pytest.mark.parametrize("cut", [3, 8])
 def test_stop_sequence_cuts_the_text(client, model_id, cut):
-    kw = dict(model=model_id, messages=[{"role": "user", "content": QUESTION}], max_tokens=24)
+    kw = {"model": model_id, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 24}
     full = client.chat.completions.create(**kw).choices[0].message.content
     stop = pick_stop(full, cut)
     for stream in (False, True):
@@ -110,9 +110,12 @@ def test_stop_sequence_cuts_the_text(client, model_id, cut):
 
 
 def test_seeded_sampling_is_reproducible(client, model_id):
-    kw = dict(
-        model=model_id, messages=[{"role": "user", "content": QUESTION}], max_tokens=10, temperature=1.0
-    )
+    kw = {
+        "model": model_id,
+        "messages": [{"role": "user", "content": QUESTION}],
+        "max_tokens": 10,
+        "temperature": 1.0,
+    }
     a = client.chat.completions.create(**kw, seed=7).choices[0].message.content
     b = client.chat.completions.create(**kw, seed=7).choices[0].message.content
     c = client.chat.completions.create(**kw, seed=8).choices[0].message.content

@@ -8,7 +8,16 @@ from serve_helpers import API_KEY
 EXAMPLES = 25  # per operation; seeded (derandomized), so a run is reproducible
 
 
-UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "response_format", "logprobs", "top_logprobs", "n")
+UNSUPPORTED = (
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+    "n",
+)
 
 
 def _with_valid_model(case, model_id: str, reach_generation: bool) -> bool:

@@ -40,7 +40,9 @@ def page(browser, server):
 
 
 def api(server, method: str, path: str, key: str = API_KEY, **kw) -> httpx.Response:
-    return httpx.request(method, server.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=60, **kw)
+    return httpx.request(
+        method, server.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=60, **kw
+    )
 
 
 def test_the_page_is_served_with_a_strict_policy(server):
@@ -82,7 +84,9 @@ def test_keyboard_only_question_streams_an_answer_with_sources_model_and_index(p
     assert page.execute_script("return window.textChanges") > 3  # the answer arrived in pieces
 
     expected = api(
-        server, "POST", "/v1/chat/completions",
+        server,
+        "POST",
+        "/v1/chat/completions",
         json={"model": model_id, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 1},
     ).json()["sources"]
     titles = [e.text for e in turn.find_elements(By.CSS_SELECTOR, ".sources .title")]
@@ -115,7 +119,7 @@ def test_a_wrong_key_shows_the_apis_401_message(page, server, model_id):
 def test_text_from_the_user_and_the_model_is_never_markup(page):
     from selenium.webdriver.common.by import By
 
-    html = '<img src=x onerror="document.title=\'owned\'"><b>bold</b>'
+    html = "<img src=x onerror=\"document.title='owned'\"><b>bold</b>"
     turn = ask(page, API_KEY, html)
     question = turn.find_element(By.CSS_SELECTOR, ".question")
     assert question.text == html

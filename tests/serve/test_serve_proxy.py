@@ -23,16 +23,18 @@ def gateway(server, chatty_generator, index_dir):
         api_key="gateway-key",
         poll_interval=0,
     )
-    with uvicorn_in_thread(app) as url:
-        with openai.OpenAI(base_url=f"{url}/v1", api_key="gateway-key", max_retries=0, timeout=60) as c:
-            yield c
+    with (
+        uvicorn_in_thread(app) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key="gateway-key", max_retries=0, timeout=60) as c,
+    ):
+        yield c
 
 
 @pytest.mark.parametrize(
     "extra", [{}, {"top_k": 1}, {"retrieval": False}], ids=["rag", "top1", "closed-book"]
 )
 def test_gateway_answers_exactly_like_the_direct_server(gateway, client, model_id, extra):
-    kw = dict(model=model_id, messages=Q, max_tokens=10, extra_body=extra)
+    kw = {"model": model_id, "messages": Q, "max_tokens": 10, "extra_body": extra}
     direct, via = client.chat.completions.create(**kw), gateway.chat.completions.create(**kw)
     assert via.choices[0].message.content == direct.choices[0].message.content
     assert via.choices[0].finish_reason == direct.choices[0].finish_reason
@@ -41,7 +43,7 @@ def test_gateway_answers_exactly_like_the_direct_server(gateway, client, model_i
 
 
 def test_gateway_streams(gateway, client, model_id):
-    kw = dict(model=model_id, messages=Q, max_tokens=10)
+    kw = {"model": model_id, "messages": Q, "max_tokens": 10}
     direct = client.chat.completions.create(**kw).choices[0].message.content
     chunks = list(gateway.chat.completions.create(**kw, stream=True))
     assert chunks[0].model_extra["sources"][0]["doc_id"] == "founder"

@@ -43,7 +43,9 @@ def wait_for_version(url: str, version: str, timeout: float = 60.0) -> None:
     def now() -> str:
         return httpx.get(f"{url}/v1/index").json()["version"]
 
-    wait_until(lambda: now() == version, lambda: f"the server to move to {version} (it serves {now()})", timeout)
+    wait_until(
+        lambda: now() == version, lambda: f"the server to move to {version} (it serves {now()})", timeout
+    )
 
 
 def ask(client: OpenAI, model: str) -> dict:
@@ -87,8 +89,10 @@ def test_refresh_while_streaming_loses_no_request(live, encoder, model_id):
     for w in workers:
         w.start()
     try:
-        wait_until(lambda: len(results) >= 4,
-                   lambda: f"4 answers before the refresh (got {len(results)}; failures: {failures[:3]})")
+        wait_until(
+            lambda: len(results) >= 4,
+            lambda: f"4 answers before the refresh (got {len(results)}; failures: {failures[:3]})",
+        )
         changed = [dict(d, text=CHANGED) if d["id"] == "avalon" else d for d in DOCS]
         report = ingest(
             [write_docs(live["root"] / "docs.jsonl", changed)],
@@ -103,8 +107,10 @@ def test_refresh_while_streaming_loses_no_request(live, encoder, model_id):
         def late() -> list[dict]:
             return [r for t, r in results if t > swapped_at + 0.5]
 
-        wait_until(lambda: len(late()) >= 8,
-                   lambda: f"8 answers after the swap (got {len(late())}; failures: {failures[:3]})")
+        wait_until(
+            lambda: len(late()) >= 8,
+            lambda: f"8 answers after the swap (got {len(late())}; failures: {failures[:3]})",
+        )
     finally:
         stop.set()
         for w in workers:

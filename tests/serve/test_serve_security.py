@@ -68,10 +68,14 @@ def test_sources_are_relative_to_the_ingest_root_also_from_an_old_index(
             )
 
         assert sources_of(ask().model_dump(), "sources") == ["d2.md", "sub/d1.md"]
-        found = httpx.post(f"{srv.url}/v1/retrieve", json={"query": AVALON, "top_k": 2}, headers=AUTH, timeout=60)
+        found = httpx.post(
+            f"{srv.url}/v1/retrieve", json={"query": AVALON, "top_k": 2}, headers=AUTH, timeout=60
+        )
         assert sources_of(found.json(), "data") == ["d2.md", "sub/d1.md"]
 
-        pipeline.ingest([docs], index, encoder=encoder, full=True, show_progress=False)  # stores them relative
+        pipeline.ingest(
+            [docs], index, encoder=encoder, full=True, show_progress=False
+        )  # stores them relative
         assert stored_sources(index) == {"sub/d1.md", "d2.md"}
         reload = httpx.post(f"{srv.url}/v1/index/reload", headers=AUTH, timeout=60).json()
         assert reload["changed"] and reload["version"] == "v000002"
@@ -126,7 +130,16 @@ def no_key_in_env(monkeypatch):
 
 def test_open_bind_without_a_key_is_refused_before_binding(chatty_generator, tmp_path, no_key_in_env):
     port_file = tmp_path / "port"
-    args = ["--host", "0.0.0.0", "--port", "0", "--port-file", str(port_file), "--model", str(chatty_generator)]
+    args = [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+        "--model",
+        str(chatty_generator),
+    ]
     proc = run_ragtune("serve", *args)
     assert proc.returncode == 2, proc.stderr
     error = proc.stderr.strip().splitlines()[-1]

@@ -40,7 +40,10 @@ def test_answer_logits_loss_gradients_match(model_and_batch):
     model, batch = model_and_batch
     w = model.model.layers[0].mlp.down_proj.weight
     grads = []
-    for loss_fn in (lambda: model(**batch).loss, lambda: AnswerLogitsTrainer.compute_loss(None, model, batch)):
+    for loss_fn in (
+        lambda: model(**batch).loss,
+        lambda: AnswerLogitsTrainer.compute_loss(None, model, batch),
+    ):
         model.zero_grad()
         loss_fn().backward()
         grads.append(w.grad.clone())

@@ -13,9 +13,15 @@ from tuner import FullGeneratorConfig, GeneratorConfig, LoraGeneratorConfig, Pro
 from tuner.gen_config import config_defaults
 
 # method -> the class that configures it
-FAMILIES = {"lora": LoraGeneratorConfig, "dora": LoraGeneratorConfig, "qlora": LoraGeneratorConfig,
-            "prefix": PromptGeneratorConfig, "prompt": PromptGeneratorConfig, "ptuning": PromptGeneratorConfig,
-            "full": FullGeneratorConfig}
+FAMILIES = {
+    "lora": LoraGeneratorConfig,
+    "dora": LoraGeneratorConfig,
+    "qlora": LoraGeneratorConfig,
+    "prefix": PromptGeneratorConfig,
+    "prompt": PromptGeneratorConfig,
+    "ptuning": PromptGeneratorConfig,
+    "full": FullGeneratorConfig,
+}
 
 
 @pytest.mark.parametrize("method", list(FAMILIES))
@@ -28,15 +34,22 @@ def test_from_dict_picks_the_methods_class(method):
 
 # (fields given, what the one error must say)
 NOT_APPLYING = [
-    ({"method": "prefix", "lora_r": 8}, "`lora_r` does not apply to method prefix (only lora, dora, qlora use it)"),
+    (
+        {"method": "prefix", "lora_r": 8},
+        "`lora_r` does not apply to method prefix (only lora, dora, qlora use it)",
+    ),
     ({"method": "full", "target_modules": ["q_proj"]}, "`target_modules` does not apply to method full"),
-    ({"method": "lora", "num_virtual_tokens": 8}, "`num_virtual_tokens` does not apply to method lora (only prefix"),
+    (
+        {"method": "lora", "num_virtual_tokens": 8},
+        "`num_virtual_tokens` does not apply to method lora (only prefix",
+    ),
     ({"mode": "closed-book", "p_gold": 0.5}, "`p_gold` shapes RAFT examples only and no task here is RAFT"),
 ]
 
 
-@pytest.mark.parametrize(("given", "message"), NOT_APPLYING, ids=[next(iter(set(g) - {"method", "mode"}))
-                                                                  for g, _ in NOT_APPLYING])
+@pytest.mark.parametrize(
+    ("given", "message"), NOT_APPLYING, ids=[next(iter(set(g) - {"method", "mode"})) for g, _ in NOT_APPLYING]
+)
 def test_a_field_that_does_not_apply_is_refused(given, message):
     with pytest.raises(RagtuneError) as e:
         GeneratorConfig.from_dict(given)
@@ -44,20 +57,37 @@ def test_a_field_that_does_not_apply_is_refused(given, message):
 
 
 def test_raft_fields_apply_when_a_task_is_raft():
-    cfg = GeneratorConfig.from_dict({"tasks": [{"data": "a.jsonl"}, {"data": "a.jsonl", "mode": "raft", "index": "i"}],
-                                     "k": 2, "p_gold": 0.5})
+    cfg = GeneratorConfig.from_dict(
+        {
+            "tasks": [{"data": "a.jsonl"}, {"data": "a.jsonl", "mode": "raft", "index": "i"}],
+            "k": 2,
+            "p_gold": 0.5,
+        }
+    )
     assert (cfg.k, cfg.p_gold) == (2, 0.5)
 
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(RagtuneError) as e:
-        GeneratorConfig.from_dict({"method": "prompt", "lora_alpha": 4, "batch_size": 0, "scheduler": "zigzag",
-                                   "num_virtual_tokens": -1, "lr": 1})
+        GeneratorConfig.from_dict(
+            {
+                "method": "prompt",
+                "lora_alpha": 4,
+                "batch_size": 0,
+                "scheduler": "zigzag",
+                "num_virtual_tokens": -1,
+                "lr": 1,
+            }
+        )
     text = str(e.value)
     assert text.startswith("5 problems in config:")
-    for part in ("unknown field(s) ['lr']", "`lora_alpha` does not apply to method prompt",
-                 "`batch_size` should be a positive integer (got 0)", "`scheduler` must be one of",
-                 "`num_virtual_tokens` should be a positive integer (got -1)"):
+    for part in (
+        "unknown field(s) ['lr']",
+        "`lora_alpha` does not apply to method prompt",
+        "`batch_size` should be a positive integer (got 0)",
+        "`scheduler` must be one of",
+        "`num_virtual_tokens` should be a positive integer (got -1)",
+    ):
         assert part in text
 
 
@@ -80,8 +110,21 @@ def test_saved_configs_load():
 def test_cli_refuses_a_flag_that_does_not_apply(tmp_path):
     data = tmp_path / "qa.jsonl"
     data.write_text('{"question": "Q?", "answer": "a"}\n')
-    proc = run_cli("tune", "generator", "--base", str(tmp_path / "none"), "--data", str(data), "--out",
-                   str(tmp_path / "out"), "--method", "prefix", "--lora-r", "8", check=False)
+    proc = run_cli(
+        "tune",
+        "generator",
+        "--base",
+        str(tmp_path / "none"),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--method",
+        "prefix",
+        "--lora-r",
+        "8",
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "2 problems" in proc.stderr and "`lora_r` does not apply to method prefix" in proc.stderr
     assert "`base` must be an existing local model folder" in proc.stderr

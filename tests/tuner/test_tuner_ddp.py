@@ -12,11 +12,40 @@ from ragtune.artifacts import read_artifact
 
 def test_torchrun_two_processes(tiny_generator, world, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ragtune",
-           "tune", "generator", "--base", str(tiny_generator), "--data", str(world["qa"]), "--out", str(out),
-           "--method", "lora", "--lr", "1e-2", "--max-steps", "6", "--batch-size", "4", "--val-fraction", "0.25",
-           "--eval-steps", "6", "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2])
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ragtune",
+        "tune",
+        "generator",
+        "--base",
+        str(tiny_generator),
+        "--data",
+        str(world["qa"]),
+        "--out",
+        str(out),
+        "--method",
+        "lora",
+        "--lr",
+        "1e-2",
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--val-fraction",
+        "0.25",
+        "--eval-steps",
+        "6",
+        "--json",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, check=False, text=True, timeout=600, cwd=Path(__file__).parents[2]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     art = read_artifact(out)
     m = art["metrics"]

@@ -24,12 +24,22 @@ from tuner.builders import build_sft_examples
 from tuner.formatting import IGNORE, PadCollator, encode_all, serving_prompt_ids
 from tuner.prompt_check import prompt_parity
 
-QA = [("What is the capital of France?", "Paris"), ("Who wrote Romeo and Juliet?", "William Shakespeare"),
-      ("How many days are in a week?", "Seven"), ("What is the largest planet in the Solar System?", "Jupiter")]
+QA = [
+    ("What is the capital of France?", "Paris"),
+    ("Who wrote Romeo and Juliet?", "William Shakespeare"),
+    ("How many days are in a week?", "Seven"),
+    ("What is the largest planet in the Solar System?", "Jupiter"),
+]
 MAX_LENGTH = 128
 # method -> (mergeable, starts as the base model); learning rates are the method defaults (gen_config)
-METHODS = {"lora": (True, True), "dora": (True, True), "full": (True, True),
-           "prefix": (False, False), "prompt": (False, False), "ptuning": (False, False)}
+METHODS = {
+    "lora": (True, True),
+    "dora": (True, True),
+    "full": (True, True),
+    "prefix": (False, False),
+    "prompt": (False, False),
+    "ptuning": (False, False),
+}
 TOL = 5e-4  # on logits up to ~30 through 30 float32 layers (merged vs adapter differ by ~1e-4)
 START_SLACK = 1.0  # the prompt methods' first loss may exceed the base loss by this much (random prefix: +7)
 
@@ -69,7 +79,7 @@ def _logits(model, enc):
     import torch
 
     with torch.no_grad():
-        return model.eval()(**enc).logits[:, -enc["input_ids"].shape[1]:]
+        return model.eval()(**enc).logits[:, -enc["input_ids"].shape[1] :]
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +110,18 @@ def test_loss_only_on_the_answer_through_the_chatml_template(tok):
         kept = [t for t in labels if t != IGNORE]
         assert tok.decode(kept) == f"{answer}<|im_end|>"  # the answer and its turn end, not the "\n" after it
         first = next(i for i, t in enumerate(labels) if t != IGNORE)
-        assert labels[first:] == ids[first:len(ids) - 1] + [IGNORE]  # one contiguous span, then the layout "\n"
+        assert labels[first:] == ids[first : len(ids) - 1] + [
+            IGNORE
+        ]  # one contiguous span, then the layout "\n"
         assert tok.decode(ids[:first]).endswith("<|im_start|>assistant\n") and tok.decode(ids[-1:]) == "\n"
     # everything before the answer is exactly what the server sends for the same question
     ids = rows[1]["input_ids"]
     first = next(i for i, t in enumerate(rows[1]["labels"]) if t != IGNORE)
     assert ids[:first] == serving_prompt_ids(tok, msgs)
     # ragtune's system prompt replaces the template's default one ("You are a helpful AI assistant named SmolLM")
-    assert tok.decode(ids[:first]).startswith(f"<|im_start|>system\n{msgs[0]['content']}<|im_end|>\n<|im_start|>user")
+    assert tok.decode(ids[:first]).startswith(
+        f"<|im_start|>system\n{msgs[0]['content']}<|im_end|>\n<|im_start|>user"
+    )
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -123,11 +137,23 @@ def test_method_on_the_default_model(method, default_dir, qa_file, base, prompt,
 
     monkeypatch.setattr(methods, "wrap_model", keep_model)
     out = tmp_path / method
-    r = train_generator(str(default_dir), str(qa_file), str(out), method=method, max_steps=2, batch_size=4,
-                        val_fraction=0, max_length=MAX_LENGTH, logging_steps=1, seed=0)
+    r = train_generator(
+        str(default_dir),
+        str(qa_file),
+        str(out),
+        method=method,
+        max_steps=2,
+        batch_size=4,
+        val_fraction=0,
+        max_length=MAX_LENGTH,
+        logging_steps=1,
+        seed=0,
+    )
     losses = [h["loss"] for h in r.train_losses]
-    print(f"{method}: base loss {base_loss:.3f}, train losses {[round(x, 3) for x in losses]}, "
-          f"{r.train_seconds:.1f} s, {r.trainable_params:,} trainable")
+    print(
+        f"{method}: base loss {base_loss:.3f}, train losses {[round(x, 3) for x in losses]}, "
+        f"{r.train_seconds:.1f} s, {r.trainable_params:,} trainable"
+    )
     assert r.steps == 2 and r.n_train == len(QA) and len(losses) == 2 and all(map(math.isfinite, losses))
     metrics = read_artifact(out)["metrics"]
     assert metrics["train_loss_first"] == losses[0] and metrics["train_loss_last"] == losses[-1]
@@ -136,7 +162,9 @@ def test_method_on_the_default_model(method, default_dir, qa_file, base, prompt,
         assert losses[0] == pytest.approx(base_loss, abs=1e-3)
     else:
         assert losses[0] < base_loss + START_SLACK, (losses[0], base_loss)
-    assert losses[1] < losses[0]  # one step at the method's default learning rate lowers the same batch's loss
+    assert (
+        losses[1] < losses[0]
+    )  # one step at the method's default learning rate lowers the same batch's loss
 
     # the saved folder reloads to the trained model, which is not the base any more
     from peft import PeftModel

@@ -26,15 +26,30 @@ def test_export_parity(method, via_cli, tiny_generator, world, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     adapter = tmp_path / "adapter"
-    train_generator(str(tiny_generator), str(world["qa"]), str(adapter), method=method, max_steps=4,
-                    learning_rate=5e-2 if method != "full" else 3e-3, batch_size=8, val_fraction=0)
+    train_generator(
+        str(tiny_generator),
+        str(world["qa"]),
+        str(adapter),
+        method=method,
+        max_steps=4,
+        learning_rate=5e-2 if method != "full" else 3e-3,
+        batch_size=8,
+        val_fraction=0,
+    )
     merged = tmp_path / "merged"
     if via_cli:
         run_cli("export", "--adapter", str(adapter), "--out", str(merged))
     else:
         export_model(adapter, merged)
-    for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-                 "tokenizer_config.json", "chat_template.jinja", "ragtune.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "ragtune.json",
+    ):
         assert (merged / name).is_file(), name
     assert not (merged / "adapter_config.json").exists()
     art = read_artifact(merged)
@@ -60,15 +75,16 @@ def test_export_parity(method, via_cli, tiny_generator, world, tmp_path):
         base_logits = AutoModelForCausalLM.from_pretrained(tiny_generator)(**enc).logits
     assert (a - b).abs().max().item() < 1e-4
     assert (a - base_logits).abs().max().item() > 1e-3  # training changed the model: parity is not vacuous
-    kw = dict(max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+    kw = {"max_new_tokens": 12, "do_sample": False, "pad_token_id": tok.pad_token_id}
     with torch.no_grad():
         assert ref.generate(**enc, **kw).tolist() == plain.generate(**enc, **kw).tolist()
 
 
 def test_export_refuses_prompt_adapters_and_bad_folders(tiny_generator, world, tmp_path):
     adapter = tmp_path / "prompt"
-    train_generator(str(tiny_generator), str(world["qa"]), str(adapter), method="prompt", max_steps=1,
-                    val_fraction=0)
+    train_generator(
+        str(tiny_generator), str(world["qa"]), str(adapter), method="prompt", max_steps=1, val_fraction=0
+    )
     with pytest.raises(RagtuneError, match="cannot be merged"):
         export_model(adapter, tmp_path / "m")
     with pytest.raises(RagtuneError, match="does not exist"):
@@ -89,9 +105,15 @@ def test_check_prompt_cli(tiny_generator, tmp_path):
         (bad / f.name).write_bytes(f.read_bytes())
     (bad / "ragtune.json").write_text(json.dumps({"prompt_format": "other-v0"}))
     assert not prompt_parity(bad).ok
-    (bad / "ragtune.json").write_text(json.dumps({"prompt_format": PROMPT_FORMAT, "user_template": "Q: {question}"}))
+    (bad / "ragtune.json").write_text(
+        json.dumps({"prompt_format": PROMPT_FORMAT, "user_template": "Q: {question}"})
+    )
     assert "user_template" in prompt_parity(bad).problem
     (bad / "ragtune.json").write_text(json.dumps({"prompt_format": "other-v0"}))
     proc = run_cli("check-prompt", str(bad), check=False)
-    assert proc.returncode == 2 and "[FAIL] prompt_format" in proc.stdout and "error: prompt parity failed" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "[FAIL] prompt_format" in proc.stdout
+        and "error: prompt parity failed" in proc.stderr
+    )
     assert "[ok] rag prompt" in proc.stdout

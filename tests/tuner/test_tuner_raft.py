@@ -75,10 +75,21 @@ def test_raft_needs_doc_ids(retriever, tmp_path):
 
 def test_train_raft_end_to_end(tiny_generator, world, world_index, tmp_path):
     out = tmp_path / "raft"
-    r = train_generator(str(tiny_generator), str(world["qa"]), str(out), mode="raft", index=str(world_index),
-                        k=2, p_gold=0.75, max_steps=2, batch_size=4, val_fraction=0.25, learning_rate=1e-2)
+    r = train_generator(
+        str(tiny_generator),
+        str(world["qa"]),
+        str(out),
+        mode="raft",
+        index=str(world_index),
+        k=2,
+        p_gold=0.75,
+        max_steps=2,
+        batch_size=4,
+        val_fraction=0.25,
+        learning_rate=1e-2,
+    )
     assert r.mode == "raft" and r.steps == 2
     art = read_artifact(out)
-    assert art["mode"] == "raft" and list(art["index_versions"].values())[0]
+    assert art["mode"] == "raft" and next(iter(art["index_versions"].values()))
     with pytest.raises(RagtuneError, match="needs an index"):
         train_generator(str(tiny_generator), str(world["qa"]), str(tmp_path / "x"), mode="raft")

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,16 @@ from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
 from tuner import train_generator
 
-HP = dict(method="lora", learning_rate=1e-2, max_steps=30, batch_size=4, val_fraction=0.25, eval_steps=5,
-          logging_steps=5, seed=0)
+HP = {
+    "method": "lora",
+    "learning_rate": 1e-2,
+    "max_steps": 30,
+    "batch_size": 4,
+    "val_fraction": 0.25,
+    "eval_steps": 5,
+    "logging_steps": 5,
+    "seed": 0,
+}
 
 
 def _flags(hp: dict) -> list[str]:
@@ -38,10 +45,28 @@ def _wait_for_checkpoint(path, proc, timeout=240.0) -> None:
 def test_resume_after_kill_matches_unbroken_run(tiny_generator, world, tmp_path):
     base, data = str(tiny_generator), str(world["qa"])
     crash = tmp_path / "crash"
-    cmd = [sys.executable, "-m", "ragtune", "tune", "generator", "--base", base, "--data", data,
-           "--out", str(crash), *_flags(HP)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RAGTUNE_LOG_LEVEL": "WARNING"}, cwd=Path(__file__).parents[2])
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragtune",
+        "tune",
+        "generator",
+        "--base",
+        base,
+        "--data",
+        data,
+        "--out",
+        str(crash),
+        *_flags(HP),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAGTUNE_LOG_LEVEL": "WARNING"},
+        cwd=Path(__file__).parents[2],
+    )
     try:
         _wait_for_checkpoint(crash / "checkpoints" / "checkpoint-5", proc)
         os.kill(proc.pid, signal.SIGKILL)
@@ -52,7 +77,9 @@ def test_resume_after_kill_matches_unbroken_run(tiny_generator, world, tmp_path)
 
     with pytest.raises(RagtuneError, match="--resume"):
         train_generator(base, data, str(crash), **HP)  # a second run must not silently overwrite
-    with pytest.raises(RagtuneError, match=r"different settings than the interrupted run: \['learning_rate'\]"):
+    with pytest.raises(
+        RagtuneError, match=r"different settings than the interrupted run: \['learning_rate'\]"
+    ):
         train_generator(base, data, str(crash), resume=True, **{**HP, "learning_rate": 0.5})
     resumed = train_generator(base, data, str(crash), resume=True, **HP)
     unbroken = train_generator(base, data, str(tmp_path / "unbroken"), **HP)

@@ -32,14 +32,26 @@ def world(tmp_path_factory):
     from ingest import ingest
 
     root = tmp_path_factory.mktemp("retriever_world")
-    docs = [{"id": f"d{i}", "title": name,
-             "text": f"{name} is a {job} who lives in {town}. {name.split()[0]} is best known for {item}."}
-            for i, (name, job, town, item) in enumerate(PEOPLE)]
+    docs = [
+        {
+            "id": f"d{i}",
+            "title": name,
+            "text": f"{name} is a {job} who lives in {town}. {name.split()[0]} is best known for {item}.",
+        }
+        for i, (name, job, town, item) in enumerate(PEOPLE)
+    ]
     write_jsonl(root / "docs.jsonl", docs)
     qa = []
     for i, (name, job, town, item) in enumerate(PEOPLE):
         qa.append({"id": f"q{i}a", "question": f"Who makes {item}?", "answer": name, "doc_ids": [f"d{i}"]})
-        qa.append({"id": f"q{i}b", "question": f"Which {job} lives in {town}?", "answer": name, "doc_ids": [f"d{i}"]})
+        qa.append(
+            {
+                "id": f"q{i}b",
+                "question": f"Which {job} lives in {town}?",
+                "answer": name,
+                "doc_ids": [f"d{i}"],
+            }
+        )
     write_jsonl(root / "qa.jsonl", qa)
     ingest([root / "docs.jsonl"], root / "index", show_progress=False)
     return root
@@ -49,8 +61,16 @@ def world(tmp_path_factory):
 def trained(world):
     from tuner.retriever_train import train_retriever
 
-    return train_retriever(world / "qa.jsonl", world / "index", world / "retr", epochs=3, batch_size=8,
-                           learning_rate=1e-3, val_fraction=0.25, seed=0)
+    return train_retriever(
+        world / "qa.jsonl",
+        world / "index",
+        world / "retr",
+        epochs=3,
+        batch_size=8,
+        learning_rate=1e-3,
+        val_fraction=0.25,
+        seed=0,
+    )
 
 
 def _margin(encoder, triples):
@@ -81,9 +101,16 @@ def test_training_widens_the_margin_and_exports_a_plain_model(world, trained):
     base, tuned = Encoder(), Encoder(out)
     table, _ = load_chunk_table(world / "index", out)
     questions = load_qa(world / "qa.jsonl")
-    triples = mine_triples(questions, base.encode([q.question for q in questions]),
-                           base.encode(table.texts), table, hard_negatives=1)
-    assert _margin(tuned, triples) > _margin(base, triples) + 0.02  # it learned to separate gold from negatives
+    triples = mine_triples(
+        questions,
+        base.encode([q.question for q in questions]),
+        base.encode(table.texts),
+        table,
+        hard_negatives=1,
+    )
+    assert (
+        _margin(tuned, triples) > _margin(base, triples) + 0.02
+    )  # it learned to separate gold from negatives
 
     via_adapter = Encoder(adapter=out / "adapter")
     texts = table.texts[:4]
@@ -140,6 +167,15 @@ def test_cli_reports_bad_input_without_a_traceback(world, tmp_path):
     from cli_helpers import run_cli
 
     write_jsonl(tmp_path / "qa.jsonl", [{"question": "Who?", "answer": "x", "doc_ids": ["nope"]}])
-    proc = run_cli("tune", "retriever", "--data", str(tmp_path / "qa.jsonl"), "--index", str(world / "index"),
-                   "--out", str(tmp_path / "out"), check=False)
+    proc = run_cli(
+        "tune",
+        "retriever",
+        "--data",
+        str(tmp_path / "qa.jsonl"),
+        "--index",
+        str(world / "index"),
+        "--out",
+        str(tmp_path / "out"),
+        check=False,
+    )
     assert proc.returncode == 2 and "does not hold" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,7 +9,14 @@ import pytest
 from ragtune.artifacts import read_artifact
 from tuner import export_model, train_generator
 
-HP = dict(learning_rate=1e-2, max_steps=4, batch_size=4, val_fraction=0.25, eval_steps=4, seed=0)
+HP = {
+    "learning_rate": 1e-2,
+    "max_steps": 4,
+    "batch_size": 4,
+    "val_fraction": 0.25,
+    "eval_steps": 4,
+    "seed": 0,
+}
 
 
 def test_continue_adapter_and_train_on_merged(tiny_generator, world, tmp_path):
