@@ -33,15 +33,26 @@ def gold_match(synth_dir: Path, gold_files: list[Path]) -> dict:
         for ex in load_qa(path):
             for d in ex.doc_ids:
                 golds.setdefault(d, []).extend(ex.answers)
-    pairs = [ex for name in ("train", "validation", "test") if (synth_dir / f"{name}.jsonl").stat().st_size
-             for ex in load_qa(synth_dir / f"{name}.jsonl")]
-    scored = [(exact_match(ex.answer, golds[ex.doc_ids[0]]), token_f1(ex.answer, golds[ex.doc_ids[0]]))
-              for ex in pairs if ex.doc_ids[0] in golds]
+    pairs = [
+        ex
+        for name in ("train", "validation", "test")
+        if (synth_dir / f"{name}.jsonl").stat().st_size
+        for ex in load_qa(synth_dir / f"{name}.jsonl")
+    ]
+    scored = [
+        (exact_match(ex.answer, golds[ex.doc_ids[0]]), token_f1(ex.answer, golds[ex.doc_ids[0]]))
+        for ex in pairs
+        if ex.doc_ids[0] in golds
+    ]
     n = len(scored)
-    return {"pairs": len(pairs), "scored": n, "no_gold": len(pairs) - n,
-            "gold_em": sum(em for em, _ in scored) / n if n else None,
-            "gold_f1_50": sum(f1 >= 0.5 for _, f1 in scored) / n if n else None,
-            "mean_f1": sum(f1 for _, f1 in scored) / n if n else None}
+    return {
+        "pairs": len(pairs),
+        "scored": n,
+        "no_gold": len(pairs) - n,
+        "gold_em": sum(em for em, _ in scored) / n if n else None,
+        "gold_f1_50": sum(f1 >= 0.5 for _, f1 in scored) / n if n else None,
+        "mean_f1": sum(f1 for _, f1 in scored) / n if n else None,
+    }
 
 
 def main() -> None:

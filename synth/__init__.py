@@ -15,7 +15,18 @@ from synth.progress import PROGRESS_FILE
 from synth.prompt import PROMPT_VERSION, build_prompt, parse_pair
 
 __all__ = [
-    "DROP_REASONS", "OUTPUT_FILES", "PROGRESS_FILE", "PROMPT_VERSION", "REPORT_FILE", "NearDuplicates",
-    "SynthConfig", "SynthReport", "build_prompt", "check_pair", "find_span", "parse_pair", "split_documents",
+    "DROP_REASONS",
+    "OUTPUT_FILES",
+    "PROGRESS_FILE",
+    "PROMPT_VERSION",
+    "REPORT_FILE",
+    "NearDuplicates",
+    "SynthConfig",
+    "SynthReport",
+    "build_prompt",
+    "check_pair",
+    "find_span",
+    "parse_pair",
+    "split_documents",
     "synthesize",
 ]

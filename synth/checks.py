@@ -25,10 +25,50 @@ GENERATION_FAILED = "generation_failed"
 DROP_REASONS = (GENERATION_FAILED, UNPARSABLE, NOT_IN_CHUNK, TOO_LONG, IN_QUESTION, NEAR_DUPLICATE)
 
 _WORD = re.compile(r"\w+")
-_STOP = frozenset((
-    "a", "an", "the", "of", "in", "on", "at", "to", "for", "by", "with", "from", "and", "or", "is", "are", "was",
-    "were", "be", "been", "did", "does", "do", "what", "which", "who", "whom", "whose", "when", "where", "why",
-    "how", "that", "this", "these", "those", "it", "its", "as", "into"))
+_STOP = frozenset(
+    (
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "by",
+        "with",
+        "from",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "did",
+        "does",
+        "do",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "as",
+        "into",
+    )
+)
 
 
 def words(text: str) -> list[str]:
@@ -44,14 +84,14 @@ def find_span(answer: str, text: str) -> str | None:
     n = len(want)
     for i in range(len(found) - n + 1):
         if all(found[i + j][0] == want[j] for j in range(n)):
-            return text[found[i][1]:found[i + n - 1][2]]
+            return text[found[i][1] : found[i + n - 1][2]]
     return None
 
 
 def contains_words(haystack: str, needle: str) -> bool:
     want, have = words(needle), words(haystack)
     n = len(want)
-    return n > 0 and any(have[i:i + n] == want for i in range(len(have) - n + 1))
+    return n > 0 and any(have[i : i + n] == want for i in range(len(have) - n + 1))
 
 
 def check_pair(question: str, answer: str, chunk: str, max_answer_words: int) -> tuple[str | None, str]:
@@ -83,7 +123,8 @@ class NearDuplicates:
         s = content_words(question, answer)
         candidates = {i for w in s for i in self.by_word.get(w, ())}
         return any(_jaccard(s, self.sets[i]) >= self.threshold for i in candidates) or (
-            not s and any(not t for t in self.sets))
+            not s and any(not t for t in self.sets)
+        )
 
     def add(self, question: str, answer: str) -> None:
         s = content_words(question, answer)
@@ -96,8 +137,9 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def split_documents(doc_ids: Sequence[str], validation_fraction: float, test_fraction: float,
-                    seed: int) -> dict[str, str]:
+def split_documents(
+    doc_ids: Sequence[str], validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, str]:
     """doc id -> "train" | "validation" | "test": a seeded shuffle of the documents, cut by the fractions.
 
     A split with a positive fraction gets at least one document when there are enough to leave one for
@@ -114,6 +156,6 @@ def split_documents(doc_ids: Sequence[str], validation_fraction: float, test_fra
     if validation_fraction > 0 and n_val == 0 and n - n_test >= 2:
         n_val = 1
     where = {d: "test" for d in docs[:n_test]}
-    where |= {d: "validation" for d in docs[n_test:n_test + n_val]}
-    where |= {d: "train" for d in docs[n_test + n_val:]}
+    where |= {d: "validation" for d in docs[n_test : n_test + n_val]}
+    where |= {d: "train" for d in docs[n_test + n_val :]}
     return where

@@ -15,9 +15,13 @@ _HELP = config_help()
 @click.option("--index", required=True, type=click.Path(file_okay=False), help=_HELP["index"])
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help=_HELP["out_dir"])
 @click.option("--generator", default="default", show_default=True, help=_HELP["generator"])
-@click.option("--api-key", default=None, envvar="RAGTUNE_API_KEY", help=_HELP["api_key"] + " [env: RAGTUNE_API_KEY]")
+@click.option(
+    "--api-key", default=None, envvar="RAGTUNE_API_KEY", help=_HELP["api_key"] + " [env: RAGTUNE_API_KEY]"
+)
 @click.option("--model", default=None, help=_HELP["model"])
-@click.option("-n", "--questions-per-chunk", default=1, show_default=True, type=int, help=_HELP["questions_per_chunk"])
+@click.option(
+    "-n", "--questions-per-chunk", default=1, show_default=True, type=int, help=_HELP["questions_per_chunk"]
+)
 @click.option("--seed", default=0, show_default=True, type=int, help=_HELP["seed"])
 @click.option("--max-tokens", default=48, show_default=True, type=int, help=_HELP["max_tokens"])
 @click.option("--batch-size", default=8, show_default=True, type=int, help=_HELP["batch_size"])
@@ -25,10 +29,14 @@ _HELP = config_help()
 @click.option("--min-chunk-words", default=8, show_default=True, type=int, help=_HELP["min_chunk_words"])
 @click.option("--max-answer-words", default=8, show_default=True, type=int, help=_HELP["max_answer_words"])
 @click.option("--dedup-threshold", default=0.7, show_default=True, type=float, help=_HELP["dedup_threshold"])
-@click.option("--validation-fraction", default=0.1, show_default=True, type=float, help=_HELP["validation_fraction"])
+@click.option(
+    "--validation-fraction", default=0.1, show_default=True, type=float, help=_HELP["validation_fraction"]
+)
 @click.option("--test-fraction", default=0.2, show_default=True, type=float, help=_HELP["test_fraction"])
 @click.option("--resume/--no-resume", default=True, show_default=True, help=_HELP["resume"])
-@click.option("--progress/--no-progress", "show_progress", default=True, help="Show a progress bar on stderr.")
+@click.option(
+    "--progress/--no-progress", "show_progress", default=True, help="Show a progress bar on stderr."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def synth(show_progress: bool, as_json: bool, **options) -> None:
     """Write question-answer pairs from the chunks of --index with a generator, keep those that pass the

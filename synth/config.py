@@ -16,22 +16,35 @@ def _f(default: Any, help_: str) -> Any:
 
 @dataclass
 class SynthConfig:
-    index: str = _f("", "Index folder whose chunks the questions are written from (`ragtune ingest ... --index`).")
+    index: str = _f(
+        "", "Index folder whose chunks the questions are written from (`ragtune ingest ... --index`)."
+    )
     out_dir: str = _f("", "Folder for train/validation/test.jsonl, synth_report.json and the progress file.")
-    generator: str = _f("default", "Who writes the pairs: `default` (the embedded SmolLM2-135M-Instruct), a local "
-                                   "Hugging Face folder, or an OpenAI-compatible URL (http://host:8000/v1).")
+    generator: str = _f(
+        "default",
+        "Who writes the pairs: `default` (the embedded SmolLM2-135M-Instruct), a local "
+        "Hugging Face folder, or an OpenAI-compatible URL (http://host:8000/v1).",
+    )
     api_key: str | None = _f(None, "Bearer key of the OpenAI-compatible URL (not stored in the report).")
     model: str | None = _f(None, "Model name at the URL (default: the first one its /v1/models lists).")
-    questions_per_chunk: int = _f(1, "Pairs asked per chunk: the first about the whole chunk, later ones each "
-                                     "about one of its sentences (greedy decoding throughout).")
+    questions_per_chunk: int = _f(
+        1,
+        "Pairs asked per chunk: the first about the whole chunk, later ones each "
+        "about one of its sentences (greedy decoding throughout).",
+    )
     seed: int = _f(0, "Seed of the sentence order, the chunk sample and the split: same seed, same output.")
     max_tokens: int = _f(48, "Longest generation per pair, in tokens.")
     batch_size: int = _f(8, "Prompts per generate call (local) or requests in flight (URL).")
     max_chunks: int | None = _f(None, "Use a seeded sample of this many chunks (default: every chunk).")
     min_chunk_words: int = _f(8, "Chunks with fewer words are skipped (counted), too short to ask about.")
-    max_answer_words: int = _f(8, "Answers longer than this are dropped (counted): the answer must be a short span.")
-    dedup_threshold: float = _f(0.7, "Drop a pair whose question+answer content words overlap a kept pair's by "
-                                     "this Jaccard similarity or more (1.0: exact duplicates only).")
+    max_answer_words: int = _f(
+        8, "Answers longer than this are dropped (counted): the answer must be a short span."
+    )
+    dedup_threshold: float = _f(
+        0.7,
+        "Drop a pair whose question+answer content words overlap a kept pair's by "
+        "this Jaccard similarity or more (1.0: exact duplicates only).",
+    )
     validation_fraction: float = _f(0.1, "Share of the source documents whose pairs go to validation.jsonl.")
     test_fraction: float = _f(0.2, "Share of the source documents whose pairs go to test.jsonl.")
     resume: bool = _f(True, "Reuse generations in the progress file made with the same settings.")
@@ -43,17 +56,27 @@ class SynthConfig:
             raise RagtuneError("`out_dir` is required: pass --out DIR")
         for name in ("questions_per_chunk", "max_tokens", "batch_size", "max_answer_words"):
             if getattr(self, name) < 1:
-                raise RagtuneError(f"`{name}` should be a positive integer but the value passed is {getattr(self, name)}")
+                raise RagtuneError(
+                    f"`{name}` should be a positive integer but the value passed is {getattr(self, name)}"
+                )
         if self.max_chunks is not None and self.max_chunks < 1:
-            raise RagtuneError(f"`max_chunks` should be a positive integer but the value passed is {self.max_chunks}")
+            raise RagtuneError(
+                f"`max_chunks` should be a positive integer but the value passed is {self.max_chunks}"
+            )
         if self.min_chunk_words < 0:
-            raise RagtuneError(f"`min_chunk_words` should be >= 0 but the value passed is {self.min_chunk_words}")
+            raise RagtuneError(
+                f"`min_chunk_words` should be >= 0 but the value passed is {self.min_chunk_words}"
+            )
         if not 0 < self.dedup_threshold <= 1:
-            raise RagtuneError(f"`dedup_threshold` should be in (0, 1] but the value passed is {self.dedup_threshold}")
+            raise RagtuneError(
+                f"`dedup_threshold` should be in (0, 1] but the value passed is {self.dedup_threshold}"
+            )
         v, t = self.validation_fraction, self.test_fraction
         if not 0 <= v < 1 or not 0 <= t < 1 or v + t >= 1:
-            raise RagtuneError(f"`validation_fraction` {v} and `test_fraction` {t} must each be in [0, 1) and leave "
-                               "documents for training (sum below 1)")
+            raise RagtuneError(
+                f"`validation_fraction` {v} and `test_fraction` {t} must each be in [0, 1) and leave "
+                "documents for training (sum below 1)"
+            )
 
     @property
     def is_url(self) -> bool:
@@ -71,8 +94,12 @@ def generation_key(generator_id: dict[str, Any], cfg: SynthConfig, prompt_versio
 
     The filters are not part of it: changing a threshold re-checks cached generations without
     generating again."""
-    parts = {"generator": generator_id, "prompt": prompt_version, "seed": cfg.seed,
-             "max_tokens": cfg.max_tokens}
+    parts = {
+        "generator": generator_id,
+        "prompt": prompt_version,
+        "seed": cfg.seed,
+        "max_tokens": cfg.max_tokens,
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -34,12 +34,18 @@ def check_url(url: str, api_key: str | None, model: str | None) -> str:
     try:
         ids = [m.id for m in client.models.list()]
     except openai.AuthenticationError:
-        raise RagtuneError(f"the generator URL {url} refused the key; pass --api-key (or set RAGTUNE_API_KEY)") from None
+        raise RagtuneError(
+            f"the generator URL {url} refused the key; pass --api-key (or set RAGTUNE_API_KEY)"
+        ) from None
     except openai.APIConnectionError as e:
-        raise RagtuneError(f"the generator URL {url} is unreachable ({e}); start the server or fix --generator") from None
+        raise RagtuneError(
+            f"the generator URL {url} is unreachable ({e}); start the server or fix --generator"
+        ) from None
     except openai.APIStatusError as e:
-        raise RagtuneError(f"the generator URL {url} answered {e.status_code} to GET {base}/models; is it an "
-                           "OpenAI-compatible server? (vLLM: http://host:8000/v1)") from None
+        raise RagtuneError(
+            f"the generator URL {url} answered {e.status_code} to GET {base}/models; is it an "
+            "OpenAI-compatible server? (vLLM: http://host:8000/v1)"
+        ) from None
     finally:
         client.close()
     if not ids:
@@ -49,8 +55,9 @@ def check_url(url: str, api_key: str | None, model: str | None) -> str:
     return model or ids[0]
 
 
-def prepare_generator(generator: str, api_key: str | None = None, model: str | None = None,
-                      batch_size: int = 8) -> tuple[Callable[[], Any], dict[str, Any]]:
+def prepare_generator(
+    generator: str, api_key: str | None = None, model: str | None = None, batch_size: int = 8
+) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(a function that loads the serve Generator, what identifies it for the progress file's key).
 
     Everything that can be wrong is checked here; the model itself loads only when there is work."""
@@ -58,14 +65,22 @@ def prepare_generator(generator: str, api_key: str | None = None, model: str | N
 
     if generator.startswith(("http://", "https://")):
         model_id = check_url(generator, api_key, model)
-        return (lambda: load_generator(model_id, backend="openai", openai_base_url=api_base(generator),
-                                       openai_api_key=api_key)), {"url": api_base(generator), "model": model_id}
+        return (
+            lambda: load_generator(
+                model_id, backend="openai", openai_base_url=api_base(generator), openai_api_key=api_key
+            )
+        ), {"url": api_base(generator), "model": model_id}
     from ragtune.hashing import folder_hash
     from ragtune.models import GENERATOR_HELP, is_default, resolve_generator
 
     folder = resolve_generator(generator, what="--generator")
     if not (Path(folder) / "config.json").is_file():
-        raise RagtuneError(f"--generator {generator} is not a Hugging Face model folder (no config.json); pass "
-                           f"{GENERATOR_HELP} or an OpenAI-compatible URL")
-    ident = {"model": "default" if is_default(generator) else Path(folder).name, "sha256": folder_hash(folder)}
+        raise RagtuneError(
+            f"--generator {generator} is not a Hugging Face model folder (no config.json); pass "
+            f"{GENERATOR_HELP} or an OpenAI-compatible URL"
+        )
+    ident = {
+        "model": "default" if is_default(generator) else Path(folder).name,
+        "sha256": folder_hash(folder),
+    }
     return (lambda: load_generator(str(folder), max_batch_size=batch_size)), ident

@@ -67,23 +67,32 @@ class SynthReport:
 
     def summary(self) -> str:
         skipped = ", ".join(f"{k} {v}" for k, v in self.chunks_skipped.items() if v)
-        head = (f"synth -> {self.out_dir}: {self.chunks} chunks{f' ({skipped} skipped)' if skipped else ''}, "
-                f"{self.generated} pairs generated ({self.new} new, {self.generated - self.new} from the progress "
-                f"file), {self.kept} kept")
+        head = (
+            f"synth -> {self.out_dir}: {self.chunks} chunks{f' ({skipped} skipped)' if skipped else ''}, "
+            f"{self.generated} pairs generated ({self.new} new, {self.generated - self.new} from the progress "
+            f"file), {self.kept} kept"
+        )
         lines = [head]
         dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v)
         lines.append(f"  dropped: {dropped or 'none'}")
         if self.generated_per_min is not None:
-            lines.append(f"  rate: {self.generated_per_min:.1f} generated/min, {self.kept_per_min:.1f} kept/min "
-                         f"({self.new} generations in {self.generation_s:.0f} s)")
+            lines.append(
+                f"  rate: {self.generated_per_min:.1f} generated/min, {self.kept_per_min:.1f} kept/min "
+                f"({self.new} generations in {self.generation_s:.0f} s)"
+            )
         for s, c in self.splits.items():
             lines.append(f"  {s + '.jsonl':<17} {c['pairs']} pairs from {c['documents']} documents")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def synthesize(cfg: SynthConfig, *, generator: Any = None, generator_id: dict[str, Any] | None = None,
-               progress: bool = True) -> SynthReport:
+def synthesize(
+    cfg: SynthConfig,
+    *,
+    generator: Any = None,
+    generator_id: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> SynthReport:
     """Generate, check and split pairs for `cfg.index` into `cfg.out_dir`.
 
     `generator` (an object with serve's `Generator.generate` signature) replaces the one `cfg.generator`
@@ -115,7 +124,8 @@ def synthesize(cfg: SynthConfig, *, generator: Any = None, generator_id: dict[st
             f"no generated pair passed the checks ({report.generated} generated from {len(chunks)} chunks; dropped: "
             f"{', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)}); nothing was written. The "
             f"generator's replies are kept in {Path(cfg.out_dir) / 'synth-progress.jsonl'}: a larger model "
-            "(--generator FOLDER or URL) writes usable pairs more often")
+            "(--generator FOLDER or URL) writes usable pairs more often"
+        )
     _write(cfg, rows, report)
     return report
 
@@ -124,17 +134,23 @@ def _read_chunks(cfg: SynthConfig, report: SynthReport) -> list[Passage]:
     from retriever import KnowledgeIndex
 
     if not Path(cfg.index).is_dir():
-        raise RagtuneError(f"index {cfg.index} does not exist; build it with `ragtune ingest SOURCES --index {cfg.index}`")
+        raise RagtuneError(
+            f"index {cfg.index} does not exist; build it with `ragtune ingest SOURCES --index {cfg.index}`"
+        )
     with KnowledgeIndex.open(cfg.index) as index:
         chunks = list(index.iter_passages())
     if not chunks:
-        raise RagtuneError(f"index {cfg.index} holds no chunks; ingest documents first (`ragtune ingest SOURCES "
-                           f"--index {cfg.index}`)")
+        raise RagtuneError(
+            f"index {cfg.index} holds no chunks; ingest documents first (`ragtune ingest SOURCES "
+            f"--index {cfg.index}`)"
+        )
     usable = [c for c in chunks if len(checks.words(c.text)) >= cfg.min_chunk_words]
     report.chunks_skipped["too_short"] = len(chunks) - len(usable)
     if not usable:
-        raise RagtuneError(f"every chunk of index {cfg.index} has fewer than {cfg.min_chunk_words} words; lower "
-                           "--min-chunk-words or ingest longer documents")
+        raise RagtuneError(
+            f"every chunk of index {cfg.index} has fewer than {cfg.min_chunk_words} words; lower "
+            "--min-chunk-words or ingest longer documents"
+        )
     if cfg.max_chunks is not None and cfg.max_chunks < len(usable):
         picked = set(random.Random(cfg.seed).sample(range(len(usable)), cfg.max_chunks))
         usable = [c for i, c in enumerate(usable) if i in picked]  # index order, whatever the sample
@@ -142,24 +158,32 @@ def _read_chunks(cfg: SynthConfig, report: SynthReport) -> list[Passage]:
     return usable
 
 
-def _generate(cfg: SynthConfig, chunks: list[Passage], get_generator: Any, report: SynthReport,
-              show_progress: bool) -> dict[str, str | None]:
+def _generate(
+    cfg: SynthConfig, chunks: list[Passage], get_generator: Any, report: SynthReport, show_progress: bool
+) -> dict[str, str | None]:
     """Every (chunk, i) generation by its progress key; new ones generated in batches and saved as made."""
     from tqdm.auto import tqdm
 
     settings = generation_key(report.generator, cfg, PROMPT_VERSION)
     store = Progress(cfg.out_dir, resume=cfg.resume)
-    jobs = [(job_key(settings, c.chunk_id, c.text, i), c, i) for i in range(cfg.questions_per_chunk) for c in chunks]
+    jobs = [
+        (job_key(settings, c.chunk_id, c.text, i), c, i)
+        for i in range(cfg.questions_per_chunk)
+        for c in chunks
+    ]
     todo = [j for j in jobs if j[0] not in store.done]
     report.new = len(todo)
     errors: list[str] = []
     t0 = time.perf_counter()
-    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="synth", unit="pair",
-              disable=not show_progress) as bar:
+    with tqdm(
+        total=len(jobs), initial=len(jobs) - len(todo), desc="synth", unit="pair", disable=not show_progress
+    ) as bar:
         for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start:start + cfg.batch_size]
-            prompts = [build_prompt(c.text, c.title, focus_sentence(c.text, c.chunk_id, i, cfg.seed))
-                       for _, c, i in batch]
+            batch = todo[start : start + cfg.batch_size]
+            prompts = [
+                build_prompt(c.text, c.title, focus_sentence(c.text, c.chunk_id, i, cfg.seed))
+                for _, c, i in batch
+            ]
             outs = _generate_batch(get_generator(), prompts, cfg, errors)
             store.add([(key, c.chunk_id, i, out) for (key, c, i), out in zip(batch, outs)])
             bar.update(len(batch))
@@ -169,8 +193,9 @@ def _generate(cfg: SynthConfig, chunks: list[Passage], get_generator: Any, repor
     return {key: store.done[key] for key, _, _ in jobs}
 
 
-def _generate_batch(generator: Any, prompts: list[list[dict[str, str]]], cfg: SynthConfig,
-                    errors: list[str]) -> list[str | None]:
+def _generate_batch(
+    generator: Any, prompts: list[list[dict[str, str]]], cfg: SynthConfig, errors: list[str]
+) -> list[str | None]:
     """The replies of one batch; when the batch fails, each prompt alone (a failing one gives None)."""
     from serve.types import BackendError
 
@@ -189,8 +214,9 @@ def _generate_batch(generator: Any, prompts: list[list[dict[str, str]]], cfg: Sy
     return out
 
 
-def _check(cfg: SynthConfig, chunks: list[Passage], texts: dict[str, str | None],
-           report: SynthReport) -> list[dict[str, Any]]:
+def _check(
+    cfg: SynthConfig, chunks: list[Passage], texts: dict[str, str | None], report: SynthReport
+) -> list[dict[str, Any]]:
     """The kept QA rows, in chunk order; every drop counted by its reason."""
     settings = generation_key(report.generator, cfg, PROMPT_VERSION)
     dropped: Counter[str] = Counter()
@@ -216,26 +242,37 @@ def _check(cfg: SynthConfig, chunks: list[Passage], texts: dict[str, str | None]
                 dropped[reason] += 1
                 continue
             dedup.add(question, span)
-            rows.append({"id": f"synth-{key[:12]}", "question": question, "answer": span, "doc_ids": [c.doc_id],
-                         "context": c.text, "metadata": {"chunk_id": c.chunk_id, "pair": i,
-                                                         "generated": reply.strip()}})
+            rows.append(
+                {
+                    "id": f"synth-{key[:12]}",
+                    "question": question,
+                    "answer": span,
+                    "doc_ids": [c.doc_id],
+                    "context": c.text,
+                    "metadata": {"chunk_id": c.chunk_id, "pair": i, "generated": reply.strip()},
+                }
+            )
     report.dropped = {r: dropped[r] for r in checks.DROP_REASONS}
     report.kept = len(rows)
     return rows
 
 
 def _write(cfg: SynthConfig, rows: list[dict[str, Any]], report: SynthReport) -> None:
-    where = checks.split_documents([r["doc_ids"][0] for r in rows], cfg.validation_fraction, cfg.test_fraction,
-                                   cfg.seed)
+    where = checks.split_documents(
+        [r["doc_ids"][0] for r in rows], cfg.validation_fraction, cfg.test_fraction, cfg.seed
+    )
     splits: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for r in rows:
         splits[where[r["doc_ids"][0]]].append(r)
-    report.splits = {s: {"pairs": len(splits[s]), "documents": len({r["doc_ids"][0] for r in splits[s]})}
-                     for s in SPLITS}
+    report.splits = {
+        s: {"pairs": len(splits[s]), "documents": len({r["doc_ids"][0] for r in splits[s]})} for s in SPLITS
+    }
     empty = [s for s in SPLITS if not splits[s] and (s == "train" or getattr(cfg, f"{s}_fraction") > 0)]
     if empty:
-        report.notes.append(f"{', '.join(empty)} got no pairs: the kept pairs come from only {len(set(where))} "
-                            "documents; use more chunks or documents")
+        report.notes.append(
+            f"{', '.join(empty)} got no pairs: the kept pairs come from only {len(set(where))} "
+            "documents; use more chunks or documents"
+        )
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     contents: dict[str, Any] = {f"{s}.jsonl": splits[s] for s in SPLITS}
@@ -243,10 +280,11 @@ def _write(cfg: SynthConfig, rows: list[dict[str, Any]], report: SynthReport) ->
     try:
         for name, part in contents.items():
             write_jsonl(temps[name], part)
-        temps[REPORT_FILE].write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+        temps[REPORT_FILE].write_text(
+            json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
+        )
         for name, tmp in temps.items():
             os.replace(tmp, out / name)
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
-

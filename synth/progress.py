@@ -53,7 +53,10 @@ class Progress:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
             for key, chunk_id, i, text in rows:
-                f.write(json.dumps({"key": key, "chunk_id": chunk_id, "i": i, "text": text}, ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps({"key": key, "chunk_id": chunk_id, "i": i, "text": text}, ensure_ascii=False)
+                    + "\n"
+                )
                 self.done[key] = text
             f.flush()
             os.fsync(f.fileno())

@@ -17,16 +17,24 @@ import re
 
 PROMPT_VERSION = "synth-qa-v2"
 
-SYSTEM = ("You write one quiz question about a passage, and its answer: a short phrase (a name, a place, a "
-          "number or a few words) copied exactly from the passage. The question must not contain the answer. "
-          "Reply on one line as: Q: <question> A: <answer>")
+SYSTEM = (
+    "You write one quiz question about a passage, and its answer: a short phrase (a name, a place, a "
+    "number or a few words) copied exactly from the passage. The question must not contain the answer. "
+    "Reply on one line as: Q: <question> A: <answer>"
+)
 
 SHOTS = (
-    (("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It was designed by the company "
-      "of Gustave Eiffel and is 330 metres tall."),
-     "Q: In which city was the World's Fair of 1889 held? A: Paris"),
-    ("Marie Curie was born in Warsaw. She moved to Paris to study physics and later won two Nobel Prizes.",
-     "Q: How many Nobel Prizes did Marie Curie win? A: two"),
+    (
+        (
+            "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It was designed by the company "
+            "of Gustave Eiffel and is 330 metres tall."
+        ),
+        "Q: In which city was the World's Fair of 1889 held? A: Paris",
+    ),
+    (
+        "Marie Curie was born in Warsaw. She moved to Paris to study physics and later won two Nobel Prizes.",
+        "Q: How many Nobel Prizes did Marie Curie win? A: two",
+    ),
 )
 
 STOP = ("\n",)
@@ -48,7 +56,9 @@ def build_prompt(text: str, title: str = "", focus: str | None = None) -> list[d
     """Chat messages asking for one pair about `text` (about its sentence `focus`, when given)."""
     msgs = [{"role": "system", "content": SYSTEM}]
     for shot, reply in SHOTS:
-        msgs.append({"role": "user", "content": ask(passage_text(shot), _holding(shot, reply) if focus else None)})
+        msgs.append(
+            {"role": "user", "content": ask(passage_text(shot), _holding(shot, reply) if focus else None)}
+        )
         msgs.append({"role": "assistant", "content": reply})
     msgs.append({"role": "user", "content": ask(passage_text(text, title), focus)})
     return msgs

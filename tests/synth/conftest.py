@@ -29,4 +29,3 @@ def empty_index(tmp_path_factory) -> Path:
     (docs / "one.jsonl").unlink()  # its deletion publishes a version with no chunks
     ingest([str(docs)], str(root / "index"), show_progress=False)
     return root / "index"
-

@@ -8,17 +8,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-PEOPLE = [("Mara Quill", "Brightwater", "potter", 1612), ("Tomas Reed", "Greenhollow", "baker", 1640),
-          ("Ilse Varn", "Selby", "smith", 1587), ("Bren Oakes", "Avalon", "weaver", 1701),
-          ("Cato Lind", "Marrow", "miller", 1655), ("Dara Fenn", "Ostry", "tailor", 1690),
-          ("Edda Moss", "Pike", "mason", 1623), ("Fenn Hale", "Rook", "cooper", 1666),
-          ("Gil Dorn", "Wend", "carter", 1599), ("Hana Roe", "Lisk", "dyer", 1712)]
+PEOPLE = [
+    ("Mara Quill", "Brightwater", "potter", 1612),
+    ("Tomas Reed", "Greenhollow", "baker", 1640),
+    ("Ilse Varn", "Selby", "smith", 1587),
+    ("Bren Oakes", "Avalon", "weaver", 1701),
+    ("Cato Lind", "Marrow", "miller", 1655),
+    ("Dara Fenn", "Ostry", "tailor", 1690),
+    ("Edda Moss", "Pike", "mason", 1623),
+    ("Fenn Hale", "Rook", "cooper", 1666),
+    ("Gil Dorn", "Wend", "carter", 1599),
+    ("Hana Roe", "Lisk", "dyer", 1712),
+]
 
 
 def world_docs() -> list[dict]:
-    return [{"id": f"person{i}", "title": name,
-             "text": f"{name} was born in {town} in {year}. {name} works as a {job} and keeps three bees."}
-            for i, (name, town, job, year) in enumerate(PEOPLE)]
+    return [
+        {
+            "id": f"person{i}",
+            "title": name,
+            "text": f"{name} was born in {town} in {year}. {name} works as a {job} and keeps three bees.",
+        }
+        for i, (name, town, job, year) in enumerate(PEOPLE)
+    ]
 
 
 def write_docs(path: Path, docs: list[dict]) -> Path:
@@ -39,7 +51,9 @@ def passage_of(messages: list[dict[str, str]]) -> str:
 
 def good_reply(passage: str, i: int = 0) -> str:
     """A pair the checks keep: the town (first pair) or the job (later pairs) of the person in the passage."""
-    m = re.match(r"(?P<name>.+?) was born in (?P<town>\w+) in (?P<year>\d+)\. .* works as an? (?P<job>\w+)", passage)
+    m = re.match(
+        r"(?P<name>.+?) was born in (?P<town>\w+) in (?P<year>\d+)\. .* works as an? (?P<job>\w+)", passage
+    )
     if m is None:
         return "nothing to ask"
     if i == 0:

@@ -15,7 +15,12 @@ PAIR_CASES = [
     ("How many guests met?", "1,500", None, "1,500"),
     ("Where did the guests meet?", "the old mill.", None, "the Old Mill"),
     ("Who founded Brightwater?", "Tomas Reed", "answer_not_in_chunk", None),
-    ("What met at the mill?", "art", "answer_not_in_chunk", None),  # "art" is inside "party", not a word of it
+    (
+        "What met at the mill?",
+        "art",
+        "answer_not_in_chunk",
+        None,
+    ),  # "art" is inside "party", not a word of it
     ("Who founded it?", "Quill founded", None, "Quill founded"),
     ("When did Mara Quill found Brightwater in 1612?", "1612", "answer_in_question", None),
     ("Who is Mara Quill?", "Mara Quill", "answer_in_question", None),
@@ -57,10 +62,16 @@ def test_parse_pair(reply, expected):
 DUP_CASES = [
     (("Who founded Brightwater?", "Mara Quill"), ("Who founded Brightwater?", "Mara Quill"), True),
     (("Who founded Brightwater?", "Mara Quill"), ("who founded brightwater", "mara quill"), True),
-    (("In what year was the Eiffel Tower completed?", "1889"),
-     ("When was the Eiffel Tower completed?", "1889"), True),  # stop words and question words do not count
-    (("In what year was the Eiffel Tower completed?", "1889"),
-     ("In which year was the Eiffel Tower finished?", "1889"), False),
+    (
+        ("In what year was the Eiffel Tower completed?", "1889"),
+        ("When was the Eiffel Tower completed?", "1889"),
+        True,
+    ),  # stop words and question words do not count
+    (
+        ("In what year was the Eiffel Tower completed?", "1889"),
+        ("In which year was the Eiffel Tower finished?", "1889"),
+        False,
+    ),
     (("Who founded Brightwater?", "Mara Quill"), ("Who founded Greenhollow?", "Tomas Reed"), False),
     (("Where does Mara Quill live?", "Brightwater"), ("What is the job of Mara Quill?", "potter"), False),
 ]
@@ -80,16 +91,26 @@ def test_exact_threshold_drops_only_exact_duplicates():
     assert not seen.is_duplicate("When was the Eiffel Tower finished?", "1889")
 
 
-@pytest.mark.parametrize(("n_docs", "val", "test", "sizes"), [
-    (10, 0.1, 0.2, {"train": 7, "validation": 1, "test": 2}),
-    (3, 0.1, 0.2, {"train": 1, "validation": 1, "test": 1}),  # each asked-for split gets one document
-    (2, 0.1, 0.2, {"train": 1, "validation": 0, "test": 1}),  # never at the cost of the last training document
-    (1, 0.1, 0.2, {"train": 1, "validation": 0, "test": 0}),
-    (10, 0.0, 0.0, {"train": 10, "validation": 0, "test": 0}),
-])
+@pytest.mark.parametrize(
+    ("n_docs", "val", "test", "sizes"),
+    [
+        (10, 0.1, 0.2, {"train": 7, "validation": 1, "test": 2}),
+        (3, 0.1, 0.2, {"train": 1, "validation": 1, "test": 1}),  # each asked-for split gets one document
+        (
+            2,
+            0.1,
+            0.2,
+            {"train": 1, "validation": 0, "test": 1},
+        ),  # never at the cost of the last training document
+        (1, 0.1, 0.2, {"train": 1, "validation": 0, "test": 0}),
+        (10, 0.0, 0.0, {"train": 10, "validation": 0, "test": 0}),
+    ],
+)
 def test_split_documents(n_docs, val, test, sizes):
     docs = [f"d{i}" for i in range(n_docs)]
     where = split_documents(docs * 3, val, test, seed=0)  # a document named three times is one document
     assert set(where) == set(docs)
     assert {s: sum(v == s for v in where.values()) for s in sizes} == sizes
-    assert split_documents(list(reversed(docs)), val, test, seed=0) == where  # the input order does not matter
+    assert (
+        split_documents(list(reversed(docs)), val, test, seed=0) == where
+    )  # the input order does not matter

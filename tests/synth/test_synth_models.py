@@ -17,8 +17,9 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models run faster on one thread of
 
 
 def synth(index, out, *args, check=False):
-    return run_cli("synth", "--index", str(index), "--out", str(out), "--no-progress", *args, check=check,
-                   env=ONE_THREAD)
+    return run_cli(
+        "synth", "--index", str(index), "--out", str(out), "--no-progress", *args, check=check, env=ONE_THREAD
+    )
 
 
 def assert_error(proc, message: str) -> None:
@@ -31,8 +32,9 @@ def tiny_server(tiny_generator):
     """A second `ragtune serve` (no index, an API key) serving the tiny generator."""
     from serve import start_server
 
-    handle = start_server(tiny_generator, None, api_key=API_KEY, extra_args=["--max-tokens-cap", "64"],
-                          env=ONE_THREAD)
+    handle = start_server(
+        tiny_generator, None, api_key=API_KEY, extra_args=["--max-tokens-cap", "64"], env=ONE_THREAD
+    )
     try:
         yield handle
     finally:
@@ -41,7 +43,9 @@ def tiny_server(tiny_generator):
 
 def test_tiny_model_in_process_garbage_is_a_clear_error(synth_index, tiny_generator, tmp_path):
     proc = synth(synth_index, tmp_path, "--generator", str(tiny_generator), "--max-tokens", "8")
-    assert_error(proc, "no generated pair passed the checks (10 generated from 10 chunks; dropped: unparsable 10)")
+    assert_error(
+        proc, "no generated pair passed the checks (10 generated from 10 chunks; dropped: unparsable 10)"
+    )
     assert not any((tmp_path / name).exists() for name in OUTPUT_FILES)
     assert len((tmp_path / PROGRESS_FILE).read_text().splitlines()) == 10
 
@@ -49,19 +53,38 @@ def test_tiny_model_in_process_garbage_is_a_clear_error(synth_index, tiny_genera
 def test_second_ragtune_server_as_the_generator(synth_index, tiny_server, tmp_path):
     # The tiny model's context is 512 tokens: the first pair's prompts fit (at most 506 + 4), the second
     # pair's (one sentence named again) do not; the server refuses those, and they are counted skips.
-    proc = synth(synth_index, tmp_path, "--generator", tiny_server.url, "--api-key", API_KEY, "--max-tokens", "4",
-                 "-n", "2")
-    assert_error(proc, "no generated pair passed the checks (20 generated from 10 chunks; dropped: generation_failed "
-                       "10, unparsable 10)")
+    proc = synth(
+        synth_index,
+        tmp_path,
+        "--generator",
+        tiny_server.url,
+        "--api-key",
+        API_KEY,
+        "--max-tokens",
+        "4",
+        "-n",
+        "2",
+    )
+    assert_error(
+        proc,
+        "no generated pair passed the checks (20 generated from 10 chunks; dropped: generation_failed "
+        "10, unparsable 10)",
+    )
     rows = [json.loads(line) for line in (tmp_path / PROGRESS_FILE).read_text().splitlines()]
     assert [r["i"] for r in rows if isinstance(r["text"], str)] == [0] * 10  # answered through the server
 
 
 def test_wrong_key_and_unknown_model_at_the_url(synth_index, tiny_server, tmp_path):
-    assert_error(synth(synth_index, tmp_path, "--generator", tiny_server.base_url, "--api-key", "wrong"),
-                 f"the generator URL {tiny_server.base_url} refused the key")
-    assert_error(synth(synth_index, tmp_path, "--generator", tiny_server.url, "--api-key", API_KEY,
-                       "--model", "gpt-9"), f"the generator URL {tiny_server.url} serves tiny_generator0, not --model gpt-9")
+    assert_error(
+        synth(synth_index, tmp_path, "--generator", tiny_server.base_url, "--api-key", "wrong"),
+        f"the generator URL {tiny_server.base_url} refused the key",
+    )
+    assert_error(
+        synth(
+            synth_index, tmp_path, "--generator", tiny_server.url, "--api-key", API_KEY, "--model", "gpt-9"
+        ),
+        f"the generator URL {tiny_server.url} serves tiny_generator0, not --model gpt-9",
+    )
     assert not (tmp_path / PROGRESS_FILE).exists()
 
 
@@ -73,10 +96,16 @@ def test_unreachable_url(synth_index, tmp_path):
     assert_error(proc, f"the generator URL http://127.0.0.1:{port} is unreachable")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--generator", "/no/such/model"], "--generator /no/such/model is not a local folder"),
-    (["--questions-per-chunk", "0"], "`questions_per_chunk` should be a positive integer but the value passed is 0"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--generator", "/no/such/model"], "--generator /no/such/model is not a local folder"),
+        (
+            ["--questions-per-chunk", "0"],
+            "`questions_per_chunk` should be a positive integer but the value passed is 0",
+        ),
+    ],
+)
 def test_bad_options(synth_index, tmp_path, args, message):
     assert_error(synth(synth_index, tmp_path, *args), message)
 
@@ -91,9 +120,13 @@ def test_default_model_behind_a_ragtune_server_writes_usable_pairs(synth_index, 
     from serve import start_server
 
     with start_server("default", None, api_key=API_KEY) as srv:
-        proc = synth(synth_index, tmp_path, "--generator", srv.url, "--api-key", API_KEY, "--json", check=True)
+        proc = synth(
+            synth_index, tmp_path, "--generator", srv.url, "--api-key", API_KEY, "--json", check=True
+        )
     report = json.loads(proc.stdout)
     assert report["generated"] == 10 and report["kept"] >= 1, report
     assert report["generator"]["url"] == srv.base_url
-    kept = [ex for name in OUTPUT_FILES if (tmp_path / name).stat().st_size for ex in load_qa(tmp_path / name)]
+    kept = [
+        ex for name in OUTPUT_FILES if (tmp_path / name).stat().st_size for ex in load_qa(tmp_path / name)
+    ]
     assert len(kept) == report["kept"] and all(ex.answer in ex.context for ex in kept)

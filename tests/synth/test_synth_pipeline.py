@@ -15,24 +15,39 @@ GEN_ID = {"model": "scripted"}
 
 
 def run(index, out, gen, **kw):
-    return synthesize(SynthConfig(index=str(index), out_dir=str(out), **kw), generator=gen, generator_id=GEN_ID,
-                      progress=False)
+    return synthesize(
+        SynthConfig(index=str(index), out_dir=str(out), **kw),
+        generator=gen,
+        generator_id=GEN_ID,
+        progress=False,
+    )
 
 
 def read_splits(out) -> dict[str, list[dict]]:
-    return {name: [json.loads(line) for line in (out / name).read_text().splitlines()] for name in OUTPUT_FILES}
+    return {
+        name: [json.loads(line) for line in (out / name).read_text().splitlines()] for name in OUTPUT_FILES
+    }
 
 
 def test_pairs_are_kept_split_by_document_and_loadable(synth_index, tmp_path):
-    r = run(synth_index, tmp_path, ScriptedGenerator(), questions_per_chunk=2, validation_fraction=0.2,
-            test_fraction=0.2)
+    r = run(
+        synth_index,
+        tmp_path,
+        ScriptedGenerator(),
+        questions_per_chunk=2,
+        validation_fraction=0.2,
+        test_fraction=0.2,
+    )
     assert (r.chunks, r.generated, r.kept) == (10, 20, 20)
     assert sum(r.dropped.values()) == 0
     splits = read_splits(tmp_path)
     docs = {name: {row["doc_ids"][0] for row in rows} for name, rows in splits.items()}
     assert [len(d) for d in docs.values()] == [6, 2, 2]
-    assert not (docs["train.jsonl"] & docs["validation.jsonl"] or docs["train.jsonl"] & docs["test.jsonl"]
-                or docs["validation.jsonl"] & docs["test.jsonl"])
+    assert not (
+        docs["train.jsonl"] & docs["validation.jsonl"]
+        or docs["train.jsonl"] & docs["test.jsonl"]
+        or docs["validation.jsonl"] & docs["test.jsonl"]
+    )
     for name in OUTPUT_FILES:  # ragtune's QA loader (tune generator/retriever, eval) reads every file
         for ex in load_qa(tmp_path / name):
             assert ex.context and ex.answer in ex.context and ex.doc_ids
@@ -55,8 +70,14 @@ def test_every_drop_is_counted_by_its_reason(synth_index, tmp_path):
         }.get(name, good_reply(passage))
 
     r = run(synth_index, tmp_path, ScriptedGenerator(reply))
-    assert r.dropped == {"generation_failed": 0, "unparsable": 1, "answer_not_in_chunk": 1, "answer_too_long": 1,
-                         "answer_in_question": 1, "near_duplicate": 1}
+    assert r.dropped == {
+        "generation_failed": 0,
+        "unparsable": 1,
+        "answer_not_in_chunk": 1,
+        "answer_too_long": 1,
+        "answer_in_question": 1,
+        "near_duplicate": 1,
+    }
     assert r.kept == 5 and r.generated == r.kept + sum(r.dropped.values())
 
 
@@ -75,7 +96,13 @@ def test_a_failing_prompt_is_a_counted_skip(synth_index, tmp_path):
 def test_resume_after_interruption_writes_what_an_uninterrupted_run_writes(synth_index, tmp_path):
     whole = run(synth_index, tmp_path / "whole", ScriptedGenerator(), questions_per_chunk=2, batch_size=4)
     with pytest.raises(KeyboardInterrupt):
-        run(synth_index, tmp_path / "cut", ScriptedGenerator(fail_after=8), questions_per_chunk=2, batch_size=4)
+        run(
+            synth_index,
+            tmp_path / "cut",
+            ScriptedGenerator(fail_after=8),
+            questions_per_chunk=2,
+            batch_size=4,
+        )
     assert not any((tmp_path / "cut" / name).exists() for name in OUTPUT_FILES)  # no half-written output
     progress = tmp_path / "cut" / PROGRESS_FILE
     assert len(progress.read_text().splitlines()) == 8
@@ -108,28 +135,36 @@ def test_later_pairs_ask_about_one_sentence_each_in_a_seeded_order(synth_index, 
     seen: list[str] = []
     gen = ScriptedGenerator(lambda p, seed, t: seen.append(p) or good_reply(p, int("Ask about" in p)))
     r = run(synth_index, tmp_path, gen, max_chunks=4, questions_per_chunk=3, seed=5)
-    assert r.chunks == 4 and len(seen) == 12 and r.kept == 8  # the third pair repeats the second: near duplicate
+    assert (
+        r.chunks == 4 and len(seen) == 12 and r.kept == 8
+    )  # the third pair repeats the second: near duplicate
     assert sum("Ask about this sentence" not in p for p in seen) == 4  # the first pair: the whole chunk
     focus = sorted(p.split("Ask about this sentence: ")[1] for p in seen if "Ask about" in p)
     assert len(set(focus)) == 8  # both sentences of each chunk, each once
     assert run(synth_index, tmp_path / "again", ScriptedGenerator(), max_chunks=4, seed=5).chunks == 4
-    assert [r["doc_ids"] for r in read_splits(tmp_path / "again")["train.jsonl"]] == \
-           [r["doc_ids"] for r in read_splits(tmp_path)["train.jsonl"] if r["metadata"]["pair"] == 0]
+    assert [r["doc_ids"] for r in read_splits(tmp_path / "again")["train.jsonl"]] == [
+        r["doc_ids"] for r in read_splits(tmp_path)["train.jsonl"] if r["metadata"]["pair"] == 0
+    ]
 
 
 def test_garbage_from_the_model_is_an_error_and_writes_nothing(synth_index, tmp_path):
-    with pytest.raises(RagtuneError, match=r"no generated pair passed the checks \(10 generated .*unparsable 10"):
+    with pytest.raises(
+        RagtuneError, match=r"no generated pair passed the checks \(10 generated .*unparsable 10"
+    ):
         run(synth_index, tmp_path, ScriptedGenerator(lambda p, s, t: "<|im_end|> lorem"))
     assert not any((tmp_path / name).exists() for name in (*OUTPUT_FILES, REPORT_FILE))
     assert len((tmp_path / PROGRESS_FILE).read_text().splitlines()) == 10  # the replies are kept to look at
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"questions_per_chunk": 0}, "`questions_per_chunk` should be a positive integer"),
-    ({"dedup_threshold": 0}, "`dedup_threshold` should be in"),
-    ({"validation_fraction": 0.5, "test_fraction": 0.5}, "leave documents for training"),
-    ({"max_answer_words": 0}, "`max_answer_words` should be a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"questions_per_chunk": 0}, "`questions_per_chunk` should be a positive integer"),
+        ({"dedup_threshold": 0}, "`dedup_threshold` should be in"),
+        ({"validation_fraction": 0.5, "test_fraction": 0.5}, "leave documents for training"),
+        ({"max_answer_words": 0}, "`max_answer_words` should be a positive integer"),
+    ],
+)
 def test_bad_settings_name_the_field(synth_index, tmp_path, kw, message):
     with pytest.raises(RagtuneError, match=message):
         run(synth_index, tmp_path, ScriptedGenerator(), **kw)
