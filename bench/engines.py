@@ -345,7 +345,9 @@ def _serve_ct2(model_dir: Path, eos: list[int]) -> Run:
 
 
 # --- measuring ----------------------------------------------------------------------------------------
-def measure(c: Candidates, prompts: list[list[int]], rounds: int, n_new: int, read_once) -> dict:
+def measure(c: Candidates, prompts: list[list[int]], rounds: int, n_new: int, read_once,
+            on_round: Callable[[dict], None] = lambda res: None) -> dict:
+    """Every engine on every prompt, interleaved, `rounds` times; `on_round` sees the figures so far."""
     names = list(c.runs)
     best: dict[str, list[list[float]]] = {n: [[float("inf"), 0.0] for _ in prompts] for n in names}
     tokens: dict[str, list[list[int]]] = {n: [[] for _ in prompts] for n in names}
@@ -373,7 +375,10 @@ def measure(c: Candidates, prompts: list[list[int]], rounds: int, n_new: int, re
                 b[1] = max(b[1], (n_new - 1) / dec)
                 tokens[name][i] = toks
         note(f"round {r + 1}/{rounds} done; weight read {min(reads) * 1e3:.1f} ms")
-    return {"best": {n: best[n] for n in names}, "tokens": {n: tokens[n] for n in names}, "read_s": min(reads)}
+        res = {"best": {n: best[n] for n in names}, "tokens": {n: tokens[n] for n in names}, "read_s": min(reads)}
+        if r + 1 < rounds:
+            on_round(res)
+    return res
 
 
 def agreement(ref: list[int], got: list[int]) -> tuple[int, float]:
@@ -386,15 +391,17 @@ def agreement(ref: list[int], got: list[int]) -> tuple[int, float]:
     return prefix, same
 
 
-def report(res: dict, failed: dict[str, str], prompt_lens: list[int], n_new: int) -> None:
+def report(res: dict, failed: dict[str, str], prompt_lens: list[int], n_new: int, file=sys.stdout) -> None:
+    lines: list[str] = []
+    out = lines.append  # the table is written at once, to `file`
     read_s = res["read_s"]
     base = res["best"].get(BASELINE)
-    print(f"\nprompts: {len(prompt_lens)}, {min(prompt_lens)}-{max(prompt_lens)} tokens "
+    out(f"\nprompts: {len(prompt_lens)}, {min(prompt_lens)}-{max(prompt_lens)} tokens "
           f"(median {statistics.median(prompt_lens):.0f}); {n_new} new tokens, greedy, batch 1")
-    print(f"weight read (fp32, once): {read_s * 1e3:.1f} ms → ceiling {1 / read_s:.1f} tok/s\n")
-    print("| engine | TTFT ms | TTFT ÷ base | decode tok/s | decode ÷ base | decode ÷ ceiling | prefix / "
+    out(f"weight read (fp32, once): {read_s * 1e3:.1f} ms → ceiling {1 / read_s:.1f} tok/s\n")
+    out("| engine | TTFT ms | TTFT ÷ base | decode tok/s | decode ÷ base | decode ÷ ceiling | prefix / "
           f"{n_new} | same tokens |")
-    print("|---|---|---|---|---|---|---|---|")
+    out("|---|---|---|---|---|---|---|---|")
     ref = res["tokens"].get(BASELINE)
     for name, rows in res["best"].items():
         ttft = statistics.median(r[0] for r in rows)
@@ -411,10 +418,11 @@ def report(res: dict, failed: dict[str, str], prompt_lens: list[int], n_new: int
             agr_s = f"{pre:.1f} | {same:.0%}"
         else:
             agr_s = "- | -"
-        print(f"| {name} | {ttft * 1e3:.0f} | {t_ratio:.2f} | {dec:.1f} | {d_ratio:.2f} | {dec * read_s:.2f} "
+        out(f"| {name} | {ttft * 1e3:.0f} | {t_ratio:.2f} | {dec:.1f} | {d_ratio:.2f} | {dec * read_s:.2f} "
               f"| {agr_s} |")
     for name, why in failed.items():
-        print(f"| {name} | failed: {why} | | | | | | |")
+        out(f"| {name} | failed: {why} | | | | | | |")
+    print("\n".join(lines), file=file, flush=True)
 
 
 def main() -> None:
@@ -446,8 +454,10 @@ def main() -> None:
     note(f"model {model_dir}; {args.threads} threads; work dir {args.work}")
     c, model, tok = build_all(model_dir, args.work, args.threads, wanted)
     prompts = rag_prompts(tok, args.prompts)
-    res = measure(c, prompts, args.rounds, args.new_tokens, weight_read_s(model))
-    report(res, c.failed, [len(p) for p in prompts], args.new_tokens)
+    lens = [len(p) for p in prompts]
+    res = measure(c, prompts, args.rounds, args.new_tokens, weight_read_s(model),
+                  on_round=lambda r: report(r, c.failed, lens, args.new_tokens, file=sys.stderr))
+    report(res, c.failed, lens, args.new_tokens)
     for close in CLOSERS:
         close()
 

@@ -165,6 +165,7 @@ class Lifespan:
             openai_base_url=cfg.openai_base_url,
             openai_api_key=cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else None,
             vllm_options=cfg.vllm_options(),
+            compute_type=cfg.ct2_compute_type,
         )
 
     async def _start(self) -> None:

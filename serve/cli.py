@@ -94,6 +94,12 @@ logger = logging.getLogger(__name__)
 )
 @click.option("--batch-window-ms", type=float, default=None, help="transformers: batch collection window.")
 @click.option("--torch-threads", type=int, default=None, help="CPU threads for torch (1 suits a shared CPU).")
+@click.option(
+    "--ct2-compute-type",
+    type=click.Choice(["int8", "float32"]),
+    default=None,
+    help="ctranslate2: weights (default int8 where the CPU has it; float32 keeps fp32's greedy text).",
+)
 @click.option("--tensor-parallel-size", type=int, default=None, help="vllm: tensor-parallel GPUs.")
 @click.option("--pipeline-parallel-size", type=int, default=None, help="vllm: pipeline stages.")
 @click.option("--max-model-len", type=int, default=None, help="vllm: context length.")

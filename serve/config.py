@@ -32,6 +32,11 @@ class ServeSettings(Settings):
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads torch may use (default: torch's); 1 suits a small or shared CPU."
     )
+    ct2_compute_type: str | None = Field(
+        None,
+        pattern="^(int8|float32)$",
+        description="ctranslate2 backend: int8 or float32 weights (default: int8 where the CPU has it).",
+    )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm backend: GPUs per tensor-parallel group.")
     pipeline_parallel_size: int = Field(1, ge=1, description="vllm backend: pipeline stages.")
     max_model_len: int | None = Field(

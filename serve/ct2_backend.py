@@ -1,10 +1,12 @@
 """The CTranslate2 backend (CPU): the model converted once to CTranslate2 (int8 weights by default), greedy
 requests batched, tokens streamed.
 
-Why: on the default generator at batch 1 after a ~700-token RAG prompt, CTranslate2 int8 decodes faster and
-prefills much faster than transformers fp32 eager (bench/engines.py measures the ratios on the machine at
-hand). It is an optional extra (`pip install 'ragtune[ct2]'`), imported lazily, selected with
-`--backend ctranslate2`.
+Why: on the default generator at batch 1 after ~700-token RAG prompts (bench/engines.py, 2 threads, a shared
+2-core machine, ratios to transformers `generate` fp32 in one run): this backend with int8 weights had 0.20x
+the time to first token and 2.26x the decode tokens/s, but its greedy text follows fp32's for 22 of 48 tokens
+on average; CTranslate2 float32 had 0.54x / 1.36x with fp32's exact greedy tokens (`--ct2-compute-type
+float32`). It is an optional extra (`pip install 'ragtune[ct2]'`), imported lazily, selected with `--backend
+ctranslate2`.
 
 The conversion of a model folder (the default model or a merged folder from `ragtune export`) is cached under
 $RAGTUNE_CACHE_DIR/ctranslate2/<weights hash>-<quantization>-<recipe>/ and published atomically. The prompt is

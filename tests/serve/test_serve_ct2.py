@@ -187,7 +187,7 @@ def test_served_over_http_with_sources_streaming_and_stop(chatty_generator, inde
         chatty_generator,
         index_dir,
         api_key=API_KEY,
-        extra_args=["--backend", "ctranslate2", "--poll-interval", "0"],
+        extra_args=["--backend", "ctranslate2", "--ct2-compute-type", "float32", "--poll-interval", "0"],
         env={"RAGTUNE_CACHE_DIR": str(cache)},
     )
     try:
