@@ -45,8 +45,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SCIFACT = REPO.parent / "shared" / "data" / "beir_scifact"
 
 ALL_ENGINES = (
-    "hf-generate", "serve-hf", "torch-bf16", "torch-int8", "hf-cb",
-    "ct2-float32", "ct2-int8", "ct2-int8_bfloat16", "ort-int4", "ort-int8", "ort-fp32", "serve-ct2",
+    "hf-generate",
+    "serve-hf",
+    "torch-bf16",
+    "torch-int8",
+    "hf-cb",
+    "ct2-float32",
+    "ct2-int8",
+    "ct2-int8_bfloat16",
+    "ort-int4",
+    "ort-int8",
+    "ort-fp32",
+    "serve-ct2",
 )
 BASELINE = "hf-generate"
 CLOSERS: list[Callable[[], object]] = []  # engines with threads of their own, stopped at the end
@@ -74,7 +84,7 @@ def rag_prompts(tokenizer, n: int, words: int = 125) -> list[list[int]]:
     specials = control_token_strings(tokenizer)
     out = []
     for i, claim in enumerate(claims):
-        msgs = build_messages(f"Is it true that {claim.rstrip('.')}?", docs[3 * i: 3 * i + 3])
+        msgs = build_messages(f"Is it true that {claim.rstrip('.')}?", docs[3 * i : 3 * i + 3])
         out.append(render_prompt(tokenizer, msgs, specials)[1])
     return out
 
@@ -114,11 +124,16 @@ def hf_generate(model) -> Run:
     from transformers import GenerationConfig
 
     def call(ids, n):
-        cfg = GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                               eos_token_id=model.generation_config.eos_token_id, pad_token_id=2)
+        cfg = GenerationConfig(
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            eos_token_id=model.generation_config.eos_token_id,
+            pad_token_id=2,
+        )
         t = time.perf_counter()
         with torch.inference_mode():
-            toks = model.generate(torch.tensor([ids]), generation_config=cfg)[0, len(ids):].tolist()
+            toks = model.generate(torch.tensor([ids]), generation_config=cfg)[0, len(ids) :].tolist()
         return time.perf_counter() - t, toks
 
     def run(ids, n_new):
@@ -166,8 +181,11 @@ def serve_backend_run(backend, eos: list[int]) -> Run:
 
     def run(ids, n_new):
         times, texts = [], []
-        job = Job(list(ids), SamplingOptions(max_tokens=n_new, seed=0),
-                  lambda d: (times.append(time.perf_counter()), texts.append(d.text)))
+        job = Job(
+            list(ids),
+            SamplingOptions(max_tokens=n_new, seed=0),
+            lambda d: (times.append(time.perf_counter()), texts.append(d.text)),
+        )
         t0 = time.perf_counter()
         backend.run_batch([job])
         # one delta per token when nothing is held back; the text is re-tokenized for the agreement check
@@ -182,15 +200,17 @@ def ct2_convert(model_dir: Path, out: Path, quantization: str) -> Path:
     from ctranslate2.converters import TransformersConverter
 
     TransformersConverter(str(model_dir), low_cpu_mem_usage=True).convert(
-        str(out), quantization=quantization, force=True)
+        str(out), quantization=quantization, force=True
+    )
     return out
 
 
 def ct2_run(path: Path, compute_type: str, threads: int, tokenizer) -> Run:
     import ctranslate2
 
-    gen = ctranslate2.Generator(str(path), device="cpu", compute_type=compute_type,
-                                intra_threads=threads, inter_threads=1)
+    gen = ctranslate2.Generator(
+        str(path), device="cpu", compute_type=compute_type, intra_threads=threads, inter_threads=1
+    )
 
     def run(ids, n_new):
         toks = tokenizer.convert_ids_to_tokens(ids)
@@ -208,8 +228,21 @@ def ort_build(model_dir: Path, out: Path, precision: str) -> Path:
     if (out / "genai_config.json").exists():
         return out
     log = out.with_suffix(".log")
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(model_dir), "-o", str(out),
-           "-p", precision, "-e", "cpu", "-c", str(out.parent / "ort-cache")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "onnxruntime_genai.models.builder",
+        "-i",
+        str(model_dir),
+        "-o",
+        str(out),
+        "-p",
+        precision,
+        "-e",
+        "cpu",
+        "-c",
+        str(out.parent / "ort-cache"),
+    ]
     with open(log, "w") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
     if rc != 0:
@@ -222,8 +255,17 @@ def ort_run(path: Path, threads: int) -> Run:
     import onnxruntime_genai as og
 
     cfg = og.Config(str(path))
-    cfg.overlay(json.dumps({"model": {"decoder": {"session_options": {
-        "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
+    cfg.overlay(
+        json.dumps(
+            {
+                "model": {
+                    "decoder": {
+                        "session_options": {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
+                    }
+                }
+            }
+        )
+    )
     model = og.Model(cfg)
 
     def run(ids, n_new):
@@ -276,7 +318,9 @@ class Candidates:
             self.runs[name] = build()
             note(f"{name}: ready in {time.perf_counter() - t:.1f} s")
         except Exception as e:  # noqa: BLE001 - a candidate that cannot be built is reported, not fatal
-            self.failed[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:240] if str(e).strip() else ''}"
+            self.failed[name] = (
+                f"{type(e).__name__}: {str(e).strip().splitlines()[0][:240] if str(e).strip() else ''}"
+            )
             note(f"{name}: FAILED {self.failed[name]}")
 
 
@@ -292,8 +336,15 @@ def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
     c.add("hf-generate", lambda: hf_generate(model))
     c.add("serve-hf", lambda: _serve_hf(backend, eos))
     c.add("torch-bf16", lambda: torch_loop(copy.deepcopy(model).to(torch.bfloat16), eos))
-    c.add("torch-int8", lambda: torch_loop(torch.ao.quantization.quantize_dynamic(
-        copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8), eos))
+    c.add(
+        "torch-int8",
+        lambda: torch_loop(
+            torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+            ),
+            eos,
+        ),
+    )
     c.add("hf-cb", lambda: hf_cb(_paged(model_dir)))
     for q in ("float32", "int8", "int8_bfloat16"):
         c.add(f"ct2-{q}", lambda q=q: _ct2(model_dir, work, q, threads, tok))
@@ -321,8 +372,9 @@ def _paged(model_dir: Path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    m = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                             attn_implementation="paged|sdpa", local_files_only=True)
+    m = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=torch.float32, attn_implementation="paged|sdpa", local_files_only=True
+    )
     return m.eval()
 
 
@@ -345,8 +397,14 @@ def _serve_ct2(model_dir: Path, eos: list[int]) -> Run:
 
 
 # --- measuring ----------------------------------------------------------------------------------------
-def measure(c: Candidates, prompts: list[list[int]], rounds: int, n_new: int, read_once,
-            on_round: Callable[[dict], None] = lambda res: None) -> dict:
+def measure(
+    c: Candidates,
+    prompts: list[list[int]],
+    rounds: int,
+    n_new: int,
+    read_once,
+    on_round: Callable[[dict], None] = lambda res: None,
+) -> dict:
     """Every engine on every prompt, interleaved, `rounds` times; `on_round` sees the figures so far."""
     names = list(c.runs)
     best: dict[str, list[list[float]]] = {n: [[float("inf"), 0.0] for _ in prompts] for n in names}
@@ -362,7 +420,7 @@ def measure(c: Candidates, prompts: list[list[int]], rounds: int, n_new: int, re
     for r in range(rounds):
         reads.append(min(read_once() for _ in range(5)))
         for i, ids in enumerate(prompts):
-            for name in (names if (r + i) % 2 == 0 else names[::-1]):
+            for name in names if (r + i) % 2 == 0 else names[::-1]:
                 try:
                     ttft, dec, toks = c.runs[name](ids, n_new)
                 except Exception as e:  # noqa: BLE001 - an engine that fails is reported, the others go on
@@ -375,7 +433,11 @@ def measure(c: Candidates, prompts: list[list[int]], rounds: int, n_new: int, re
                 b[1] = max(b[1], (n_new - 1) / dec)
                 tokens[name][i] = toks
         note(f"round {r + 1}/{rounds} done; weight read {min(reads) * 1e3:.1f} ms")
-        res = {"best": {n: best[n] for n in names}, "tokens": {n: tokens[n] for n in names}, "read_s": min(reads)}
+        res = {
+            "best": {n: best[n] for n in names},
+            "tokens": {n: tokens[n] for n in names},
+            "read_s": min(reads),
+        }
         if r + 1 < rounds:
             on_round(res)
     return res
@@ -396,11 +458,15 @@ def report(res: dict, failed: dict[str, str], prompt_lens: list[int], n_new: int
     out = lines.append  # the table is written at once, to `file`
     read_s = res["read_s"]
     base = res["best"].get(BASELINE)
-    out(f"\nprompts: {len(prompt_lens)}, {min(prompt_lens)}-{max(prompt_lens)} tokens "
-          f"(median {statistics.median(prompt_lens):.0f}); {n_new} new tokens, greedy, batch 1")
+    out(
+        f"\nprompts: {len(prompt_lens)}, {min(prompt_lens)}-{max(prompt_lens)} tokens "
+        f"(median {statistics.median(prompt_lens):.0f}); {n_new} new tokens, greedy, batch 1"
+    )
     out(f"weight read (fp32, once): {read_s * 1e3:.1f} ms → ceiling {1 / read_s:.1f} tok/s\n")
-    out("| engine | TTFT ms | TTFT ÷ base | decode tok/s | decode ÷ base | decode ÷ ceiling | prefix / "
-          f"{n_new} | same tokens |")
+    out(
+        "| engine | TTFT ms | TTFT ÷ base | decode tok/s | decode ÷ base | decode ÷ ceiling | prefix / "
+        f"{n_new} | same tokens |"
+    )
     out("|---|---|---|---|---|---|---|---|")
     ref = res["tokens"].get(BASELINE)
     for name, rows in res["best"].items():
@@ -418,8 +484,10 @@ def report(res: dict, failed: dict[str, str], prompt_lens: list[int], n_new: int
             agr_s = f"{pre:.1f} | {same:.0%}"
         else:
             agr_s = "- | -"
-        out(f"| {name} | {ttft * 1e3:.0f} | {t_ratio:.2f} | {dec:.1f} | {d_ratio:.2f} | {dec * read_s:.2f} "
-              f"| {agr_s} |")
+        out(
+            f"| {name} | {ttft * 1e3:.0f} | {t_ratio:.2f} | {dec:.1f} | {d_ratio:.2f} | {dec * read_s:.2f} "
+            f"| {agr_s} |"
+        )
     for name, why in failed.items():
         out(f"| {name} | failed: {why} | | | | | | |")
     print("\n".join(lines), file=file, flush=True)
@@ -432,8 +500,12 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engines", default=",".join(ALL_ENGINES))
-    ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "ragtune-bench-engines",
-                    help="converted models are kept here and reused")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path(os.environ.get("TMPDIR", "/tmp")) / "ragtune-bench-engines",
+        help="converted models are kept here and reused",
+    )
     args = ap.parse_args()
     wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = sorted(set(wanted) - set(ALL_ENGINES))
@@ -455,8 +527,14 @@ def main() -> None:
     c, model, tok = build_all(model_dir, args.work, args.threads, wanted)
     prompts = rag_prompts(tok, args.prompts)
     lens = [len(p) for p in prompts]
-    res = measure(c, prompts, args.rounds, args.new_tokens, weight_read_s(model),
-                  on_round=lambda r: report(r, c.failed, lens, args.new_tokens, file=sys.stderr))
+    res = measure(
+        c,
+        prompts,
+        args.rounds,
+        args.new_tokens,
+        weight_read_s(model),
+        on_round=lambda r: report(r, c.failed, lens, args.new_tokens, file=sys.stderr),
+    )
     report(res, c.failed, lens, args.new_tokens)
     for close in CLOSERS:
         close()

@@ -112,7 +112,9 @@ def test_streaming_and_closing_a_stream_cancels_it(chatty_generator, cache, gen)
     from serve.types import SamplingOptions
 
     sizes: list[int] = []
-    be = CTranslate2Backend(chatty_generator, compute_type="float32", batch_window_ms=50, on_batch=sizes.append)
+    be = CTranslate2Backend(
+        chatty_generator, compute_type="float32", batch_window_ms=50, on_batch=sizes.append
+    )
 
     async def one(q):
         parts = [d async for d in be.stream(be.prepare(msgs(q)), SamplingOptions(max_tokens=12))]
@@ -199,7 +201,9 @@ def test_served_over_http_with_sources_streaming_and_stop(chatty_generator, inde
             assert whole.model_extra["sources"] and whole.choices[0].finish_reason == "length"
             chunks = list(c.chat.completions.create(**kw, stream=True))
             assert chunks[0].model_extra["sources"] == whole.model_extra["sources"]
-            pieces = [ch.choices[0].delta.content for ch in chunks if ch.choices and ch.choices[0].delta.content]
+            pieces = [
+                ch.choices[0].delta.content for ch in chunks if ch.choices and ch.choices[0].delta.content
+            ]
             assert len(pieces) > 1 and "".join(pieces) == whole.choices[0].message.content
             stop = pick_stop(whole.choices[0].message.content)
             cut = c.chat.completions.create(**kw, stop=[stop])
