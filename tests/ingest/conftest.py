@@ -18,3 +18,12 @@ def encoder(embedder_dir):
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     return write_tree(tmp_path / "src", FACTS)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A cache folder of the test module's own ($RAGTUNE_CACHE_DIR), so exports and conversions are made there."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cache")
+        mp.setenv("RAGTUNE_CACHE_DIR", str(path))
+        yield path

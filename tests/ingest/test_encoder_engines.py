@@ -19,15 +19,6 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A cache folder of this module's own, so the IR is converted here."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("RAGTUNE_CACHE_DIR", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def engines(cache):
     return {name: Encoder(engine=name) for name in ("torch", "openvino")}
 

@@ -27,15 +27,6 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A cache folder of this module's own, so the export is made (and timed) here."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("RAGTUNE_CACHE_DIR", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def int8(cache):
     return Encoder(backend="onnx-int8")
 
