@@ -229,24 +229,6 @@ class CTranslate2Backend(TransformersBackend):
             if not st.done:
                 st.fail("generation ended without a last token")
 
-    def _admit(self, jobs: list[Job]) -> list[RowState]:
-        rows = []
-        for job in jobs:
-            limit = job.opts.max_tokens
-            if self.max_context:
-                limit = min(limit, self.max_context - len(job.prompt_ids))
-            st = RowState(job, self.tokenizer, self.eos_ids, limit)
-            if job.cancelled.is_set():
-                st.cancel_now()
-            elif not job.prompt_ids or limit < 1:
-                st.fail(
-                    f"prompt of {len(job.prompt_ids)} tokens leaves no room in a context of "
-                    f"{self.max_context}"
-                )
-            else:
-                rows.append(st)
-        return rows
-
     def _get_sampler(self):
         with self._sampler_lock:
             if self._sampler is None:

@@ -185,9 +185,9 @@ class TransformersBackend:
         while batch is not None:
             batch = self._step(batch)
 
-    def _prefill(self, jobs: list[Job]) -> _Batch | None:
-        import torch
-
+    def _admit(self, jobs: list[Job]) -> list[RowState]:
+        """A row per job, each capped to the room its prompt leaves; the cancelled and the ones with
+        no room are finished at once, the rest returned to be generated."""
         rows = []
         for job in jobs:
             limit = job.opts.max_tokens
@@ -203,6 +203,12 @@ class TransformersBackend:
                 )
             else:
                 rows.append(st)
+        return rows
+
+    def _prefill(self, jobs: list[Job]) -> _Batch | None:
+        import torch
+
+        rows = self._admit(jobs)
         if not rows:
             return None
         self.batches_run += 1

@@ -30,33 +30,30 @@ def _stable(res):
     )
 
 
-@pytest.fixture(scope="module")
-def first_run(tiny_generator, toy, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run1")
-    res = run_comparison(
+def _compare(gen, toy, out, **kw):
+    """run_comparison of `_systems` on the toy's test questions into `out`, 200 resamples, batches of 2."""
+    return run_comparison(
         toy["qa"],
-        _systems(tiny_generator, toy),
+        _systems(gen, toy),
         out_dir=out,
         train_qa=toy["train"],
         n_resamples=200,
         batch_size=2,
         progress=False,
+        **kw,
     )
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_generator, toy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run1")
+    res = _compare(tiny_generator, toy, out)
     return out, res
 
 
 def test_rerun_is_identical_and_the_report_is_complete(first_run, tiny_generator, toy, tmp_path):
     _out, res = first_run
-    again = run_comparison(
-        toy["qa"],
-        _systems(tiny_generator, toy),
-        out_dir=tmp_path,
-        train_qa=toy["train"],
-        n_resamples=200,
-        batch_size=2,
-        progress=False,
-        resume=False,
-    )
+    again = _compare(tiny_generator, toy, tmp_path, resume=False)
     assert _stable(again) == _stable(res)
     systems = res["splits"]["test"]["systems"]
     assert systems["rag"]["metrics"]["recall@5"]["mean"] == 1.0  # 3 documents, top 2, gold first
@@ -84,15 +81,7 @@ def test_interrupted_run_resumes_from_cached_predictions(first_run, tiny_generat
     cache = work / "predictions" / "test" / "rag.jsonl"
     lines = cache.read_text().splitlines(keepends=True)
     cache.write_text(lines[0] + lines[1][: len(lines[1]) // 2])  # killed while writing the second row
-    again = run_comparison(
-        toy["qa"],
-        _systems(tiny_generator, toy),
-        out_dir=work,
-        train_qa=toy["train"],
-        n_resamples=200,
-        batch_size=2,
-        progress=False,
-    )
+    again = _compare(tiny_generator, toy, work)
     rag = again["splits"]["test"]["systems"]["rag"]
     assert (rag["cached"], rag["generated"]) == (1, 2)
     assert again["splits"]["test"]["systems"]["base"]["generated"] == 0

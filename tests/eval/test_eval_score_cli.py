@@ -11,6 +11,20 @@ from eval.squad import squad_to_qa
 from ragtune.records import write_jsonl
 
 
+def _score(tmp_path, *args, **kw):
+    """`ragtune eval score` of tmp_path's qa.jsonl and pred.jsonl."""
+    return run_cli(
+        "eval",
+        "score",
+        "--qa",
+        str(tmp_path / "qa.jsonl"),
+        "--predictions",
+        str(tmp_path / "pred.jsonl"),
+        *args,
+        **kw,
+    )
+
+
 @needs_shared_data
 def test_score_cli_equals_the_official_squad_script(tmp_path):
     data = json.loads((SHARED_DATA / "squad_v1.1" / "dev-v1.1.json").read_text())
@@ -21,17 +35,7 @@ def test_score_cli_equals_the_official_squad_script(tmp_path):
         tmp_path / "qa.jsonl", [{k: v for k, v in r.items() if k != "context"} for r in squad_to_qa(data)]
     )
     write_jsonl(tmp_path / "pred.jsonl", [{"id": k, "prediction": v} for k, v in preds.items()])
-    out = run_cli(
-        "eval",
-        "score",
-        "--qa",
-        str(tmp_path / "qa.jsonl"),
-        "--predictions",
-        str(tmp_path / "pred.jsonl"),
-        "--json",
-        "--bootstrap",
-        "200",
-    )
+    out = _score(tmp_path, "--json", "--bootstrap", "200")
     res = json.loads(out.stdout)
     assert res["n"] == 10570 and res["missing"] == 0
     assert res["exact_match"] == official[name]["exact_match"]
@@ -78,17 +82,7 @@ def test_score_small_file_with_passages_and_freshness(tmp_path):
             {"id": "3", "prediction": "ignored"},
         ],
     )
-    res = json.loads(
-        run_cli(
-            "eval",
-            "score",
-            "--qa",
-            str(tmp_path / "qa.jsonl"),
-            "--predictions",
-            str(tmp_path / "pred.jsonl"),
-            "--json",
-        ).stdout
-    )
+    res = json.loads(_score(tmp_path, "--json").stdout)
     assert res["exact_match"] == 50.0 and res["unknown_ids"] == 1
     assert res["grounded"] == 100.0  # both answers occur in a passage they were given
     assert res["recall@1"] == 0.5 and res["mrr@10"] == 0.75
@@ -110,13 +104,5 @@ def test_score_small_file_with_passages_and_freshness(tmp_path):
 def test_score_bad_input_is_a_clear_error(tmp_path, qa_line, pred_line, message):
     write_jsonl(tmp_path / "qa.jsonl", [qa_line])
     write_jsonl(tmp_path / "pred.jsonl", [pred_line])
-    proc = run_cli(
-        "eval",
-        "score",
-        "--qa",
-        str(tmp_path / "qa.jsonl"),
-        "--predictions",
-        str(tmp_path / "pred.jsonl"),
-        check=False,
-    )
+    proc = _score(tmp_path, check=False)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -104,3 +104,29 @@ def run_ragtune(*args: str, env: dict | None = None, timeout: float = 300):
         env={**os.environ, **(env or {})},
         cwd=repo,
     )
+
+
+def stream_then_abandon(be, one, questions: list[str], abandon_tokens: int) -> tuple[list[str], int]:
+    """Stream `questions` at once through `one` (an async question -> text), then open a stream of
+    `abandon_tokens` on "hi", read one piece and close it, then stream "hi" once more through `one` (queued
+    behind the abandoned request: runs once that row has stopped); close `be`. Returns the texts of the
+    questions and the tokens `be` generated after them."""
+    import asyncio
+
+    from ragtune.prompt import build_messages
+    from serve.types import SamplingOptions
+
+    async def abandon():
+        agen = be.stream(be.prepare(build_messages("hi")), SamplingOptions(max_tokens=abandon_tokens))
+        await anext(agen)
+        await agen.aclose()
+
+    async def main():
+        texts = await asyncio.gather(*(one(q) for q in questions))
+        before = be.tokens_generated
+        await abandon()
+        await one("hi")
+        await be.aclose()
+        return list(texts), be.tokens_generated - before
+
+    return asyncio.run(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from serve_helpers import pick_stop
+from serve_helpers import pick_stop, stream_then_abandon
 
 from ragtune.prompt import build_messages
 
@@ -117,20 +117,7 @@ def test_concurrent_streams_are_batched_and_closing_a_stream_cancels_it(chatty_g
     async def one(q):
         return "".join([d.text async for d in be.stream(be.prepare(msgs(q)), SamplingOptions(max_tokens=12))])
 
-    async def abandon():
-        agen = be.stream(be.prepare(msgs("hi")), SamplingOptions(max_tokens=500))
-        await anext(agen)
-        await agen.aclose()
-
-    async def main():
-        texts = await asyncio.gather(*(one(q) for q in QUESTIONS))
-        before = be.tokens_generated
-        await abandon()
-        await one("hi")  # queued behind the abandoned request: runs once that row has left
-        await be.aclose()
-        return texts, be.tokens_generated - before
-
-    texts, spent = asyncio.run(main())
+    texts, spent = stream_then_abandon(be, one, QUESTIONS, 500)
     assert max(sizes) > 1  # requests that arrive together share a batch
     from serve.backends import Generator
 

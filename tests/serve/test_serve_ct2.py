@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from serve_helpers import pick_stop
+from serve_helpers import pick_stop, stream_then_abandon
 
 # The transformers backend's contract tests for max_tokens, stop sequences and a cancelled row, collected here
 # too: pytest runs them with this module's `gen`, the CTranslate2 backend.
@@ -122,20 +122,7 @@ def test_streaming_and_closing_a_stream_cancels_it(chatty_generator, cache, gen)
         assert len(parts) > 1  # streamed, not one final piece
         return "".join(d.text for d in parts)
 
-    async def abandon():
-        agen = be.stream(be.prepare(msgs("hi")), SamplingOptions(max_tokens=400))
-        await anext(agen)
-        await agen.aclose()
-
-    async def main():
-        texts = await asyncio.gather(*(one(q) for q in QUESTIONS))
-        before = be.tokens_generated
-        await abandon()
-        await one("hi")  # queued behind the abandoned request: runs once that row has stopped
-        await be.aclose()
-        return texts, be.tokens_generated - before
-
-    texts, spent = asyncio.run(main())
+    texts, spent = stream_then_abandon(be, one, QUESTIONS, 400)
     assert max(sizes) > 1  # requests that arrive together share a batch
     assert texts == [c.text for c in gen.generate([msgs(q) for q in QUESTIONS], max_tokens=12)]
     assert spent < 100  # the abandoned 400-token request stopped at once (+12 for the next request)
