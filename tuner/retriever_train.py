@@ -80,19 +80,16 @@ def train_retriever(
     recall_k: int = 10,
 ) -> RetrieverTrainResult:
     """Train, measure and export a retriever; every input is validated before the model loads."""
-    if epochs < 1 or batch_size < 2 or lora_r < 1 or hard_negatives < 0:
-        raise RagtuneError(
-            "need --epochs >= 1, --batch-size >= 2 (in-batch negatives), --lora-r >= 1, --hard-negatives >= 0"
-        )
-    examples = load_qa(data)
-    table, rebuild = load_chunk_table(index_dir, out_dir)
-    check_gold(examples, table, str(data))
-    train, val = split_by_document(examples, val_fraction, seed)
-    if len(train) < 2:
-        raise RagtuneError(
-            f"{data}: {len(train)} training question(s) after the split; the loss needs at least 2"
-        )
-
+    hyper = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "hard_negatives": hard_negatives,
+        "lora_r": lora_r,
+        "val_fraction": val_fraction,
+        "seed": seed,
+    }
+    train, val, table, rebuild = _load_inputs(data, index_dir, out_dir, hyper)
     import torch
 
     from retriever import DEFAULT_MODEL_NAME, Encoder, default_model_dir
@@ -114,37 +111,30 @@ def train_retriever(
     )
     recall_after = _measure_and_mine(Encoder(out, device=device), [], val, table, recall_k, 0)[0]
     result = RetrieverTrainResult(
-        str(out),
-        base_name,
-        recall_k,
-        recall_before,
-        recall_after,
-        len(train),
-        len(val),
-        steps,
-        train_seconds,
-        trainable,
-        total,
-        rebuild,
-    )
-    write_artifact(
-        out,
-        kind="retriever",
-        base_model=base_name,
-        method="lora",
-        data_hash=data_hash([data]),
-        hyperparameters={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "hard_negatives": hard_negatives,
-            "lora_r": lora_r,
-            "val_fraction": val_fraction,
-            "seed": seed,
-        },
-        metrics={k: v for k, v in asdict(result).items() if k not in ("out_dir", "base", "rebuild_command")},
-    )
+        str(out), base_name, recall_k, recall_before, recall_after, len(train), len(val), steps,
+        train_seconds, trainable, total, rebuild,
+    )  # fmt: skip
+    metrics = {k: v for k, v in asdict(result).items() if k not in ("out_dir", "base", "rebuild_command")}
+    write_artifact(out, kind="retriever", base_model=base_name, method="lora", data_hash=data_hash([data]),
+                   hyperparameters=hyper, metrics=metrics)  # fmt: skip
     return result
+
+
+def _load_inputs(data, index_dir, out_dir, hyper: dict) -> tuple[list, list, ChunkTable, str]:
+    """Check the settings, load the QA data and the index's chunks, split by document: (train, val, table, rebuild)."""
+    if hyper["epochs"] < 1 or hyper["batch_size"] < 2 or hyper["lora_r"] < 1 or hyper["hard_negatives"] < 0:
+        raise RagtuneError(
+            "need --epochs >= 1, --batch-size >= 2 (in-batch negatives), --lora-r >= 1, --hard-negatives >= 0"
+        )
+    examples = load_qa(data)
+    table, rebuild = load_chunk_table(index_dir, out_dir)
+    check_gold(examples, table, str(data))
+    train, val = split_by_document(examples, hyper["val_fraction"], hyper["seed"])
+    if len(train) < 2:
+        raise RagtuneError(
+            f"{data}: {len(train)} training question(s) after the split; the loss needs at least 2"
+        )
+    return train, val, table, rebuild
 
 
 def _measure_and_mine(
