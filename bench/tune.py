@@ -39,49 +39,22 @@ LLAMA_100M = {
 def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None, grad_ckpt: bool) -> dict:
     """Run in a child process: build the model, train `steps` timed steps (+1 warm-up), report memory."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from tuner.export import PeakRSS
-    from tuner.methods import DEFAULT_TARGETS, count_params
+    from tuner.methods import count_params
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     torch.manual_seed(0)
     with PeakRSS() as mem:
-        model = LlamaForCausalLM(LlamaConfig(**LLAMA_100M)).to(device=device, dtype=dtype)
-        if grad_ckpt:  # keep only each layer's input; recompute the rest in backward
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.enable_input_require_grads()
-        if name == "lora":
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    task_type="CAUSAL_LM",
-                    r=8,
-                    lora_alpha=16,
-                    lora_dropout=0.0,
-                    target_modules=DEFAULT_TARGETS["llama"],
-                ),
-            )
+        model = _build_model(name, device, dtype, grad_ckpt)
         trainable, total = count_params(model)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         x = torch.randint(0, LLAMA_100M["vocab_size"], (batch, seq), device=device)
-        times = []
-        for i in range(steps + 1):
-            t0 = time.perf_counter()
-            loss = model(input_ids=x, labels=x).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            if cuda:
-                torch.cuda.synchronize()
-            if i:  # the first step is warm-up (allocations, kernel choice)
-                times.append(time.perf_counter() - t0)
+        times = _timed_steps(model, opt, x, steps, cuda)
     times.sort()
     # min is the robust figure on shared cores (a step is only ever slowed down by others); median shown too
     out = {
@@ -102,6 +75,50 @@ def _variant(name: str, steps: int, batch: int, seq: int, save_dir: str | None, 
         model.save_pretrained(Path(save_dir) / "adapter")
         _fix_adapter_base(Path(save_dir))
     return out
+
+
+def _build_model(name: str, device: str, dtype, grad_ckpt: bool):
+    """The ~100M Llama on `device`, with gradient checkpointing if asked, wrapped in LoRA for "lora"."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tuner.methods import DEFAULT_TARGETS
+
+    model = LlamaForCausalLM(LlamaConfig(**LLAMA_100M)).to(device=device, dtype=dtype)
+    if grad_ckpt:  # keep only each layer's input; recompute the rest in backward
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    if name == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type="CAUSAL_LM",
+                r=8,
+                lora_alpha=16,
+                lora_dropout=0.0,
+                target_modules=DEFAULT_TARGETS["llama"],
+            ),
+        )
+    return model
+
+
+def _timed_steps(model, opt, x, steps: int, cuda: bool) -> list[float]:
+    """Seconds of each of `steps` training steps on batch `x`, after one untimed warm-up step."""
+    import torch
+
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize()
+        if i:  # the first step is warm-up (allocations, kernel choice)
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 def _fix_adapter_base(d: Path) -> None:
@@ -188,7 +205,7 @@ def _tiny_throughput(steps: int, threads: int) -> list[dict]:
     return res
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--steps", type=int, default=4, help="timed optimizer steps per variant (after 1 warm-up)"
@@ -202,28 +219,11 @@ def main() -> None:
     ap.add_argument("--skip-merge", action="store_true")
     ap.add_argument("--child", choices=["full", "lora", "merge"], help=argparse.SUPPRESS)
     ap.add_argument("--save-dir", help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.child == "merge":
-        print(json.dumps(_merge(a.save_dir)))
-        return
-    if a.child:
-        print(json.dumps(_variant(a.child, a.steps, a.batch, a.seq, a.save_dir, a.grad_ckpt)))
-        return
+    return ap.parse_args()
 
-    t0 = time.perf_counter()
-    common = [
-        "--steps",
-        str(a.steps),
-        "--batch",
-        str(a.batch),
-        "--seq",
-        str(a.seq),
-        *(["--grad-ckpt"] * a.grad_ckpt),
-    ]
-    with tempfile.TemporaryDirectory() as d:
-        full = _child(["--child", "full", *common])
-        lora = _child(["--child", "lora", *common, *([] if a.skip_merge else ["--save-dir", d])])
-        merge = None if a.skip_merge else _child(["--child", "merge", "--save-dir", d])
+
+def _print_report(a: argparse.Namespace, full: dict, lora: dict, merge: dict | None) -> None:
+    """The full-vs-LoRA table, the ratios and the merge figures."""
     print(
         f"~{full['total'] / 1e6:.0f}M-parameter random-init Llama, batch {a.batch} x {a.seq} tokens, "
         f"{a.steps} timed steps, {full['device']} {full['dtype']}, {full['threads']} torch threads"
@@ -248,6 +248,32 @@ def main() -> None:
             f"merge (ragtune export): peak +{merge['peak_rss_mb']:.0f} MB RSS for {merge['model_mb']:.0f} MB of "
             f"weights ({merge['peak_rss_mb'] / merge['model_mb']:.2f}x), {merge['seconds']:.1f} s"
         )
+
+
+def main() -> None:
+    a = _parse_args()
+    if a.child == "merge":
+        print(json.dumps(_merge(a.save_dir)))
+        return
+    if a.child:
+        print(json.dumps(_variant(a.child, a.steps, a.batch, a.seq, a.save_dir, a.grad_ckpt)))
+        return
+
+    t0 = time.perf_counter()
+    common = [
+        "--steps",
+        str(a.steps),
+        "--batch",
+        str(a.batch),
+        "--seq",
+        str(a.seq),
+        *(["--grad-ckpt"] * a.grad_ckpt),
+    ]
+    with tempfile.TemporaryDirectory() as d:
+        full = _child(["--child", "full", *common])
+        lora = _child(["--child", "lora", *common, *([] if a.skip_merge else ["--save-dir", d])])
+        merge = None if a.skip_merge else _child(["--child", "merge", "--save-dir", d])
+    _print_report(a, full, lora, merge)
     if not a.skip_tiny:
         for r in _tiny_throughput(a.tiny_steps, a.tiny_threads):
             print(

@@ -92,58 +92,18 @@ def eval_group(
             "give --qa TEST.jsonl, --systems (or --systems-file) and --out DIR, "
             "or a subcommand (score, retrieval)"
         )
-    from eval.compare import merge_results, run_comparison
+    from eval.compare import merge_results
     from eval.report import write_report
-    from eval.systems import load_systems_yaml, parse_systems
 
-    if systems_file:
-        specs = load_systems_yaml(systems_file)
-    else:
-        named = _pairs(models, "--model")
-        named.update({k: v for k, v in (("base", base_dir), ("ft", ft_dir)) if v})
-        specs = parse_systems(
-            systems,
-            models=named,
-            urls=_pairs(urls, "--url"),
-            index=index,
-            index_version=index_version,
-            retriever=retriever,
-            top_k=top_k,
-            fewshot=fewshot,
-            seed=seed,
-            max_tokens=max_tokens,
-            api_key=api_key,
-        )
+    specs = _specs(ctx.params)
     ft_spec = next((s for s in specs if s.model and s.base_model), None)
     if general_qa and ft_spec is None:
         raise RagtuneError("--general-qa needs a fine-tuned system with a base (--ft DIR and --base DIR)")
-    common = {
-        "out_dir": out,
-        "train_qa": train_qa,
-        "seed": seed,
-        "n_resamples": n_resamples,
-        "batch_size": batch_size,
-        "resume": not no_resume,
-    }
-    parts = [run_comparison(qa, specs, split="test", **common)]
-    if freshness_qa:
-        parts.append(run_comparison(freshness_qa, specs, split="freshness", **common))
+    parts = _compare_splits(specs, ctx.params)
     passed, gate_msg = True, None
     if general_qa:
-        from eval.forget import forgetting, gate
-
-        f = forgetting(
-            ft_spec.model,
-            ft_spec.base_model,
-            general_qa,
-            seed=seed,
-            n_resamples=n_resamples,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-        )
-        passed, gate_msg = gate(f, max_forgetting)
-        f["gate"] = {"max_forgetting": max_forgetting, "passed": passed}
-        parts.append({"forgetting": f})
+        forget, passed, gate_msg = _forgetting_gate(ft_spec, ctx.params)
+        parts.append(forget)
     results = merge_results(*parts)
     paths = write_report(results, out)
     _summary(results)
@@ -152,6 +112,65 @@ def eval_group(
     click.echo(f"report: {paths['html']}")
     if not passed:
         sys.exit(1)
+
+
+def _specs(p: dict) -> list:
+    """The systems to compare: from the --systems-file YAML, or from --systems plus its models and urls."""
+    from eval.systems import load_systems_yaml, parse_systems
+
+    if p["systems_file"]:
+        return load_systems_yaml(p["systems_file"])
+    named = _pairs(p["models"], "--model")
+    named.update({k: v for k, v in (("base", p["base_dir"]), ("ft", p["ft_dir"])) if v})
+    return parse_systems(
+        p["systems"],
+        models=named,
+        urls=_pairs(p["urls"], "--url"),
+        index=p["index"],
+        index_version=p["index_version"],
+        retriever=p["retriever"],
+        top_k=p["top_k"],
+        fewshot=p["fewshot"],
+        seed=p["seed"],
+        max_tokens=p["max_tokens"],
+        api_key=p["api_key"],
+    )
+
+
+def _compare_splits(specs: list, p: dict) -> list[dict]:
+    """Run the comparison on the test split and, with --freshness-qa, on the freshness split."""
+    from eval.compare import run_comparison
+
+    common = {
+        "out_dir": p["out"],
+        "train_qa": p["train_qa"],
+        "seed": p["seed"],
+        "n_resamples": p["n_resamples"],
+        "batch_size": p["batch_size"],
+        "resume": not p["no_resume"],
+    }
+    parts = [run_comparison(p["qa"], specs, split="test", **common)]
+    if p["freshness_qa"]:
+        parts.append(run_comparison(p["freshness_qa"], specs, split="freshness", **common))
+    return parts
+
+
+def _forgetting_gate(ft_spec, p: dict) -> tuple[dict, bool, str | None]:
+    """Measure the fine-tune's forgetting on --general-qa; return (results part, passed, gate message)."""
+    from eval.forget import forgetting, gate
+
+    f = forgetting(
+        ft_spec.model,
+        ft_spec.base_model,
+        p["general_qa"],
+        seed=p["seed"],
+        n_resamples=p["n_resamples"],
+        batch_size=p["batch_size"],
+        max_tokens=p["max_tokens"],
+    )
+    passed, gate_msg = gate(f, p["max_forgetting"])
+    f["gate"] = {"max_forgetting": p["max_forgetting"], "passed": passed}
+    return {"forgetting": f}, passed, gate_msg
 
 
 def _summary(results: dict) -> None:

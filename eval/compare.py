@@ -201,32 +201,48 @@ def run_comparison(
             )
             rows = scoring.score_rows(examples, preds)
             per_system[s.name] = rows
-            systems_out[s.name] = {
-                "spec": s.to_dict(),
-                "describe": describe,
-                "fewshot_questions": [q for q, _ in shots[s.name]],
-                "generated": generated,
-                "cached": len(examples) - generated,
-                **scoring.aggregate(rows, n_resamples, seed),
-                "cost": {
-                    **scoring.cost([preds[e.id] for e in examples if e.id in preds]),
-                    **training_info(s, describe),
-                },
-            }
+            systems_out[s.name] = _system_result(
+                s, describe, shots[s.name], examples, preds, rows, generated, n_resamples, seed
+            )
     finally:
         for b in backends.values():
             b.close()
+    comparison = {
+        "qa": qa_desc,
+        "systems": systems_out,
+        "comparisons": scoring.pairwise(per_system, n_resamples, seed),
+        "disagreements": scoring.disagreements(examples, per_system),
+        "per_question": per_system,
+    }
     return {
         "ragtune_eval": RESULTS_VERSION,
         "config": {"seed": seed, "n_resamples": n_resamples, "batch_size": batch_size, "ci": 0.95},
-        "splits": {
-            split: {
-                "qa": qa_desc,
-                "systems": systems_out,
-                "comparisons": scoring.pairwise(per_system, n_resamples, seed),
-                "disagreements": scoring.disagreements(examples, per_system),
-                "per_question": per_system,
-            }
+        "splits": {split: comparison},
+    }
+
+
+def _system_result(
+    s: SystemSpec,
+    describe: Mapping[str, Any],
+    shots: Sequence[tuple[str, str]],
+    examples: Sequence[QAExample],
+    preds: Mapping[str, Mapping[str, Any]],
+    rows: list[dict],
+    generated: int,
+    n_resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """One system's entry in results.json: its spec, metrics with CIs, and cost."""
+    return {
+        "spec": s.to_dict(),
+        "describe": describe,
+        "fewshot_questions": [q for q, _ in shots],
+        "generated": generated,
+        "cached": len(examples) - generated,
+        **scoring.aggregate(rows, n_resamples, seed),
+        "cost": {
+            **scoring.cost([preds[e.id] for e in examples if e.id in preds]),
+            **training_info(s, describe),
         },
     }
 

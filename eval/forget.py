@@ -86,7 +86,6 @@ def forgetting(
 ) -> dict[str, Any]:
     """Perplexity and QA accuracy of `ft_model` vs `base_model` on `general_qa`, with paired CIs."""
     from eval.compare import load_examples
-    from serve import load_generator
 
     ft, base = (
         check_model_dir(ft_model, "the fine-tuned model"),
@@ -102,38 +101,11 @@ def forgetting(
         "seed": seed,
     }
     scores: dict[str, dict[str, np.ndarray]] = {}
-    from tqdm.auto import tqdm
-
     for name, path in (("base", base), ("ft", ft)):
-        gen = load_generator(str(path))
-        preds: list[str] = []
-        for i in tqdm(range(0, len(examples), batch_size), desc=f"general QA {name}", disable=not progress):
-            batch = examples[i : i + batch_size]
-            comps = gen.generate([_messages(e) for e in batch], max_tokens=max_tokens, stop=None, seed=seed)
-            preds.extend(c.text.strip() for c in comps)
-        nll = answer_nll(path, examples, batch_size, progress)
-        scores[name] = {
-            "em": np.array([exact_match(p, e.answers) for p, e in zip(preds, examples)]),
-            "f1": np.array([token_f1(p, e.answers) for p, e in zip(preds, examples)]),
-            "contained": np.array([answer_contained(p, e.answers) for p, e in zip(preds, examples)]),
-            "nll": nll,
-        }
-        res[name] = {
-            "perplexity": _ppl(nll),
-            "exact_match": 100 * scores[name]["em"].mean(),
-            "f1": 100 * scores[name]["f1"].mean(),
-            "contained": 100 * scores[name]["contained"].mean(),
-            "predictions": preds,
-        }
-    b, f = scores["base"], scores["ft"]
-    res["delta"] = {
-        "perplexity": paired_bootstrap(
-            f["nll"], b["nll"], n_resamples, seed, statistic=lambda x, y: _ppl(x) - _ppl(y)
-        ),
-        "exact_match": paired_bootstrap(f["em"], b["em"], n_resamples, seed, scale=100.0),
-        "f1": paired_bootstrap(f["f1"], b["f1"], n_resamples, seed, scale=100.0),
-        "contained": paired_bootstrap(f["contained"], b["contained"], n_resamples, seed, scale=100.0),
-    }
+        scores[name], res[name] = _score_model(
+            name, path, examples, batch_size=batch_size, max_tokens=max_tokens, seed=seed, progress=progress
+        )
+    res["delta"] = _deltas(scores["base"], scores["ft"], n_resamples, seed)
     d, c = res["delta"]["f1"], res["delta"]["contained"]
     res["forgetting"] = {
         "f1_points": 0.0 - d["diff"],
@@ -145,6 +117,58 @@ def forgetting(
         "contained_high": 0.0 - c["low"],
     }
     return res
+
+
+def _score_model(
+    name: str,
+    path: Path,
+    examples: Sequence[QAExample],
+    *,
+    batch_size: int,
+    max_tokens: int,
+    seed: int,
+    progress: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Answer the general QA with one model: (per-question scores, its summary with the predictions)."""
+    from tqdm.auto import tqdm
+
+    from serve import load_generator
+
+    gen = load_generator(str(path))
+    preds: list[str] = []
+    for i in tqdm(range(0, len(examples), batch_size), desc=f"general QA {name}", disable=not progress):
+        batch = examples[i : i + batch_size]
+        comps = gen.generate([_messages(e) for e in batch], max_tokens=max_tokens, stop=None, seed=seed)
+        preds.extend(c.text.strip() for c in comps)
+    nll = answer_nll(path, examples, batch_size, progress)
+    scores = {
+        "em": np.array([exact_match(p, e.answers) for p, e in zip(preds, examples)]),
+        "f1": np.array([token_f1(p, e.answers) for p, e in zip(preds, examples)]),
+        "contained": np.array([answer_contained(p, e.answers) for p, e in zip(preds, examples)]),
+        "nll": nll,
+    }
+    summary = {
+        "perplexity": _ppl(nll),
+        "exact_match": 100 * scores["em"].mean(),
+        "f1": 100 * scores["f1"].mean(),
+        "contained": 100 * scores["contained"].mean(),
+        "predictions": preds,
+    }
+    return scores, summary
+
+
+def _deltas(
+    b: dict[str, np.ndarray], f: dict[str, np.ndarray], n_resamples: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Paired-bootstrap differences ft - base of perplexity, exact match, F1 and contained."""
+    return {
+        "perplexity": paired_bootstrap(
+            f["nll"], b["nll"], n_resamples, seed, statistic=lambda x, y: _ppl(x) - _ppl(y)
+        ),
+        "exact_match": paired_bootstrap(f["em"], b["em"], n_resamples, seed, scale=100.0),
+        "f1": paired_bootstrap(f["f1"], b["f1"], n_resamples, seed, scale=100.0),
+        "contained": paired_bootstrap(f["contained"], b["contained"], n_resamples, seed, scale=100.0),
+    }
 
 
 def gate(result: dict[str, Any], max_forgetting: float | None) -> tuple[bool, str]:

@@ -64,6 +64,16 @@ def _split_blocks(
     split: str, s: Mapping[str, Any], cfg: Mapping[str, Any], v: Mapping[str, Any], max_disagreements: int
 ) -> list[Block]:
     """One split's findings, tables and charts: systems, differences, freshness, retrieval, cost, config."""
+    return [
+        *_system_blocks(split, s, v),
+        *_freshness_retrieval_blocks(split, s),
+        *_cost_blocks(split, s, cfg),
+        *_config_blocks(s, max_disagreements),
+    ]
+
+
+def _system_blocks(split: str, s: Mapping[str, Any], v: Mapping[str, Any]) -> list[Block]:
+    """The split's heading, findings, system table and chart, and the paired differences."""
     out: list[Block] = []
     out.append(("h2", f"{split} (n={s['qa']['n']})"))
     out.extend(("p", line) for line in findings(s))
@@ -85,6 +95,12 @@ def _split_blocks(
             )
         )
         out.append(("table", *comparison_table(s, keep)))
+    return out
+
+
+def _freshness_retrieval_blocks(split: str, s: Mapping[str, Any]) -> list[Block]:
+    """Freshness table and chart when measured; the recall@k chart when there is one."""
+    out: list[Block] = []
     if any("freshness" in r for r in s["systems"].values()):
         out.append(("h3", "Freshness: answers after the index refresh"))
         out.append(("table", *freshness_table(s)))
@@ -94,6 +110,12 @@ def _split_blocks(
     if png:
         out.append(("h3", "Retrieval"))
         out.append(("img", f"{split}_recall", png, "recall@k"))
+    return out
+
+
+def _cost_blocks(split: str, s: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[Block]:
+    """How latency is measured, the cost table and the latency chart."""
+    out: list[Block] = []
     out.append(("h3", "Cost"))
     out.append(
         (
@@ -110,6 +132,12 @@ def _split_blocks(
     png = charts.latency(s)
     if png:
         out.append(("img", f"{split}_latency", png, "latency p50/p95"))
+    return out
+
+
+def _config_blocks(s: Mapping[str, Any], max_disagreements: int) -> list[Block]:
+    """The configuration table and the first disagreements."""
+    out: list[Block] = []
     out.append(("h3", "Configuration"))
     out.append(("table", *config_table(s)))
     if s["disagreements"]:
