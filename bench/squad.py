@@ -155,7 +155,8 @@ def summarise(res: dict, ft: dict, raft: dict, args: argparse.Namespace) -> dict
     published = json.loads((SQUAD / "official_script_scores.json").read_text())
     verdict = [v.get("text") for v in res.get("verdict", {}).get("splits", {}).values() if v.get("text")]
     train = {n: {**{key: r[key] for key in ("n_train", "steps", "train_seconds", "tokens_per_second")},
-                 **{key: r.get("metrics", {}).get(key) for key in ("train_loss_first", "train_loss_last")}}
+                 "train_loss_first": round(r["train_losses"][0]["loss"], 3) if r.get("train_losses") else None,
+                 "train_loss_last": round(r["train_losses"][-1]["loss"], 3) if r.get("train_losses") else None}
              for n, r in (("closed-book", ft), ("raft", raft))}
     return {"n_test": test["qa"]["n"], "top_k": k, "systems": rows, "differences": diffs, "training": train,
             "published_full_dev": published, "verdict": verdict, "settings": vars(args)}
