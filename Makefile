@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(VENV)/bin/ragtune demo $(ARGS)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 # Regenerate the example report committed under docs/ (the full demo, then its report.md and charts).
