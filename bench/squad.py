@@ -56,14 +56,41 @@ def sample(src: Path, dst: Path, n: int, seed: int) -> None:
 
 def tune(args: argparse.Namespace, data: Path, out: Path, record: Path, *extra: str) -> None:
     shutil.rmtree(out, ignore_errors=True)  # a half-written run from a killed attempt
-    res = ragtune("tune", "generator", "--base", args.generator, "--data", str(data), "--out", str(out),
-                  "--method", "lora", "--lora-r", str(args.lora_r), "--lora-alpha", str(2 * args.lora_r),
-                  "--lr", str(args.lr), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-                  "--val-fraction", "0", "--seed", str(args.seed), "--json", *extra)
+    res = ragtune(
+        "tune",
+        "generator",
+        "--base",
+        args.generator,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--method",
+        "lora",
+        "--lora-r",
+        str(args.lora_r),
+        "--lora-alpha",
+        str(2 * args.lora_r),
+        "--lr",
+        str(args.lr),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--val-fraction",
+        "0",
+        "--seed",
+        str(args.seed),
+        "--json",
+        *extra,
+    )
     lines = res.splitlines()
-    r = json.loads("\n".join(lines[lines.index("{"):]))  # the JSON follows any log lines
-    print(f"    {r['n_train']} examples, {r['steps']} steps in {r['train_seconds']:.0f} s "
-          f"({r['tokens_per_second']:.0f} tokens/s)", flush=True)
+    r = json.loads("\n".join(lines[lines.index("{") :]))  # the JSON follows any log lines
+    print(
+        f"    {r['n_train']} examples, {r['steps']} steps in {r['train_seconds']:.0f} s "
+        f"({r['tokens_per_second']:.0f} tokens/s)",
+        flush=True,
+    )
     record.write_text(json.dumps(r, indent=2))
 
 
@@ -78,40 +105,115 @@ def run(args: argparse.Namespace) -> None:
     data, index, qa, ev = (work / n for n in ("data", "index", "qa", "eval"))
     times: dict[str, float] = {}
     t_start = time.perf_counter()
-    step("import", data, lambda: ragtune(
-        "data", "import", "squad", str(SQUAD / "dev-v1.1.json"), "--out", str(data), "--test-fraction", "0.5",
-        "--validation-fraction", "0", "--seed", str(args.seed)), times)
-    step("ingest", index, lambda: ragtune("ingest", str(data / "documents.jsonl"), "--index", str(index)), times)
-    cb_qa, raft_qa, test_qa = (qa / f"{n}.jsonl" for n in (f"train_cb_{args.cb_questions}",
-                                                           f"train_raft_{args.raft_questions}",
-                                                           f"test_{args.n_test}"))
-    for path, src, n, seed in ((cb_qa, "train", args.cb_questions, args.seed), (raft_qa, "train", args.raft_questions,
-                                                                                 args.seed + 1),
-                               (test_qa, "test", args.n_test, args.seed)):
+    step(
+        "import",
+        data,
+        lambda: ragtune(
+            "data",
+            "import",
+            "squad",
+            str(SQUAD / "dev-v1.1.json"),
+            "--out",
+            str(data),
+            "--test-fraction",
+            "0.5",
+            "--validation-fraction",
+            "0",
+            "--seed",
+            str(args.seed),
+        ),
+        times,
+    )
+    step(
+        "ingest",
+        index,
+        lambda: ragtune("ingest", str(data / "documents.jsonl"), "--index", str(index)),
+        times,
+    )
+    cb_qa, raft_qa, test_qa = (
+        qa / f"{n}.jsonl"
+        for n in (f"train_cb_{args.cb_questions}", f"train_raft_{args.raft_questions}", f"test_{args.n_test}")
+    )
+    for path, src, n, seed in (
+        (cb_qa, "train", args.cb_questions, args.seed),
+        (raft_qa, "train", args.raft_questions, args.seed + 1),
+        (test_qa, "test", args.n_test, args.seed),
+    ):
         if not path.exists():
             sample(data / f"{src}.jsonl", path, n, seed)
-    ft_ad, raft_ad = work / "adapters" / f"ft_{args.cb_questions}", work / "adapters" / f"raft_{args.raft_questions}"
-    ft_rec, raft_rec = work / f"tune-ft_{args.cb_questions}.json", work / f"tune-raft_{args.raft_questions}.json"
+    ft_ad, raft_ad = (
+        work / "adapters" / f"ft_{args.cb_questions}",
+        work / "adapters" / f"raft_{args.raft_questions}",
+    )
+    ft_rec, raft_rec = (
+        work / f"tune-ft_{args.cb_questions}.json",
+        work / f"tune-raft_{args.raft_questions}.json",
+    )
     ft_model, raft_model = work / "models" / ft_ad.name, work / "models" / raft_ad.name
     step("tune closed-book", ft_rec, lambda: tune(args, cb_qa, ft_ad, ft_rec, "--mode", "closed-book"), times)
     # RAFT examples are ~10x longer than closed-book ones: micro-batches with gradient accumulation keep the
     # step at --batch-size examples (8 x ~700 tokens peaked at 10.6 GB RSS and was OOM-killed on a shared 23 GB box).
     micro = min(args.raft_micro_batch, args.batch_size)
-    step("tune raft", raft_rec, lambda: tune(args, raft_qa, raft_ad, raft_rec, "--mode", "raft", "--index",
-                                             str(index), "--k", str(args.top_k), "--p-gold", str(args.p_gold),
-                                             "--batch-size", str(micro), "--grad-accum", str(args.batch_size // micro)),
-         times)
+    step(
+        "tune raft",
+        raft_rec,
+        lambda: tune(
+            args,
+            raft_qa,
+            raft_ad,
+            raft_rec,
+            "--mode",
+            "raft",
+            "--index",
+            str(index),
+            "--k",
+            str(args.top_k),
+            "--p-gold",
+            str(args.p_gold),
+            "--batch-size",
+            str(micro),
+            "--grad-accum",
+            str(args.batch_size // micro),
+        ),
+        times,
+    )
     step("export closed-book", ft_model, lambda: export(ft_ad, ft_model), times)
     step("export raft", raft_model, lambda: export(raft_ad, raft_model), times)
     report = ev / "results.json"
-    step("eval", report, lambda: ragtune(
-        "eval", "--qa", str(test_qa), "--systems", ",".join(EVAL_ORDER), "--base", args.generator, "--ft", str(ft_model),
-        "--model", f"raft={raft_model}", "--index", str(index), "--top-k", str(args.top_k), "--max-tokens",
-        str(args.max_tokens), "--batch-size", str(args.eval_batch_size), "--seed", str(args.seed), "--out", str(ev)),
-        times)
+    step(
+        "eval",
+        report,
+        lambda: ragtune(
+            "eval",
+            "--qa",
+            str(test_qa),
+            "--systems",
+            ",".join(EVAL_ORDER),
+            "--base",
+            args.generator,
+            "--ft",
+            str(ft_model),
+            "--model",
+            f"raft={raft_model}",
+            "--index",
+            str(index),
+            "--top-k",
+            str(args.top_k),
+            "--max-tokens",
+            str(args.max_tokens),
+            "--batch-size",
+            str(args.eval_batch_size),
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(ev),
+        ),
+        times,
+    )
     times["total (this invocation)"] = time.perf_counter() - t_start
-    result = summarise(json.loads(report.read_text()), json.loads(ft_rec.read_text()),
-                       json.loads(raft_rec.read_text()), args)
+    result = summarise(
+        json.loads(report.read_text()), json.loads(ft_rec.read_text()), json.loads(raft_rec.read_text()), args
+    )
     result["published_on_sample"] = published_on_sample(test_qa, work / "published")
     # Wall times accumulate over invocations that reused earlier steps: keep the ones measured before.
     out = work / "squad.json"
@@ -124,7 +226,9 @@ def run(args: argparse.Namespace) -> None:
 def published_on_sample(test_qa: Path, out: Path) -> dict:
     """The published dev predictions scored by `ragtune eval score` on our test sample (same questions)."""
     out.mkdir(parents=True, exist_ok=True)
-    ids = [json.loads(line)["id"] for line in test_qa.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids = [
+        json.loads(line)["id"] for line in test_qa.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     scores = {}
     for f in sorted((SQUAD / "predictions").glob("*.json")):
         preds = json.loads(f.read_text(encoding="utf-8"))
@@ -146,20 +250,41 @@ def summarise(res: dict, ft: dict, raft: dict, args: argparse.Namespace) -> dict
             rows[name][f"recall@{k}"] = {key: m[f"recall@{k}"][key] for key in ("mean", "low", "high")}
     diffs = {}
     for c in test["comparisons"]:
-        for hi, lo in (("raft+rag", "rag"), ("raft+rag", "ft+rag"), ("ft+rag", "rag"), ("rag", "base"),
-                       ("ft", "base")):
+        for hi, lo in (
+            ("raft+rag", "rag"),
+            ("raft+rag", "ft+rag"),
+            ("ft+rag", "rag"),
+            ("rag", "base"),
+            ("ft", "base"),
+        ):
             if c["metric"] in ("exact_match", "f1") and {c["a"], c["b"]} == {hi, lo}:
                 sign = 1 if c["a"] == hi else -1  # stored as a - b
                 lo_, hi_ = sorted((sign * c["low"], sign * c["high"]))
-                diffs.setdefault(f"{hi} - {lo}", {})[c["metric"]] = {"diff": sign * c["diff"], "low": lo_, "high": hi_}
+                diffs.setdefault(f"{hi} - {lo}", {})[c["metric"]] = {
+                    "diff": sign * c["diff"],
+                    "low": lo_,
+                    "high": hi_,
+                }
     published = json.loads((SQUAD / "official_script_scores.json").read_text())
     verdict = [v.get("text") for v in res.get("verdict", {}).get("splits", {}).values() if v.get("text")]
-    train = {n: {**{key: r[key] for key in ("n_train", "steps", "train_seconds", "tokens_per_second")},
-                 "train_loss_first": round(r["train_losses"][0]["loss"], 3) if r.get("train_losses") else None,
-                 "train_loss_last": round(r["train_losses"][-1]["loss"], 3) if r.get("train_losses") else None}
-             for n, r in (("closed-book", ft), ("raft", raft))}
-    return {"n_test": test["qa"]["n"], "top_k": k, "systems": rows, "differences": diffs, "training": train,
-            "published_full_dev": published, "verdict": verdict, "settings": vars(args)}
+    train = {
+        n: {
+            **{key: r[key] for key in ("n_train", "steps", "train_seconds", "tokens_per_second")},
+            "train_loss_first": round(r["train_losses"][0]["loss"], 3) if r.get("train_losses") else None,
+            "train_loss_last": round(r["train_losses"][-1]["loss"], 3) if r.get("train_losses") else None,
+        }
+        for n, r in (("closed-book", ft), ("raft", raft))
+    }
+    return {
+        "n_test": test["qa"]["n"],
+        "top_k": k,
+        "systems": rows,
+        "differences": diffs,
+        "training": train,
+        "published_full_dev": published,
+        "verdict": verdict,
+        "settings": vars(args),
+    }
 
 
 def _ci(v: dict, fmt: str = "{:.1f}") -> str:
@@ -168,21 +293,29 @@ def _ci(v: dict, fmt: str = "{:.1f}") -> str:
 
 def print_table(result: dict) -> None:
     k = result["top_k"]
-    print(f"\nSQuAD v1.1 dev, held-out articles, {result['n_test']} test questions, k = {k} "
-          f"(bootstrap 95% CIs; EM/F1/contains in %)")
+    print(
+        f"\nSQuAD v1.1 dev, held-out articles, {result['n_test']} test questions, k = {k} "
+        f"(bootstrap 95% CIs; EM/F1/contains in %)"
+    )
     print(f"{'system':<9} {'EM':>18} {'F1':>18} {'contains':>18} {f'recall@{k}':>20}")
     for name, r in result["systems"].items():
         rec = _ci(r[f"recall@{k}"], "{:.3f}") if f"recall@{k}" in r else "-"
         print(f"{name:<9} {_ci(r['exact_match']):>18} {_ci(r['f1']):>18} {_ci(r['contains']):>18} {rec:>20}")
     print("\npaired differences (points, 95% CI):")
     for pair, d in result["differences"].items():
-        print(f"  {pair:<18} " + "  ".join(f"{m} {v['diff']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}]"
-                                            for m, v in d.items()))
+        print(
+            f"  {pair:<18} "
+            + "  ".join(f"{m} {v['diff']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}]" for m, v in d.items())
+        )
     print("\ntraining:")
     for n, t in result["training"].items():
-        print(f"  {n:<12} {t['n_train']} questions, {t['steps']} steps, {t['train_seconds']:.0f} s, "
-              f"{t['tokens_per_second']:.0f} tokens/s, loss {t['train_loss_first']} -> {t['train_loss_last']}")
-    print("\npublished dev predictions (extractive readers given the gold paragraph — a scale, not a target):")
+        print(
+            f"  {n:<12} {t['n_train']} questions, {t['steps']} steps, {t['train_seconds']:.0f} s, "
+            f"{t['tokens_per_second']:.0f} tokens/s, loss {t['train_loss_first']} -> {t['train_loss_last']}"
+        )
+    print(
+        "\npublished dev predictions (extractive readers given the gold paragraph — a scale, not a target):"
+    )
     print(f"{'':<40} {'full dev (official script)':>26} {'our sample: EM':>20} {'F1':>18}")
     for name, s in result["published_full_dev"].items():
         ours = result.get("published_on_sample", {}).get(name.removesuffix(".json"))
@@ -203,21 +336,33 @@ def main() -> None:
     p.add_argument("--raft-questions", type=int, default=64, help="Training questions for RAFT LoRA.")
     p.add_argument("--n-test", type=int, default=80, help="Seeded sample of held-out test questions.")
     p.add_argument("--top-k", type=int, default=3, help="Passages per RAFT example and per RAG question.")
-    p.add_argument("--p-gold", type=float, default=0.8, help="Share of RAFT examples that keep the gold paragraph.")
+    p.add_argument(
+        "--p-gold", type=float, default=0.8, help="Share of RAFT examples that keep the gold paragraph."
+    )
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--raft-micro-batch", type=int, default=4,
-                   help="RAFT examples per forward pass; gradients accumulate to --batch-size per step.")
+    p.add_argument(
+        "--raft-micro-batch",
+        type=int,
+        default=4,
+        help="RAFT examples per forward pass; gradients accumulate to --batch-size per step.",
+    )
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--eval-batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads of every step (OMP_NUM_THREADS); 1 is fastest when others share the cores.")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of every step (OMP_NUM_THREADS); 1 is fastest when others share the cores.",
+    )
     args = p.parse_args()
     if args.threads:
-        os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))  # every step inherits
+        os.environ.update(
+            OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads)
+        )  # every step inherits
     run(args)
 
 
