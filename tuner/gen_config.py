@@ -28,7 +28,7 @@ PEFT_LORA = ("lora", "dora", "qlora")
 PEFT_PROMPT = ("prefix", "prompt", "ptuning")
 MODES = ("closed-book", "raft")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "bf16-autocast")
 RAFT_FIELDS = ("k", "p_gold", "quote")  # shape RAFT examples only
 TASK_FIELDS = {"data", "mode", "weight", "index", "system_prompt", "user_template"}
 
@@ -173,8 +173,8 @@ class GeneratorConfig:
     # runtime
     dtype: str = _f(
         "auto",
-        "auto (bf16 on a CUDA GPU that has it; on a CPU with native bf16, float32 weights with bf16 "
-        "autocast; else float32), float32, bfloat16, float16.",
+        "auto (bf16 on a CUDA GPU that has it, else float32), float32, bfloat16, float16, or bf16-autocast "
+        "(a CPU with native bf16: float32 weights, bf16 matmuls).",
         _one_of(DTYPES),
     )
     gradient_checkpointing: bool = _f(False, "Trade compute for activation memory.")

@@ -154,8 +154,11 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool:
 
 
 def cpu_autocast(name: str) -> bool:
-    """Mixed precision on CPU: fp32 weights, bf16 matmuls under autocast, for `dtype` auto where bf16 is native."""
-    return name == "auto" and not cuda_available() and cpu_native_bf16()
+    """Mixed precision on CPU: fp32 weights, bf16 matmuls under autocast, for `dtype` bf16-autocast.
+
+    Opt-in, not part of `auto`: it changes losses and logits in the third decimal, so runs stop being
+    comparable with fp32 ones, and its quality on real data is still to be measured."""
+    return name == "bf16-autocast" and not cuda_available()
 
 
 def choose_dtype(name: str, method: str) -> Any:
@@ -164,6 +167,15 @@ def choose_dtype(name: str, method: str) -> Any:
     if name == "auto":
         if cuda_available() and torch.cuda.is_bf16_supported():
             return torch.bfloat16
+        return torch.float32
+    if name == "bf16-autocast":  # fp32 master weights; a GPU simply trains in bf16
+        if cuda_available():
+            return torch.bfloat16
+        if not cpu_native_bf16():
+            raise RagtuneError(
+                "`dtype` bf16-autocast needs a CPU with native bf16 (AVX512-BF16 or AMX), which this "
+                "one lacks: bf16 would be emulated and slower; use --dtype auto"
+            )
         return torch.float32
     if name in ("bfloat16", "float16") and not cuda_available():
         raise RagtuneError(f"`dtype` {name} needs a GPU here; use --dtype float32 (or auto) on CPU")

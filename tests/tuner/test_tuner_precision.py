@@ -1,4 +1,5 @@
-"""CPU mixed precision: bf16 autocast only where the CPU computes bf16 in hardware, and only for dtype auto."""
+"""CPU mixed precision: bf16 autocast only for dtype bf16-autocast, and only where the CPU computes bf16 in
+hardware; elsewhere that choice is a clear error."""
 
 from __future__ import annotations
 
@@ -24,14 +25,30 @@ def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, native):
     assert cpu_native_bf16(cpuinfo) is native
 
 
-@pytest.mark.parametrize(("dtype", "expected"), [("auto", None), ("float32", False), ("bfloat16", False)])
-def test_autocast_only_for_dtype_auto_on_a_native_bf16_cpu(dtype, expected):
+@pytest.mark.parametrize(
+    ("dtype", "expected"), [("auto", False), ("float32", False), ("bf16-autocast", True)]
+)
+def test_autocast_only_when_asked_for(dtype, expected):
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("on a GPU, dtype auto picks bf16 weights instead")
-    want = cpu_native_bf16() if expected is None else expected
-    assert cpu_autocast(dtype) is want
+        pytest.skip("on a GPU, bf16-autocast trains in bf16 weights instead")
+    assert cpu_autocast(dtype) is expected
+
+
+def test_bf16_autocast_on_a_cpu_without_native_bf16_is_a_clear_error(monkeypatch):
+    import torch
+
+    from ragtune.errors import RagtuneError
+    from tuner import methods
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a CPU-only run")
+    monkeypatch.setattr(methods, "cpu_native_bf16", lambda cpuinfo=None: False)
+    with pytest.raises(RagtuneError, match="needs a CPU with native bf16"):
+        methods.choose_dtype("bf16-autocast", "lora")
+    monkeypatch.setattr(methods, "cpu_native_bf16", lambda cpuinfo=None: True)
+    assert methods.choose_dtype("bf16-autocast", "lora") == torch.float32  # fp32 master weights
 
 
 def test_training_arguments_turn_autocast_on_exactly_when_chosen(tmp_path):
@@ -40,7 +57,7 @@ def test_training_arguments_turn_autocast_on_exactly_when_chosen(tmp_path):
     from tuner import LoraGeneratorConfig
     from tuner.runtime import training_arguments
 
-    for dtype in ("auto", "float32"):
+    for dtype in ("auto", "float32", "bf16-autocast"):
         cfg = LoraGeneratorConfig(
             base=str(tmp_path), data=str(tmp_path / "d.jsonl"), out_dir=str(tmp_path / "o"), dtype=dtype
         )
