@@ -102,114 +102,11 @@ def export(adapter: Path, out: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    data, index, qa, ev = (work / n for n in ("data", "index", "qa", "eval"))
     times: dict[str, float] = {}
     t_start = time.perf_counter()
-    step(
-        "import",
-        data,
-        lambda: ragtune(
-            "data",
-            "import",
-            "squad",
-            str(SQUAD / "dev-v1.1.json"),
-            "--out",
-            str(data),
-            "--test-fraction",
-            "0.5",
-            "--validation-fraction",
-            "0",
-            "--seed",
-            str(args.seed),
-        ),
-        times,
-    )
-    step(
-        "ingest",
-        index,
-        lambda: ragtune("ingest", str(data / "documents.jsonl"), "--index", str(index)),
-        times,
-    )
-    cb_qa, raft_qa, test_qa = (
-        qa / f"{n}.jsonl"
-        for n in (f"train_cb_{args.cb_questions}", f"train_raft_{args.raft_questions}", f"test_{args.n_test}")
-    )
-    for path, src, n, seed in (
-        (cb_qa, "train", args.cb_questions, args.seed),
-        (raft_qa, "train", args.raft_questions, args.seed + 1),
-        (test_qa, "test", args.n_test, args.seed),
-    ):
-        if not path.exists():
-            sample(data / f"{src}.jsonl", path, n, seed)
-    ft_ad, raft_ad = (
-        work / "adapters" / f"ft_{args.cb_questions}",
-        work / "adapters" / f"raft_{args.raft_questions}",
-    )
-    ft_rec, raft_rec = (
-        work / f"tune-ft_{args.cb_questions}.json",
-        work / f"tune-raft_{args.raft_questions}.json",
-    )
-    ft_model, raft_model = work / "models" / ft_ad.name, work / "models" / raft_ad.name
-    step("tune closed-book", ft_rec, lambda: tune(args, cb_qa, ft_ad, ft_rec, "--mode", "closed-book"), times)
-    # RAFT examples are ~10x longer than closed-book ones: micro-batches with gradient accumulation keep the
-    # step at --batch-size examples (8 x ~700 tokens peaked at 10.6 GB RSS and was OOM-killed on a shared 23 GB box).
-    micro = min(args.raft_micro_batch, args.batch_size)
-    step(
-        "tune raft",
-        raft_rec,
-        lambda: tune(
-            args,
-            raft_qa,
-            raft_ad,
-            raft_rec,
-            "--mode",
-            "raft",
-            "--index",
-            str(index),
-            "--k",
-            str(args.top_k),
-            "--p-gold",
-            str(args.p_gold),
-            "--batch-size",
-            str(micro),
-            "--grad-accum",
-            str(args.batch_size // micro),
-        ),
-        times,
-    )
-    step("export closed-book", ft_model, lambda: export(ft_ad, ft_model), times)
-    step("export raft", raft_model, lambda: export(raft_ad, raft_model), times)
-    report = ev / "results.json"
-    step(
-        "eval",
-        report,
-        lambda: ragtune(
-            "eval",
-            "--qa",
-            str(test_qa),
-            "--systems",
-            ",".join(EVAL_ORDER),
-            "--base",
-            args.generator,
-            "--ft",
-            str(ft_model),
-            "--model",
-            f"raft={raft_model}",
-            "--index",
-            str(index),
-            "--top-k",
-            str(args.top_k),
-            "--max-tokens",
-            str(args.max_tokens),
-            "--batch-size",
-            str(args.eval_batch_size),
-            "--seed",
-            str(args.seed),
-            "--out",
-            str(ev),
-        ),
-        times,
-    )
+    index, cb_qa, raft_qa, test_qa = prepare(args, work, times)
+    ft_model, raft_model, ft_rec, raft_rec = train(args, work, index, cb_qa, raft_qa, times)
+    report = evaluate(args, work / "eval", index, test_qa, ft_model, raft_model, times)
     times["total (this invocation)"] = time.perf_counter() - t_start
     result = summarise(
         json.loads(report.read_text()), json.loads(ft_rec.read_text()), json.loads(raft_rec.read_text()), args
@@ -221,6 +118,77 @@ def run(args: argparse.Namespace) -> None:
     result["seconds"] = {**old, **times}
     out.write_text(json.dumps(result, indent=2))
     print_table(result)
+
+
+def prepare(args: argparse.Namespace, work: Path, times: dict) -> tuple[Path, Path, Path, Path]:
+    """Import (split by article), ingest every paragraph, and draw the seeded question samples."""
+    data, index, qa = work / "data", work / "index", work / "qa"
+    src = str(SQUAD / "dev-v1.1.json")
+    split = ["--test-fraction", "0.5", "--validation-fraction", "0", "--seed", str(args.seed)]
+    step("import", data, lambda: ragtune("data", "import", "squad", src, "--out", str(data), *split), times)
+    step(
+        "ingest",
+        index,
+        lambda: ragtune("ingest", str(data / "documents.jsonl"), "--index", str(index)),
+        times,
+    )
+    names = (f"train_cb_{args.cb_questions}", f"train_raft_{args.raft_questions}", f"test_{args.n_test}")
+    cb_qa, raft_qa, test_qa = (qa / f"{n}.jsonl" for n in names)
+    for path, source, n, seed in (
+        (cb_qa, "train", args.cb_questions, args.seed),
+        (raft_qa, "train", args.raft_questions, args.seed + 1),
+        (test_qa, "test", args.n_test, args.seed),
+    ):
+        if not path.exists():
+            sample(data / f"{source}.jsonl", path, n, seed)
+    return index, cb_qa, raft_qa, test_qa
+
+
+def train(args: argparse.Namespace, work: Path, index: Path, cb_qa: Path, raft_qa: Path, times: dict):
+    """Closed-book and RAFT LoRA, each exported to a plain model folder: (ft, raft, their training records)."""
+    ft_ad = work / "adapters" / f"ft_{args.cb_questions}"
+    raft_ad = work / "adapters" / f"raft_{args.raft_questions}"
+    ft_rec, raft_rec = work / f"tune-{ft_ad.name}.json", work / f"tune-{raft_ad.name}.json"
+    ft_model, raft_model = work / "models" / ft_ad.name, work / "models" / raft_ad.name
+    step("tune closed-book", ft_rec, lambda: tune(args, cb_qa, ft_ad, ft_rec, "--mode", "closed-book"), times)
+    # RAFT examples are ~10x longer than closed-book ones: micro-batches with gradient accumulation keep the
+    # step at --batch-size examples (8 x ~700 tokens peaked at 10.6 GB RSS and was OOM-killed on a shared 23 GB box).
+    micro = min(args.raft_micro_batch, args.batch_size)
+    raft = ["--mode", "raft", "--index", str(index), "--k", str(args.top_k), "--p-gold", str(args.p_gold)]
+    raft += ["--batch-size", str(micro), "--grad-accum", str(args.batch_size // micro)]
+    step("tune raft", raft_rec, lambda: tune(args, raft_qa, raft_ad, raft_rec, *raft), times)
+    step("export closed-book", ft_model, lambda: export(ft_ad, ft_model), times)
+    step("export raft", raft_model, lambda: export(raft_ad, raft_model), times)
+    return ft_model, raft_model, ft_rec, raft_rec
+
+
+def evaluate(
+    args, ev: Path, index: Path, test_qa: Path, ft_model: Path, raft_model: Path, times: dict
+) -> Path:
+    """The five systems on the same test questions through `ragtune eval`; returns its results.json."""
+    models = ["--base", args.generator, "--ft", str(ft_model), "--model", f"raft={raft_model}"]
+    gen = [
+        "--top-k",
+        str(args.top_k),
+        "--max-tokens",
+        str(args.max_tokens),
+        "--batch-size",
+        str(args.eval_batch_size),
+    ]
+    cmd = [
+        "eval",
+        "--qa",
+        str(test_qa),
+        "--systems",
+        ",".join(EVAL_ORDER),
+        *models,
+        "--index",
+        str(index),
+        *gen,
+    ]
+    report = ev / "results.json"
+    step("eval", report, lambda: ragtune(*cmd, "--seed", str(args.seed), "--out", str(ev)), times)
+    return report
 
 
 def published_on_sample(test_qa: Path, out: Path) -> dict:
