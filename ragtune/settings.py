@@ -7,6 +7,9 @@ keyword overrides; a flag left unset (None) does not override.
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,3 +106,20 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RagtuneError(f"{what} {path} must be a mapping of field: value")
     return data
+
+
+@contextmanager
+def publishing(out: Path) -> Iterator[Path]:
+    """A staging folder beside `out` for building a cache entry, published as `out` by one rename when the
+    block succeeds; removed when it fails, or when another process published `out` first."""
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process published it first
+        shutil.rmtree(tmp, ignore_errors=True)

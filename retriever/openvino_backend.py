@@ -10,15 +10,13 @@ $RAGTUNE_CACHE_DIR/openvino/<weights hash>-<recipe>/ and written atomically.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ragtune.hashing import folder_hash
-from ragtune.settings import cache_dir
+from ragtune.settings import cache_dir, publishing
 from retriever.exported import PooledEncoder, trace_module
 
 logger = logging.getLogger(__name__)
@@ -45,16 +43,10 @@ def export_ir(model_dir: Path) -> Path:
 
     module, sample = trace_module(model_dir)
     logger.info("converting %s to OpenVINO IR (once)", model_dir)
-    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), torch.no_grad():
+    with publishing(out) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         converted = ov.convert_model(module, example_input=sample)
-    ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
-    try:
-        os.replace(tmp, out)
-    except OSError:  # another process published it first
-        shutil.rmtree(tmp, ignore_errors=True)
+        ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
     return xml
 
 

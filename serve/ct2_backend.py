@@ -29,9 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
-import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -67,7 +65,7 @@ def best_compute_type(supported: set[str]) -> str:
 def converted_dir(model_dir: str | Path, quantization: str) -> Path:
     """Convert `model_dir` (a Hugging Face folder) once; return the cached CTranslate2 folder."""
     from ragtune.hashing import folder_hash
-    from ragtune.settings import cache_dir
+    from ragtune.settings import cache_dir, publishing
 
     model_dir = Path(model_dir)
     out = cache_dir() / "ctranslate2" / f"{folder_hash(model_dir)[:24]}-{quantization}-{RECIPE}"
@@ -77,23 +75,18 @@ def converted_dir(model_dir: str | Path, quantization: str) -> Path:
     from transformers.utils import logging as hf_logging
 
     logger.info("converting %s to CTranslate2 %s (once)", model_dir, quantization)
-    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        TransformersConverter(str(model_dir), low_cpu_mem_usage=True).convert(
-            str(tmp), quantization=quantization, force=True
-        )
+        with publishing(out) as tmp:
+            TransformersConverter(str(model_dir), low_cpu_mem_usage=True).convert(
+                str(tmp), quantization=quantization, force=True
+            )
     except Exception as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise RagtuneError(f"CTranslate2 cannot convert {model_dir}: {type(e).__name__}: {e}") from e
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    try:
-        os.replace(tmp, out)
-    except OSError:  # another process published it first
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -109,7 +109,8 @@ def train_retriever(
     steps, train_seconds, trainable, total = _train_and_save(
         encoder.model, triples, out, base_name, lora_r, epochs, batch_size, learning_rate, seed
     )
-    recall_after = _measure_and_mine(Encoder(out, device=device), [], val, table, recall_k, 0)[0]
+    tuned = Encoder(out, device=device) if val else None  # no validation split: nothing to encode
+    recall_after = _measure_and_mine(tuned, [], val, table, recall_k, 0)[0]
     result = RetrieverTrainResult(
         str(out), base_name, recall_k, recall_before, recall_after, len(train), len(val), steps,
         train_seconds, trainable, total, rebuild,
