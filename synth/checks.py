@@ -7,6 +7,8 @@ Words are `\\w+` runs, lower-cased, so punctuation and case never decide a check
 - answer in question: the answer's words occur contiguously in the question ("When was X founded in
   1612?" / "1612").
 - short: at most `max_answer_words` words: a span to copy, not a sentence (what EM/F1 can score).
+- reader disagrees: the generator, asked the question with the chunk as its only passage, answers
+  something else (synth/readback.py); run after the checks above, before deduplication.
 - near duplicate: Jaccard similarity of the content words (question + answer, without stop words) to
   a pair kept earlier, anywhere in the index, at or above the threshold.
 """
@@ -22,7 +24,16 @@ TOO_LONG = "answer_too_long"
 IN_QUESTION = "answer_in_question"
 NEAR_DUPLICATE = "near_duplicate"
 GENERATION_FAILED = "generation_failed"
-DROP_REASONS = (GENERATION_FAILED, UNPARSABLE, NOT_IN_CHUNK, TOO_LONG, IN_QUESTION, NEAR_DUPLICATE)
+READER_DISAGREES = "reader_disagrees"  # the read-back answer differs (synth/readback.py)
+DROP_REASONS = (
+    GENERATION_FAILED,
+    UNPARSABLE,
+    NOT_IN_CHUNK,
+    TOO_LONG,
+    IN_QUESTION,
+    READER_DISAGREES,
+    NEAR_DUPLICATE,
+)
 
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(

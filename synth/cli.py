@@ -29,6 +29,7 @@ _HELP = config_help()
 @click.option("--min-chunk-words", default=8, show_default=True, type=int, help=_HELP["min_chunk_words"])
 @click.option("--max-answer-words", default=8, show_default=True, type=int, help=_HELP["max_answer_words"])
 @click.option("--dedup-threshold", default=0.7, show_default=True, type=float, help=_HELP["dedup_threshold"])
+@click.option("--read-back/--no-read-back", default=True, show_default=True, help=_HELP["read_back"])
 @click.option(
     "--validation-fraction", default=0.1, show_default=True, type=float, help=_HELP["validation_fraction"]
 )
@@ -40,12 +41,13 @@ _HELP = config_help()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def synth(show_progress: bool, as_json: bool, **options) -> None:
     """Write question-answer pairs from the chunks of --index with a generator, keep those that pass the
-    checks (answer found in its chunk, not in its question, short, no near duplicate), and split them by
+    checks (answer found in its chunk, not in its question, short, read back by the generator from the
+    chunk, no near duplicate), and split them by
     source document into DIR/train.jsonl, validation.jsonl and test.jsonl (QA with doc_ids and context,
     for `ragtune tune generator --mode raft`, `ragtune tune retriever` and `ragtune eval`).
 
-    Resumable: generations are saved to DIR/synth-progress.jsonl as they are made; a rerun with the same
-    settings generates only what is missing. Drops are counted by reason in DIR/synth_report.json.
+    Resumable: generations are saved to DIR/synth-progress.jsonl (read-backs to DIR/synth-readback.jsonl)
+    as they are made; a rerun with the same settings generates only what is missing. Drops are counted by reason in DIR/synth_report.json.
     """
     from ragtune.logs import quiet_libraries
     from synth import SynthConfig, synthesize

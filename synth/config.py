@@ -45,6 +45,11 @@ class SynthConfig:
         "Drop a pair whose question+answer content words overlap a kept pair's by "
         "this Jaccard similarity or more (1.0: exact duplicates only).",
     )
+    read_back: bool = _f(
+        True,
+        "Keep a pair only when the generator, asked its question with the chunk as the only passage "
+        "(the RAG prompt), answers it with the pair's answer (token F1 >= 0.5 or containment).",
+    )
     validation_fraction: float = _f(0.1, "Share of the source documents whose pairs go to validation.jsonl.")
     test_fraction: float = _f(0.2, "Share of the source documents whose pairs go to test.jsonl.")
     resume: bool = _f(True, "Reuse generations in the progress file made with the same settings.")
@@ -92,8 +97,8 @@ class SynthConfig:
 def generation_key(generator_id: dict[str, Any], cfg: SynthConfig, prompt_version: str) -> str:
     """What a cached generation depends on: the generator, the prompt, the seed and max_tokens.
 
-    The filters are not part of it: changing a threshold re-checks cached generations without
-    generating again."""
+    The filters are not part of it: changing a threshold or `read_back` re-checks cached generations
+    without generating again."""
     parts = {
         "generator": generator_id,
         "prompt": prompt_version,

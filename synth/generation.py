@@ -84,3 +84,58 @@ def prepare_generator(
         "sha256": folder_hash(folder),
     }
     return (lambda: load_generator(str(folder), max_batch_size=batch_size)), ident
+
+
+def run_jobs(
+    todo: list[tuple[str, str, int, list[dict[str, str]]]],
+    store: Any,
+    get_generator: Callable[[], Any],
+    options: dict[str, Any],
+    batch_size: int,
+    total: int,
+    what: str,
+    notes: list[str],
+    show_progress: bool = True,
+) -> float:
+    """Generate the (key, chunk_id, i, prompt) jobs in batches of `batch_size`, each batch's replies saved
+    to `store` (a synth.progress.Progress) as it finishes; the wall seconds it took.
+
+    `total` counts the jobs already done too, for the progress bar (labelled `what`); failures are
+    counted skips, summed up in one line appended to `notes`."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    errors: list[str] = []
+    t0 = time.perf_counter()
+    with tqdm(
+        total=total, initial=total - len(todo), desc=what, unit="pair", disable=not show_progress
+    ) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            outs = generate_batch(get_generator(), [p for *_, p in batch], options, errors)
+            store.add([(key, chunk_id, i, out) for (key, chunk_id, i, _), out in zip(batch, outs)])
+            bar.update(len(batch))
+    if errors:
+        notes.append(f"{len(errors)} {what} failed in this run, e.g.: {errors[0]}")
+    return time.perf_counter() - t0
+
+
+def generate_batch(
+    generator: Any, prompts: list[list[dict[str, str]]], options: dict[str, Any], errors: list[str]
+) -> list[str | None]:
+    """The replies of one batch; when the batch fails, each prompt alone (a failing one gives None)."""
+    from serve.types import BackendError
+
+    try:
+        return [c.text for c in generator.generate(prompts, **options)]
+    except (RuntimeError, BackendError) as e:
+        if len(prompts) == 1:
+            logger.warning("generation failed: %s", e)
+            errors.append(str(e))
+            return [None]
+        logger.warning("a batch of %d failed (%s); retrying its prompts one by one", len(prompts), e)
+    out: list[str | None] = []
+    for p in prompts:
+        out.extend(generate_batch(generator, [p], options, errors))
+    return out

@@ -24,8 +24,10 @@ from ragtune.errors import RagtuneError
 from ragtune.records import Passage, write_jsonl
 from synth import checks
 from synth.config import SynthConfig, generation_key
-from synth.progress import Progress, job_key
+from synth.generation import prepare_generator, run_jobs
+from synth.progress import READ_BACK_FILE, Progress, job_key
 from synth.prompt import PROMPT_VERSION, STOP, build_prompt, focus_sentence, parse_pair
+from synth.readback import READ_BACK_MAX_TOKENS, agrees, read_back_key, read_back_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class SynthReport:
     generated: int = 0  # generations checked (new + reused from the progress file)
     new: int = 0  # generated in this run
     generation_s: float = 0.0  # wall time of this run's generation
+    read_backs: int = 0  # pairs read back (new + reused from the read-back file)
+    read_backs_new: int = 0  # read back in this run
+    read_back_s: float = 0.0  # wall time of this run's read-back
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     splits: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> {"pairs", "documents"}
@@ -56,9 +61,12 @@ class SynthReport:
 
     @property
     def kept_per_min(self) -> float | None:
-        """Kept pairs per minute of generation: the generation rate times the share kept."""
-        rate = self.generated_per_min
-        return rate * self.kept / self.generated if rate is not None and self.generated else None
+        """Kept pairs per minute of this run's generation and read-back: the pairs generated per minute of
+        both times the share kept (exact for a run that generated and read back everything itself)."""
+        seconds = self.generation_s + self.read_back_s
+        if not self.new or seconds <= 0 or not self.generated:
+            return None
+        return 60 * self.new / seconds * self.kept / self.generated
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items()}
@@ -78,7 +86,8 @@ class SynthReport:
         if self.generated_per_min is not None:
             lines.append(
                 f"  rate: {self.generated_per_min:.1f} generated/min, {self.kept_per_min:.1f} kept/min "
-                f"({self.new} generations in {self.generation_s:.0f} s)"
+                f"({self.new} generations in {self.generation_s:.0f} s, {self.read_backs_new} read-backs in "
+                f"{self.read_back_s:.0f} s)"
             )
         for s, c in self.splits.items():
             lines.append(f"  {s + '.jsonl':<17} {c['pairs']} pairs from {c['documents']} documents")
@@ -102,8 +111,6 @@ def synthesize(
     chunks = _read_chunks(cfg, report)
     load, opened = (lambda: generator), []
     if generator is None:
-        from synth.generation import prepare_generator
-
         load, generator_id = prepare_generator(cfg.generator, cfg.api_key, cfg.model, cfg.batch_size)
     report.generator = generator_id or {"model": type(generator).__name__}
 
@@ -112,12 +119,16 @@ def synthesize(
             opened.append(load())
         return opened[0]
 
+    dropped: Counter[str] = Counter()
     try:
         texts = _generate(cfg, chunks, get, report, progress)
+        cands = _candidates(cfg, chunks, texts, report, dropped)
+        if cfg.read_back:
+            cands = _read_back(cfg, cands, get, report, progress, dropped)
     finally:
         if opened and generator is None:
             opened[0].close()
-    rows = _check(cfg, chunks, texts, report)
+    rows = _keep(cfg, cands, report, dropped)
     report.wall_s = time.perf_counter() - t0
     if not rows:
         raise RagtuneError(
@@ -162,8 +173,6 @@ def _generate(
     cfg: SynthConfig, chunks: list[Passage], get_generator: Any, report: SynthReport, show_progress: bool
 ) -> dict[str, str | None]:
     """Every (chunk, i) generation by its progress key; new ones generated in batches and saved as made."""
-    from tqdm.auto import tqdm
-
     settings = generation_key(report.generator, cfg, PROMPT_VERSION)
     store = Progress(cfg.out_dir, resume=cfg.resume)
     jobs = [
@@ -171,87 +180,129 @@ def _generate(
         for i in range(cfg.questions_per_chunk)
         for c in chunks
     ]
-    todo = [j for j in jobs if j[0] not in store.done]
+    todo = [
+        (key, c.chunk_id, i, build_prompt(c.text, c.title, focus_sentence(c.text, c.chunk_id, i, cfg.seed)))
+        for key, c, i in jobs
+        if key not in store.done
+    ]
     report.new = len(todo)
-    errors: list[str] = []
-    t0 = time.perf_counter()
-    with tqdm(
-        total=len(jobs), initial=len(jobs) - len(todo), desc="synth", unit="pair", disable=not show_progress
-    ) as bar:
-        for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start : start + cfg.batch_size]
-            prompts = [
-                build_prompt(c.text, c.title, focus_sentence(c.text, c.chunk_id, i, cfg.seed))
-                for _, c, i in batch
-            ]
-            outs = _generate_batch(get_generator(), prompts, cfg, errors)
-            store.add([(key, c.chunk_id, i, out) for (key, c, i), out in zip(batch, outs)])
-            bar.update(len(batch))
-    report.generation_s = time.perf_counter() - t0
-    if errors:
-        report.notes.append(f"{len(errors)} generations failed in this run, e.g.: {errors[0]}")
+    options = {"max_tokens": cfg.max_tokens, "stop": list(STOP), "seed": cfg.seed, "temperature": 0.0}
+    report.generation_s = run_jobs(
+        todo,
+        store,
+        get_generator,
+        options,
+        cfg.batch_size,
+        len(jobs),
+        "generations",
+        report.notes,
+        show_progress,
+    )
     return {key: store.done[key] for key, _, _ in jobs}
 
 
-def _generate_batch(
-    generator: Any, prompts: list[list[dict[str, str]]], cfg: SynthConfig, errors: list[str]
-) -> list[str | None]:
-    """The replies of one batch; when the batch fails, each prompt alone (a failing one gives None)."""
-    from serve.types import BackendError
+@dataclass
+class Candidate:
+    """A generated pair that passed the per-pair checks (dedup and read-back still to come)."""
 
-    kw = {"max_tokens": cfg.max_tokens, "stop": list(STOP), "seed": cfg.seed, "temperature": 0.0}
-    try:
-        return [c.text for c in generator.generate(prompts, **kw)]
-    except (RuntimeError, BackendError) as e:
-        if len(prompts) == 1:
-            logger.warning("generation failed: %s", e)
-            errors.append(str(e))
-            return [None]
-        logger.warning("a batch of %d failed (%s); retrying its prompts one by one", len(prompts), e)
-    out: list[str | None] = []
-    for p in prompts:
-        out.extend(_generate_batch(generator, [p], cfg, errors))
-    return out
+    key: str
+    chunk: Passage
+    i: int
+    question: str
+    answer: str  # the chunk's own spelling of the span
+    reply: str
+    read: str | None = None  # the read-back answer, when read-back is on
 
 
-def _check(
-    cfg: SynthConfig, chunks: list[Passage], texts: dict[str, str | None], report: SynthReport
-) -> list[dict[str, Any]]:
-    """The kept QA rows, in chunk order; every drop counted by its reason."""
+def _candidates(
+    cfg: SynthConfig,
+    chunks: list[Passage],
+    texts: dict[str, str | None],
+    report: SynthReport,
+    dropped: Counter,
+) -> list[Candidate]:
+    """The pairs that parse and pass the per-pair checks, in chunk order; every drop counted."""
     settings = generation_key(report.generator, cfg, PROMPT_VERSION)
-    dropped: Counter[str] = Counter()
-    dedup = checks.NearDuplicates(cfg.dedup_threshold)
-    rows = []
+    out = []
     for c in chunks:
         for i in range(cfg.questions_per_chunk):
             key = job_key(settings, c.chunk_id, c.text, i)
             reply = texts[key]
             report.generated += 1
-            if reply is None:
-                dropped[checks.GENERATION_FAILED] += 1
-                continue
-            pair = parse_pair(reply)
+            pair = None if reply is None else parse_pair(reply)
             if pair is None:
-                dropped[checks.UNPARSABLE] += 1
+                dropped[checks.GENERATION_FAILED if reply is None else checks.UNPARSABLE] += 1
                 continue
-            question, answer = pair
-            reason, span = checks.check_pair(question, answer, c.text, cfg.max_answer_words)
-            if reason is None and dedup.is_duplicate(question, span):
-                reason = checks.NEAR_DUPLICATE
+            reason, span = checks.check_pair(*pair, c.text, cfg.max_answer_words)
             if reason is not None:
                 dropped[reason] += 1
                 continue
-            dedup.add(question, span)
-            rows.append(
-                {
-                    "id": f"synth-{key[:12]}",
-                    "question": question,
-                    "answer": span,
-                    "doc_ids": [c.doc_id],
-                    "context": c.text,
-                    "metadata": {"chunk_id": c.chunk_id, "pair": i, "generated": reply.strip()},
-                }
-            )
+            out.append(Candidate(key, c, i, pair[0], span, reply))
+    return out
+
+
+def _read_back(
+    cfg: SynthConfig,
+    cands: list[Candidate],
+    get_generator: Any,
+    report: SynthReport,
+    show_progress: bool,
+    dropped: Counter,
+) -> list[Candidate]:
+    """The candidates whose question, answered by the generator from the chunk alone, gives their answer."""
+    store = Progress(cfg.out_dir, resume=cfg.resume, name=READ_BACK_FILE)
+    keys = [read_back_key(c.key, c.question) for c in cands]
+    todo = [
+        (k, c.chunk.chunk_id, c.i, read_back_prompt(c.question, c.chunk))
+        for k, c in zip(keys, cands)
+        if k not in store.done
+    ]
+    report.read_backs, report.read_backs_new = len(cands), len(todo)
+    options = {"max_tokens": READ_BACK_MAX_TOKENS, "stop": None, "seed": cfg.seed, "temperature": 0.0}
+    report.read_back_s = run_jobs(
+        todo,
+        store,
+        get_generator,
+        options,
+        cfg.batch_size,
+        len(cands),
+        "read-backs",
+        report.notes,
+        show_progress,
+    )
+    kept = []
+    for k, c in zip(keys, cands):
+        read = store.done[k]
+        c.read = None if read is None else read.strip()
+        if read is None or not agrees(c.read, c.answer):
+            dropped[checks.GENERATION_FAILED if read is None else checks.READER_DISAGREES] += 1
+            continue
+        kept.append(c)
+    return kept
+
+
+def _keep(cfg: SynthConfig, cands: list[Candidate], report: SynthReport, dropped: Counter) -> list[dict]:
+    """The kept QA rows, near duplicates of an earlier kept pair dropped; the drop counts into `report`."""
+    dedup = checks.NearDuplicates(cfg.dedup_threshold)
+    rows = []
+    for c in cands:
+        if dedup.is_duplicate(c.question, c.answer):
+            dropped[checks.NEAR_DUPLICATE] += 1
+            continue
+        dedup.add(c.question, c.answer)
+        meta: dict[str, Any] = {"chunk_id": c.chunk.chunk_id, "pair": c.i, "generated": c.reply.strip()}
+        if c.read is not None:
+            meta["read_back"] = c.read
+        rows.append(
+            {
+                "id": f"synth-{c.key[:12]}",
+                "question": c.question,
+                "answer": c.answer,
+                "doc_ids": [c.chunk.doc_id],
+                "context": c.chunk.text,
+                "metadata": meta,
+            }
+        )
     report.dropped = {r: dropped[r] for r in checks.DROP_REASONS}
     report.kept = len(rows)
     return rows

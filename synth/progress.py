@@ -1,9 +1,10 @@
-"""The progress file: every generation, appended as it is made, so an interrupted run resumes.
+"""The progress files: every generation, appended as it is made, so an interrupted run resumes.
 
-One JSON line per generation: {"key", "chunk_id", "i", "text"}. The key hashes the chunk id, the
-chunk's text, the pair's number and the generation settings (generator, prompt, seed,
-max_tokens), so a changed chunk or setting is generated again and never mixed in. A line cut short by
-a crash is ignored on reading.
+One JSON line per generation: {"key", "chunk_id", "i", "text"}. In `synth-progress.jsonl` (the pairs) the
+key hashes the chunk id, the chunk's text, the pair's number and the generation settings (generator,
+prompt, seed, max_tokens), so a changed chunk or setting is generated again and never mixed in. In
+`synth-readback.jsonl` (the read-back answers) it hashes the pair's key, its question and the read-back
+prompt version and max_tokens (synth/readback.py). A line cut short by a crash is ignored on reading.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 PROGRESS_FILE = "synth-progress.jsonl"
+READ_BACK_FILE = "synth-readback.jsonl"
 
 
 def job_key(settings_key: str, chunk_id: str, text: str, i: int) -> str:
@@ -25,8 +27,8 @@ def job_key(settings_key: str, chunk_id: str, text: str, i: int) -> str:
 
 
 class Progress:
-    def __init__(self, out_dir: str | Path, resume: bool = True):
-        self.path = Path(out_dir) / PROGRESS_FILE
+    def __init__(self, out_dir: str | Path, resume: bool = True, name: str = PROGRESS_FILE):
+        self.path = Path(out_dir) / name
         self.done: dict[str, str | None] = {}  # key -> generated text (None: the generation failed)
         self.torn = 0
         if resume and self.path.is_file():

@@ -49,6 +49,32 @@ def passage_of(messages: list[dict[str, str]]) -> str:
     return re.sub(r"^Passage(?: \([^)]*\))?: ", "", messages[-1]["content"])
 
 
+def is_read_back(messages: list[dict[str, str]]) -> bool:
+    """A read-back prompt is ragtune's RAG prompt: its user turn starts with the delimited passage."""
+    return messages[-1]["content"].startswith("<passage")
+
+
+def read_back_parts(messages: list[dict[str, str]]) -> tuple[str, str]:
+    """(the passage text, the question) of a read-back prompt."""
+    m = re.match(
+        r"<passage[^>]*>(?P<text>.*)</passage>\nQuestion: (?P<q>.*)$", messages[-1]["content"], re.DOTALL
+    )
+    assert m is not None, messages[-1]["content"]
+    return m["text"], m["q"]
+
+
+def good_read(passage: str, question: str) -> str:
+    """A careful reader of the world's passages: the town, the job or the bees, when the question asks."""
+    m = re.match(r"(?P<name>.+?) was born in (?P<town>\w+) in \d+\. .* works as an? (?P<job>\w+)", passage)
+    if m is None:
+        return "I do not know."
+    if "born" in question:
+        return f"{m['town']}."
+    if "for a living" in question:
+        return f"A {m['job']}"
+    return "three" if "bees" in question else "I do not know."
+
+
 def good_reply(passage: str, i: int = 0) -> str:
     """A pair the checks keep: the town (first pair) or the job (later pairs) of the person in the passage."""
     m = re.match(
@@ -62,22 +88,40 @@ def good_reply(passage: str, i: int = 0) -> str:
 
 
 class ScriptedGenerator:
-    """A stand-in for serve's Generator: `reply(prompt, seed, temperature)` writes each reply; counts calls.
+    """A stand-in for serve's Generator: `reply(prompt, seed, temperature)` writes each pair and
+    `read(passage, question)` answers each read-back prompt; counts both.
 
-    By default it answers the town for a whole-chunk prompt and the job for a one-sentence prompt."""
+    By default it answers the town for a whole-chunk prompt and the job for a one-sentence prompt, and
+    reads back like `good_read`."""
 
-    def __init__(self, reply: Callable[[str, int, float], str] | None = None, fail_after: int | None = None):
+    def __init__(
+        self,
+        reply: Callable[[str, int, float], str] | None = None,
+        fail_after: int | None = None,
+        read: Callable[[str, str], str] = good_read,
+    ):
         self.reply = reply or (lambda p, seed, t: good_reply(p, int("\nAsk about" in p)))
-        self.fail_after = fail_after  # raise KeyboardInterrupt on the call after this many prompts
-        self.prompts = 0
+        self.read = read
+        self.fail_after = (
+            fail_after  # raise KeyboardInterrupt on the call after this many prompts of any kind
+        )
+        self.prompts = 0  # pair-writing prompts
+        self.read_backs = 0  # read-back prompts
         self.calls = 0
 
     def generate(self, messages, max_tokens=64, stop=None, seed=0, temperature=0.0):
-        if self.fail_after is not None and self.prompts >= self.fail_after:
+        if self.fail_after is not None and self.prompts + self.read_backs >= self.fail_after:
             raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a run
         self.calls += 1
-        self.prompts += len(messages)
-        return [Reply(self.reply(passage_of(m), seed, temperature)) for m in messages]
+        out = []
+        for m in messages:
+            if is_read_back(m):
+                self.read_backs += 1
+                out.append(Reply(self.read(*read_back_parts(m))))
+            else:
+                self.prompts += 1
+                out.append(Reply(self.reply(passage_of(m), seed, temperature)))
+        return out
 
     def close(self) -> None:
         pass

@@ -1,10 +1,14 @@
-"""The pair checks, the reply parser, near-duplicate detection and the document split, table-driven."""
+"""The pair checks, the read-back agreement, the reply parser, near-duplicate detection and the document
+split, table-driven."""
 
 from __future__ import annotations
 
 import pytest
 
+from ragtune.prompt import build_messages
+from ragtune.records import Passage
 from synth import NearDuplicates, check_pair, parse_pair, split_documents
+from synth.readback import agrees, read_back_key, read_back_prompt
 
 CHUNK = "Mara Quill founded Brightwater in 1612. The party of 1,500 guests met at the Old Mill."
 
@@ -114,3 +118,38 @@ def test_split_documents(n_docs, val, test, sizes):
     assert (
         split_documents(list(reversed(docs)), val, test, seed=0) == where
     )  # the input order does not matter
+
+
+# (read-back answer, generated answer, agree?)
+AGREE_CASES = [
+    ("Brightwater", "Brightwater", True),
+    ("The Brightwater.", "brightwater", True),  # SQuAD normalisation: case, punctuation, articles
+    ("in 1612", "1612", True),  # F1 0.67
+    ("Gustave Eiffel", "the company of Gustave Eiffel", True),  # contained (F1 0.57 too)
+    ("Mara Quill was born in Brightwater", "Brightwater", True),  # a sentence that names it (F1 0.29)
+    ("two bees", "three bees", True),  # F1 exactly 0.5: the bar is inclusive (the known leak)
+    ("Selby", "Brightwater", False),
+    ("1621", "1612", False),  # numbers compare as words
+    ("Quill", "Mara Quill founded", True),  # contained, F1 0.5
+    ("art", "party", False),  # containment is on words, not characters
+    ("I do not know.", "1623", False),
+    ("", "1612", False),
+    (None, "1612", False),  # the read-back failed
+    ("The", "the", False),  # nothing left after normalisation
+]
+
+
+@pytest.mark.parametrize(("read", "answer", "expected"), AGREE_CASES)
+def test_read_back_agreement(read, answer, expected):
+    assert agrees(read, answer) is expected
+
+
+def test_read_back_prompt_is_the_rag_prompt_with_the_chunk_alone():
+    chunk = Passage(chunk_id="c1", doc_id="d1", text=CHUNK, title="Mara Quill")
+    msgs = read_back_prompt("Who founded Brightwater?", chunk)
+    assert msgs == build_messages("Who founded Brightwater?", [chunk])
+    assert msgs[-1]["content"] == (
+        f'<passage id=1 title="Mara Quill">{CHUNK}</passage>\nQuestion: Who founded Brightwater?'
+    )
+    keys = {read_back_key(k, q) for k in ("a", "b") for q in ("Who?", "Where?")}
+    assert len(keys) == 4  # a pair's key and its question both decide the cached read-back

@@ -8,9 +8,12 @@ import socket
 
 import pytest
 from cli_helpers import run_cli
+from synth_helpers import ScriptedGenerator, is_read_back
 
+from ragtune.errors import RagtuneError
 from ragtune.records import load_qa
-from synth import OUTPUT_FILES, PROGRESS_FILE
+from synth import OUTPUT_FILES, PROGRESS_FILE, SynthConfig, synthesize
+from synth.progress import READ_BACK_FILE
 
 API_KEY = "synth-test-key-0123456789"
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models run faster on one thread of the shared CPU
@@ -48,6 +51,48 @@ def test_tiny_model_in_process_garbage_is_a_clear_error(synth_index, tiny_genera
     )
     assert not any((tmp_path / name).exists() for name in OUTPUT_FILES)
     assert len((tmp_path / PROGRESS_FILE).read_text().splitlines()) == 10
+
+
+class TinyReader(ScriptedGenerator):
+    """Scripted pairs (that pass the other checks), read back by a real serve Generator."""
+
+    def __init__(self, real):
+        super().__init__()
+        self.real, self.options = real, []
+
+    def generate(self, messages, **kw):
+        if not all(is_read_back(m) for m in messages):
+            return super().generate(messages, **kw)
+        self.read_backs += len(messages)
+        self.options.append(kw)
+        return self.real.generate(messages, **kw)
+
+
+def test_tiny_model_reads_back_through_serve(synth_index, tiny_generator, tmp_path):
+    """The untrained tiny model answers none of the questions: read-back drops every pair (rendered with its
+    chat template, batched, greedy); without read-back the same cached pairs are all kept."""
+    from serve import load_generator
+
+    real = load_generator(str(tiny_generator), max_batch_size=4)
+    try:
+        cfg = {"index": str(synth_index), "out_dir": str(tmp_path), "batch_size": 4}
+        gen = TinyReader(real)
+        with pytest.raises(RagtuneError, match=r"\(10 generated .*; dropped: reader_disagrees 10\)"):
+            synthesize(SynthConfig(**cfg), generator=gen, generator_id={"model": "tiny"}, progress=False)
+        assert (gen.prompts, gen.read_backs, len(gen.options)) == (10, 10, 3)
+        assert gen.options[0] == {"max_tokens": 16, "stop": None, "seed": 0, "temperature": 0.0}
+        reads = [json.loads(line) for line in (tmp_path / READ_BACK_FILE).read_text().splitlines()]
+        assert len(reads) == 10 and all(isinstance(r["text"], str) for r in reads)
+        again = TinyReader(real)
+        report = synthesize(
+            SynthConfig(**cfg, read_back=False),
+            generator=again,
+            generator_id={"model": "tiny"},
+            progress=False,
+        )
+        assert report.kept == 10 and again.prompts == again.read_backs == 0
+    finally:
+        real.close()
 
 
 def test_second_ragtune_server_as_the_generator(synth_index, tiny_server, tmp_path):
