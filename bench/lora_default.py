@@ -9,7 +9,8 @@ a step on shared cores is only ever slowed down by others):
 - answer-logits: fp32, `tuner.answer_loss.AnswerLogitsTrainer`'s loss (logits only where a label is),
   what `ragtune tune generator` uses for LoRA, DoRA and full fine-tuning;
 - answer-logits+bf16: the same under torch.autocast("cpu", bfloat16) (fp32 master weights), what
-  `ragtune tune generator --dtype bf16-autocast` uses on a CPU with native bf16 (avx512_bf16 or AMX);
+  `ragtune tune generator` uses for LoRA and DoRA on a CPU with native bf16 (avx512_bf16 or AMX; dtype
+  auto, or bf16-autocast; `--dtype float32` turns it off). bench/lora_precision.py measures its quality;
 - each variant's loss on the same batch, to show they compute the same thing (bf16: within rounding).
 tokens/s counts every input token (prompt and answer) of the batch per optimizer step.
 """

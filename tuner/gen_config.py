@@ -173,8 +173,9 @@ class GeneratorConfig:
     # runtime
     dtype: str = _f(
         "auto",
-        "auto (bf16 on a CUDA GPU that has it, else float32), float32, bfloat16, float16, or bf16-autocast "
-        "(a CPU with native bf16: float32 weights, bf16 matmuls).",
+        "auto (bf16 on a CUDA GPU that has it; LoRA and DoRA on a CPU with native bf16, AVX512-BF16 or AMX: "
+        "bf16-autocast; else float32), float32, bfloat16, float16, or bf16-autocast (float32 weights, "
+        "bf16 matmuls).",
         _one_of(DTYPES),
     )
     gradient_checkpointing: bool = _f(False, "Trade compute for activation memory.")

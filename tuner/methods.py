@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from tuner.gen_config import PEFT_LORA
 
 log = logging.getLogger(__name__)
 
@@ -153,31 +154,66 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def cpu_autocast(name: str) -> bool:
-    """Mixed precision on CPU: fp32 weights, bf16 matmuls under autocast, for `dtype` bf16-autocast.
+def resolve_dtype(
+    name: str,
+    method: str,
+    *,
+    cuda: bool | None = None,
+    cuda_bf16: bool | None = None,
+    cpuinfo: str | None = None,
+) -> str:
+    """The `dtype` (a DTYPES name) that `name` trains `method` in; only `auto` depends on the machine.
 
-    Opt-in, not part of `auto`: it changes losses and logits in the third decimal, so runs stop being
-    comparable with fp32 ones, and its quality on real data is still to be measured."""
-    return name == "bf16-autocast" and not cuda_available()
+    auto: bfloat16 on a CUDA GPU that has it; bf16-autocast for LoRA and DoRA on a CPU with native bf16
+    (AVX512-BF16 or AMX): measured on the demo's closed-book data (bench/lora_precision.py), its losses
+    and exact match are within seed noise of float32's, at 1.8x the tokens/s; float32 otherwise.
+    `cuda`, `cuda_bf16` and `cpuinfo` describe the machine (None: this one)."""
+    if name != "auto":
+        return name
+    if cuda is None:
+        cuda = cuda_available()
+    if cuda:
+        if cuda_bf16 is None:
+            import torch
+
+            cuda_bf16 = torch.cuda.is_bf16_supported()
+        return "bfloat16" if cuda_bf16 else "float32"
+    return "bf16-autocast" if method in PEFT_LORA and cpu_native_bf16(cpuinfo) else "float32"
 
 
-def choose_dtype(name: str, method: str) -> Any:
+def cpu_autocast(name: str, method: str, *, cuda: bool | None = None, cpuinfo: str | None = None) -> bool:
+    """Mixed precision on CPU (fp32 weights, bf16 matmuls under autocast): `dtype` bf16-autocast, or auto
+    where resolve_dtype picks it. It moves losses and logits in the third decimal against float32: pin
+    `dtype` float32 where runs must match fp32 ones exactly."""
+    if cuda is None:
+        cuda = cuda_available()
+    return not cuda and resolve_dtype(name, method, cuda=False, cpuinfo=cpuinfo) == "bf16-autocast"
+
+
+def choose_dtype(
+    name: str,
+    method: str,
+    *,
+    cuda: bool | None = None,
+    cuda_bf16: bool | None = None,
+    cpuinfo: str | None = None,
+) -> Any:
+    """The torch dtype the weights load in (float32 under CPU autocast); machine facts as in resolve_dtype."""
     import torch
 
-    if name == "auto":
-        if cuda_available() and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
+    if cuda is None:
+        cuda = cuda_available()
+    name = resolve_dtype(name, method, cuda=cuda, cuda_bf16=cuda_bf16, cpuinfo=cpuinfo)
     if name == "bf16-autocast":  # fp32 master weights; a GPU simply trains in bf16
-        if cuda_available():
+        if cuda:
             return torch.bfloat16
-        if not cpu_native_bf16():
+        if not cpu_native_bf16(cpuinfo):
             raise RagtuneError(
                 "`dtype` bf16-autocast needs a CPU with native bf16 (AVX512-BF16 or AMX), which this "
                 "one lacks: bf16 would be emulated and slower; use --dtype auto"
             )
         return torch.float32
-    if name in ("bfloat16", "float16") and not cuda_available():
+    if name in ("bfloat16", "float16") and not cuda:
         raise RagtuneError(f"`dtype` {name} needs a GPU here; use --dtype float32 (or auto) on CPU")
     return getattr(torch, name)
 

@@ -89,7 +89,8 @@ def training_arguments(cfg: Any, run_dir: Path, dtype: Any, has_val: bool) -> An
         logging_first_step=True,
         report_to="none",
         use_cpu=not cuda,
-        bf16=dtype == torch.bfloat16 or cpu_autocast(cfg.dtype),  # on CPU: autocast, fp32 master weights
+        bf16=dtype == torch.bfloat16
+        or cpu_autocast(cfg.dtype, cfg.method),  # on CPU: autocast, fp32 master weights
         fp16=dtype == torch.float16,
         gradient_checkpointing=cfg.gradient_checkpointing,
         remove_unused_columns=False,

@@ -148,6 +148,7 @@ def test_method_on_the_default_model(method, default_dir, qa_file, base, prompt,
         max_length=MAX_LENGTH,
         logging_steps=1,
         seed=0,
+        dtype="float32",  # the first loss is compared with the base model's fp32 loss: no CPU bf16 autocast
     )
     losses = [h["loss"] for h in r.train_losses]
     print(
