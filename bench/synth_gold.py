@@ -1,6 +1,6 @@
 """How often a synthetic pair's answer is one a human wrote for the same document.
 
-    .venv/bin/python bench/synth_gold.py --synth DIR --gold QA.jsonl [--gold QA2.jsonl ...] [--json]
+    .venv/bin/python bench/synth_gold.py --synth DIR --gold QA.jsonl [QA2.jsonl ...] [--json]
 
 DIR is a `ragtune synth` output (train/validation/test.jsonl); the gold files are human QA with doc_ids
 (e.g. `ragtune data import squad` splits, or the demo world's qa/*.jsonl). For each kept synthetic pair,
@@ -58,7 +58,14 @@ def gold_match(synth_dir: Path, gold_files: list[Path]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--synth", required=True, type=Path, help="A `ragtune synth` output folder.")
-    ap.add_argument("--gold", required=True, type=Path, action="append", help="Human QA .jsonl with doc_ids.")
+    ap.add_argument(
+        "--gold",
+        required=True,
+        type=Path,
+        nargs="+",
+        action="extend",
+        help="Human QA .jsonl files with doc_ids.",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     r = gold_match(args.synth, args.gold)

@@ -11,7 +11,7 @@ in-process Generator, like eval does; what it writes (QA .jsonl with doc_ids and
 from synth.checks import DROP_REASONS, NearDuplicates, check_pair, find_span, split_documents
 from synth.config import SynthConfig
 from synth.pipeline import OUTPUT_FILES, REPORT_FILE, SynthReport, synthesize
-from synth.progress import PROGRESS_FILE
+from synth.progress import PROGRESS_FILE, READ_BACK_FILE
 from synth.prompt import PROMPT_VERSION, build_prompt, parse_pair
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "OUTPUT_FILES",
     "PROGRESS_FILE",
     "PROMPT_VERSION",
+    "READ_BACK_FILE",
     "REPORT_FILE",
     "NearDuplicates",
     "SynthConfig",
