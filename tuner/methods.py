@@ -166,7 +166,7 @@ def resolve_dtype(
 
     auto: bfloat16 on a CUDA GPU that has it; bf16-autocast for LoRA and DoRA on a CPU with native bf16
     (AVX512-BF16 or AMX): measured on the demo's closed-book data (bench/lora_precision.py), its losses
-    and exact match are within seed noise of float32's, at 1.8x the tokens/s; float32 otherwise.
+    and exact match are within seed noise of float32's, at 1.6-1.8x the tokens/s; float32 otherwise.
     `cuda`, `cuda_bf16` and `cpuinfo` describe the machine (None: this one)."""
     if name != "auto":
         return name
