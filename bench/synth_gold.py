@@ -29,7 +29,7 @@ def gold_match(synth_dir: Path, gold_files: list[Path]) -> dict:
     from ragtune.records import load_qa
 
     golds: dict[str, list[str]] = {}
-    for path in gold_files:
+    for path in (p for p in gold_files if p.stat().st_size):  # an empty split has no questions
         for ex in load_qa(path):
             for d in ex.doc_ids:
                 golds.setdefault(d, []).extend(ex.answers)

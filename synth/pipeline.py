@@ -136,6 +136,11 @@ def synthesize(
             f"{', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)}); nothing was written. The "
             f"generator's replies are kept in {Path(cfg.out_dir) / 'synth-progress.jsonl'}: a larger model "
             "(--generator FOLDER or URL) writes usable pairs more often"
+            + (
+                "; --no-read-back keeps the pairs its read-back disagreed with"
+                if report.dropped.get(checks.READER_DISAGREES)
+                else ""
+            )
         )
     _write(cfg, rows, report)
     return report
