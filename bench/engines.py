@@ -16,8 +16,10 @@ Each figure is the best of --rounds rounds per prompt (engines interleaved insid
 machine slows all alike), then the median over prompts. Engines that cannot be built or loaded are
 listed with the reason. The machine is shared: quote ratios measured in one run, never the absolute speeds.
 
-Engines: hf-generate (transformers `generate`, fp32: the baseline), serve-hf (today's serve backend,
-serve/hf_backend.py, fp32), torch-bf16 and torch-int8 (bf16 weights; `quantize_dynamic` int8 Linear; a
+Engines: hf-generate (transformers `generate`, fp32: the baseline), serve-hf (the serve backend,
+serve/hf_backend.py, fp32, with its CPU decode path: serve/kv_cache.py, serve/cpu_linear.py), serve-hf-plain
+(the same backend on transformers' own cache, attention and linears: the backend before that path),
+serve-hf-bf16-prefill (serve-hf with `--prefill-precision bf16-autocast`), torch-bf16 and torch-int8 (bf16 weights; `quantize_dynamic` int8 Linear; a
 plain KV-cache loop), hf-cb (transformers' continuous batching: a persistent manager, streamed, attn "paged|sdpa"),
 ct2-float32 / ct2-int8 / ct2-int8_bfloat16 (CTranslate2, converted from the HF folder), ort-int4 /
 ort-int8 / ort-fp32 (onnxruntime-genai, built with its model builder), serve-ct2 (serve/ct2_backend.py,
@@ -59,7 +61,9 @@ from bench.engine_runs import (
 
 ALL_ENGINES = (
     "hf-generate",
+    "serve-hf-plain",
     "serve-hf",
+    "serve-hf-bf16-prefill",
     "torch-bf16",
     "torch-int8",
     "hf-cb",
@@ -145,12 +149,19 @@ def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
 
     from serve.hf_backend import TransformersBackend
 
-    backend = TransformersBackend(model_dir, device="cpu", max_batch_size=1)
-    model, tok = backend.model, backend.tokenizer
-    eos = sorted(backend.eos_ids)
+    plain = TransformersBackend(model_dir, device="cpu", max_batch_size=1, cpu_kernels=False)
+    model, tok = plain.model, plain.tokenizer  # transformers' own model: the baseline and the torch loops
+    eos = sorted(plain.eos_ids)
     c = Candidates(model_dir, work, threads, wanted)
     c.add("hf-generate", lambda: hf_generate(model))
-    c.add("serve-hf", lambda: _serve_hf(backend, eos))
+    c.add("serve-hf-plain", lambda: _serve_hf(plain, eos))
+    c.add("serve-hf", lambda: _serve_hf(TransformersBackend(model_dir, device="cpu", max_batch_size=1), eos))
+    c.add(
+        "serve-hf-bf16-prefill",
+        lambda: _serve_hf(
+            TransformersBackend(model_dir, device="cpu", max_batch_size=1, prefill_autocast=True), eos
+        ),
+    )
     c.add("torch-bf16", lambda: torch_loop(copy.deepcopy(model).to(torch.bfloat16), eos))
     c.add(
         "torch-int8",

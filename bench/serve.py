@@ -253,6 +253,7 @@ async def main_async(args) -> dict:
 
     model, index, src = prepare_inputs(args)
     extra = ["--poll-interval", "0.5", "--max-batch-size", "16", "--top-k", str(args.top_k)]
+    extra += ["--prefill-precision", args.prefill_precision] + (["--no-cpu-kernels"] * args.no_cpu_kernels)
     if args.torch_threads:
         import torch
 
@@ -311,7 +312,9 @@ async def overhead(url: str, bodies: list[dict], base: dict, model: Path, index:
 
     msgs = rag_messages(index, args.top_k)
     raw = [{**base, "raw_prompt": True, "messages": m} for m in msgs]
-    backend = TransformersBackend(model)
+    backend = TransformersBackend(
+        model, prefill_autocast=args.prefill_precision == "bf16-autocast", cpu_kernels=not args.no_cpu_kernels
+    )
     rounds = []
     for _ in range(args.rounds):
         g = await run_level(url, bodies, 8, args.requests_per_client, args.time_limit)
@@ -343,6 +346,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead measurement")
     ap.add_argument("--time-limit", type=float, default=120.0, help="seconds per concurrency level at most")
     ap.add_argument("--torch-threads", type=int, help="torch CPU threads, in the server and the baseline")
+    ap.add_argument(
+        "--prefill-precision",
+        choices=["float32", "bf16-autocast"],
+        default="float32",
+        help="server and baseline",
+    )
+    ap.add_argument(
+        "--no-cpu-kernels",
+        action="store_true",
+        help="transformers' own decode path (the backend before issue 10)",
+    )
     ap.add_argument("--json", help="write the full report here")
     args = ap.parse_args()
     report = asyncio.run(main_async(args))

@@ -49,6 +49,9 @@ def load_backend(
     openai_api_key: str | None = None,
     vllm_options: dict[str, Any] | None = None,
     compute_type: str | None = None,
+    prefill_autocast: bool = False,
+    cpu_kernels: bool = True,
+    prefill_chunk_tokens: int = 256,
 ) -> Backend:
     kind = resolve_backend(kind)
     check_model_dir(model, kind)
@@ -61,6 +64,9 @@ def load_backend(
             batch_window_ms=batch_window_ms,
             model_id=model_id,
             on_batch=on_batch,
+            cpu_kernels=cpu_kernels,
+            prefill_autocast=prefill_autocast,
+            prefill_chunk_tokens=prefill_chunk_tokens,
         )
     if kind == "ctranslate2":
         from serve.ct2_backend import CTranslate2Backend

@@ -95,6 +95,23 @@ logger = logging.getLogger(__name__)
 @click.option("--batch-window-ms", type=float, default=None, help="transformers: batch collection window.")
 @click.option("--torch-threads", type=int, default=None, help="CPU threads for torch (1 suits a shared CPU).")
 @click.option(
+    "--prefill-precision",
+    type=click.Choice(["float32", "bf16-autocast"]),
+    default=None,
+    help="transformers on CPU: prefill in float32 (default) or bf16 autocast (~2x on native-bf16 CPUs).",
+)
+@click.option(
+    "--prefill-chunk-tokens",
+    type=int,
+    default=None,
+    help="transformers: prompt tokens prefilled per decode step while others decode (default 256).",
+)
+@click.option(
+    "--cpu-kernels/--no-cpu-kernels",
+    default=None,
+    help="transformers on CPU: ragtune's decode path (default on); off = transformers' own.",
+)
+@click.option(
     "--ct2-compute-type",
     type=click.Choice(["int8", "float32"]),
     default=None,

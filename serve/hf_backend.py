@@ -7,6 +7,11 @@ together and join the running batch (their cache and mask left-padded to the sam
 batching, so a newcomer does not wait for the longest running request. A row that finishes (EOS, stop
 sequence, max_tokens, cancelled because its client went away) leaves the batch at once
 (`Cache.batch_select_indices`). Each row streams its text through its own sink.
+
+Chunked prefill: while rows are decoding, newcomers' prompts go through the model `prefill_chunk_tokens`
+tokens (shared by the newcomers) per decode step, so a 700-token RAG prompt delays the running rows' next
+tokens by a chunk's time per step instead of the whole prompt's once. With nothing decoding, a prompt is
+prefilled in one forward.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragtune.prompt import control_token_strings, render_prompt
 from serve.decoding import Job, RowState, sample_next
@@ -44,13 +49,23 @@ class TransformersBackend:
         batch_window_ms: float = 10.0,
         model_id: str | None = None,
         on_batch: Callable[[int], None] | None = None,
+        cpu_kernels: bool = True,
+        prefill_autocast: bool = False,
+        prefill_chunk_tokens: int = 256,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from serve.cpu_linear import transpose_linears
+        from serve.kv_cache import register_attention, supports_growing_cache
+
         if max_batch_size < 1:
             raise ValueError(
                 f"`max_batch_size` should be a positive integer but the value passed is {max_batch_size}"
+            )
+        if prefill_chunk_tokens < 1:
+            raise ValueError(
+                f"`prefill_chunk_tokens` should be a positive integer, got {prefill_chunk_tokens}"
             )
         self.model_dir = Path(model_dir)
         self.model_id = model_id or self.model_dir.name
@@ -58,15 +73,27 @@ class TransformersBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         self.tokenizer.padding_side = "left"
         self._specials = control_token_strings(self.tokenizer)
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        on_gpu = self.device.startswith("cuda")
+        fast = cpu_kernels and not on_gpu  # serve/kv_cache.py, serve/cpu_linear.py; off: transformers' own
+        attn = {"attn_implementation": register_attention()} if fast else {}
         self.model = AutoModelForCausalLM.from_pretrained(
-            str(self.model_dir), local_files_only=True, dtype=dtype
+            str(self.model_dir),
+            local_files_only=True,
+            dtype=torch.bfloat16 if on_gpu else torch.float32,
+            **attn,
         )
+        self._growing = fast and supports_growing_cache(self.model.config)
         self.model.to(self.device).eval()
+        if fast:
+            transpose_linears(self.model)
+        # bf16 autocast for prefill only (compute-bound; ~2x on a CPU with native bf16): opt-in, it moves
+        # logits in the third decimal; decode stays fp32 (memory-bound, autocast would re-cast weights)
+        self._autocast = prefill_autocast and not on_gpu
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
         self.max_batch_size = max_batch_size
+        self.prefill_chunk_tokens = prefill_chunk_tokens
         self.batch_window = batch_window_ms / 1000.0
         self.on_batch = on_batch
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -154,30 +181,41 @@ class TransformersBackend:
         return jobs, False
 
     def _work(self) -> None:
-        """Continuous batching: new requests join the running batch between decode steps."""
+        """Continuous batching: new requests join the running batch between decode steps; their prompts are
+        prefilled a chunk per decode step (`prefill_chunk_tokens`), so a long prompt does not stall the
+        rows already decoding."""
         batch: _Batch | None = None
+        pending: _Pending | None = None
         closing = False
-        while not (closing and batch is None):
-            room = self.max_batch_size - (len(batch.rows) if batch else 0)
-            jobs, stop = (
-                self._collect(block=batch is None and not closing, room=room) if room > 0 else ([], False)
-            )
-            closing = closing or stop
+        while not (closing and batch is None and pending is None):
+            jobs: list[Job] = []
+            if pending is None:
+                room = self.max_batch_size - (len(batch.rows) if batch else 0)
+                block = batch is None and not closing
+                jobs, stop = self._collect(block=block, room=room) if room > 0 else ([], False)
+                closing = closing or stop
             try:
-                if jobs:
-                    fresh = self._prefill(jobs)
-                    batch = fresh if batch is None else self._merge(batch, fresh)
+                pending = self._start_prefill(jobs) if jobs else pending
+                if pending is not None:
+                    fresh = self._advance(pending, whole=batch is None)
+                    if fresh is not None:
+                        pending = None
+                        batch = fresh if batch is None else self._merge(batch, fresh)
                 if batch is not None:
                     batch = self._step(batch)
             except Exception as e:  # the worker must survive: fail this batch, keep serving the next
                 logger.exception("generation batch failed")
-                rows = (batch.rows if batch else []) + [
-                    RowState(j, self.tokenizer, self.eos_ids, 1) for j in jobs
-                ]
-                for st in rows:
-                    if not st.done:
-                        st.fail(f"generation failed: {type(e).__name__}: {e}")
-                batch = None
+                self._fail_all(e, batch, pending, jobs)
+                batch, pending = None, None
+
+    def _fail_all(
+        self, e: Exception, batch: _Batch | None, pending: _Pending | None, jobs: list[Job]
+    ) -> None:
+        rows = (batch.rows if batch else []) + (pending.rows if pending else [])
+        rows += [RowState(j, self.tokenizer, self.eos_ids, 1) for j in jobs if pending is None]
+        for st in rows:
+            if not st.done:
+                st.fail(f"generation failed: {type(e).__name__}: {e}")
 
     def run_batch(self, jobs: list[Job]) -> None:
         """Generate for `jobs` as one left-padded batch, streaming each row's text into its sink."""
@@ -206,6 +244,11 @@ class TransformersBackend:
         return rows
 
     def _prefill(self, jobs: list[Job]) -> _Batch | None:
+        """Prefill `jobs` as one left-padded batch, in one forward."""
+        pending = self._start_prefill(jobs)
+        return None if pending is None else self._advance(pending, whole=True)
+
+    def _start_prefill(self, jobs: list[Job]) -> _Pending | None:
         import torch
 
         rows = self._admit(jobs)
@@ -221,16 +264,51 @@ class TransformersBackend:
             ids[r, width - n :] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
             mask[r, width - n :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]: 0 at each row's first real token
-        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
-        with self._model_lock, torch.inference_mode():
-            out = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **self._last_only
-            )
+        return _Pending(
+            rows, ids.to(self.device), mask.to(self.device), pos.to(self.device), self._new_cache()
+        )
+
+    def _advance(self, p: _Pending, whole: bool) -> _Batch | None:
+        """Prefill the next chunk of `p` (all that is left when `whole`); the batch once the prompts are in."""
+        end = p.ids.shape[1]
+        if not whole:  # a budget of tokens per step, shared by the rows
+            end = min(end, p.done + max(16, self.prefill_chunk_tokens // len(p.rows)))
+        out = self._forward_prompts(p, end)
+        p.done = end
+        if end < p.ids.shape[1]:
+            return None
         # out.logits: [B, 1, vocab] with logits_to_keep=1, else [B, T, vocab]; the cache holds T positions
-        batch = _Batch(rows, out.past_key_values, mask, pos[:, -1] + 1, out.logits[:, -1, :])
+        batch = _Batch(p.rows, p.cache, p.mask, p.pos[:, -1] + 1, out.logits[:, -1, :].float())
         if self.on_batch is not None:
-            self.on_batch(len(rows))
+            self.on_batch(len(p.rows))
         return batch
+
+    def _new_cache(self) -> DynamicCache:
+        from transformers.cache_utils import DynamicCache
+
+        from serve.kv_cache import GrowingCache
+
+        return GrowingCache() if self._growing else DynamicCache()
+
+    def _forward_prompts(self, p: _Pending, end: int) -> Any:
+        """The forward of columns [p.done, end) of a pending grid onto its cache; the cache ends fp32."""
+        import torch
+
+        from serve.kv_cache import to_float32
+
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast)
+        with self._model_lock, torch.inference_mode(), autocast:
+            out = self.model(
+                input_ids=p.ids[:, p.done : end],
+                attention_mask=p.mask[:, :end],
+                position_ids=p.pos[:, p.done : end],
+                past_key_values=p.cache,
+                use_cache=True,
+                **self._last_only,
+            )
+        if self._autocast and end == p.ids.shape[1]:
+            to_float32(p.cache)
+        return out
 
     def _merge(self, a: _Batch, b: _Batch) -> _Batch:
         """One batch from two: left-pad the shorter KV cache and mask, then stack the rows.
@@ -299,6 +377,18 @@ class TransformersBackend:
             self._queue.put(None)
             await asyncio.to_thread(self._worker.join, 30)
             self._worker = None
+
+
+@dataclass
+class _Pending:
+    """B admitted prompts being prefilled: a [B, T] left-padded grid; columns [0, done) are in `cache`."""
+
+    rows: list[RowState]
+    ids: torch.Tensor  # [B, T] long: prompt ids right-aligned, pad_id on the left
+    mask: torch.Tensor  # [B, T] long: 1 on a real token
+    pos: torch.Tensor  # [B, T] long: position ids, 0 at each row's first real token
+    cache: DynamicCache
+    done: int = 0
 
 
 @dataclass

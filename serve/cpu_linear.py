@@ -1,0 +1,42 @@
+"""Linear layers stored transposed, for batch-1 decode on CPU.
+
+`nn.Linear` keeps its weight as [out, in] and computes `x @ W.T`; for one row of `x` (a decode step)
+torch hands that to a GEMV that, on the 2-core machines measured here, streams the weights at ~16 GB/s,
+while `x @ Wt` with the weight stored [in, out] runs at ~29 GB/s for the 49k-word output layer (bench
+notes in serve/kv_cache.py's module and the closing note of issue 10). The product is the same fp32
+product, so greedy tokens are the same (the backend's tests compare them); only the storage changes.
+The output layer, tied to the input embeddings in small models, gets its own transposed copy (the
+embedding lookup keeps the original), which costs its size once more in memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TransposedLinear(nn.Module):
+    """Inference-only drop-in for `nn.Linear`: the weight stored as [in, out], `y = x @ Wt + b`."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight_t = nn.Parameter(linear.weight.detach().t().contiguous(), requires_grad=False)
+        self.bias = linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.matmul(x, self.weight_t)
+        return y if self.bias is None else y + self.bias
+
+
+def transpose_linears(model: nn.Module) -> int:
+    """Replace every `nn.Linear` of an fp32 inference model in place; returns how many were replaced."""
+    swaps = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if type(child) is nn.Linear and child.weight.dtype == torch.float32
+    ]
+    for parent, name, child in swaps:
+        setattr(parent, name, TransposedLinear(child))
+    return len(swaps)
