@@ -168,7 +168,7 @@ def measure_engines(texts: list[str], queries: list[str], repeat: int, int8: boo
 
     from retriever import Encoder
 
-    engines = {"torch": Encoder(engine="torch"), "openvino": Encoder(engine="openvino")}
+    engines = {name: Encoder(engine=name) for name in ("torch", "openvino", "openvino-bf16")}
     if int8:
         engines["onnx-int8"] = Encoder(backend="onnx-int8")
     for e in engines.values():
@@ -218,7 +218,7 @@ def print_figures(figures: dict) -> None:
             f"{figures['search_p50_ms']:.1f} ms vs {figures['baseline_p50_ms']:.1f} ms (p95 {figures['search_p95_ms']:.1f})",
         ),
     ]
-    for name in ("openvino", "onnx-int8"):
+    for name in ("openvino", "openvino-bf16", "onnx-int8"):
         if f"{name}_speedup" in figures:
             rows.append(
                 (

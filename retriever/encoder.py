@@ -24,7 +24,7 @@ from retriever.fingerprint import fingerprint_id
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
-ENGINES = ("auto", "torch", "openvino")
+ENGINES = ("auto", "torch", "openvino", "openvino-bf16")
 
 
 def default_model_dir() -> Path:
@@ -82,8 +82,9 @@ class Encoder:
         engine: str | None = None,
     ):
         """`backend` decides the embedding space (fp32 "torch", or "onnx-int8"); `engine` only what runs an fp32
-        encoder: "torch", "openvino", or "auto" (the default, also from $RAGTUNE_ENCODER_ENGINE): OpenVINO when
-        it is installed and the folder exports, else torch. Training needs engine "torch"."""
+        encoder: "torch", "openvino", "openvino-bf16" (bf16 matmuls on a CPU with native bf16; vectors move
+        slightly, bench/ingest.py measures recall), or "auto" (the default, also from $RAGTUNE_ENCODER_ENGINE):
+        OpenVINO fp32 when it is installed and the folder exports, else torch. Training needs engine "torch"."""
         if batch_size < 1:
             raise RagtuneError(f"batch_size must be a positive integer, got {batch_size}")
         if backend not in ("torch", "onnx-int8"):
@@ -104,7 +105,7 @@ class Encoder:
         if self.backend == "onnx-int8":
             return "onnxruntime"
         if self.adapter_dir is not None or (device not in (None, "cpu")):
-            if engine == "openvino":
+            if engine.startswith("openvino"):
                 raise RagtuneError(
                     "the openvino engine runs merged models on CPU; use engine torch for an "
                     "unmerged adapter or a GPU"
@@ -115,6 +116,14 @@ class Encoder:
             from retriever.exported import exportable
 
             return "openvino" if openvino_backend.available() and exportable(self.model_dir) else "torch"
+        if engine == "openvino-bf16":
+            from retriever import openvino_backend
+
+            if not openvino_backend.cpu_has_bf16():
+                raise RagtuneError(
+                    "encoder engine openvino-bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX), which "
+                    "this one lacks; use engine openvino"
+                )
         return engine
 
     def _load(self, device: str | None) -> Any:
@@ -122,10 +131,10 @@ class Encoder:
             from retriever.onnx_backend import load_int8
 
             return load_int8(self.model_dir)
-        if self.engine == "openvino":
+        if self.engine.startswith("openvino"):
             from retriever import openvino_backend
 
-            return openvino_backend.load(self.model_dir)
+            return openvino_backend.load(self.model_dir, "bf16" if self.engine.endswith("bf16") else "f32")
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(str(self.model_dir), device=device or "cpu", local_files_only=True)

@@ -50,17 +50,26 @@ def export_ir(model_dir: Path) -> Path:
     return xml
 
 
+def cpu_has_bf16() -> bool:
+    """OpenVINO's own reading of the CPU: BF16 among its optimization capabilities (AVX512-BF16 or AMX)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 class OpenVinoEncoder(PooledEncoder):
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, precision: str = "f32"):
+        """`precision` "f32" keeps torch's vectors; "bf16" runs matmuls in bf16 (vectors move slightly:
+        bench/ingest.py measures recall@10 against fp32) and needs `cpu_has_bf16()`."""
         import openvino as ov
 
         super().__init__(model_dir)
         core = ov.Core()
-        # f32 precision hint: OpenVINO would otherwise pick bf16 on CPUs that have it, which moves vectors.
+        # an explicit hint either way: OpenVINO would otherwise pick bf16 by itself on CPUs that have it
         compiled = core.compile_model(
             str(export_ir(model_dir)),
             "CPU",
-            {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+            {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"},
         )
         self._inputs = {i.get_any_name() for i in compiled.inputs}
         self._request = compiled.create_infer_request()
@@ -71,5 +80,5 @@ class OpenVinoEncoder(PooledEncoder):
             return np.array(result[0])
 
 
-def load(model_dir: Path) -> OpenVinoEncoder:
-    return OpenVinoEncoder(model_dir)
+def load(model_dir: Path, precision: str = "f32") -> OpenVinoEncoder:
+    return OpenVinoEncoder(model_dir, precision)

@@ -34,6 +34,21 @@ def test_openvino_gives_torch_s_vectors_and_fingerprint(engines, cache):
     assert list(cache.glob("openvino/*/model.xml")), "the converted IR is cached"
 
 
+def test_openvino_bf16_moves_vectors_only_slightly_or_says_what_it_needs(engines):
+    from retriever.openvino_backend import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        with pytest.raises(RagtuneError, match="needs a CPU with native bf16"):
+            Encoder(engine="openvino-bf16")
+        return
+    bf16 = Encoder(engine="openvino-bf16")
+    a, b = engines["torch"].encode(TEXTS), bf16.encode(TEXTS)
+    cos = (a * b).sum(1)
+    assert cos.min() > 0.99 and cos.min() < 0.99999  # bf16 really ran, and stayed close
+    assert bf16.fingerprint["engine"] == "openvino-bf16"
+    assert bf16.fingerprint["id"] == engines["torch"].fingerprint["id"]
+
+
 def test_single_text_and_empty_input(engines):
     ov = engines["openvino"]
     assert ov.encode("one text").shape == (384,)
