@@ -149,17 +149,25 @@ def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
 
     from serve.hf_backend import TransformersBackend
 
-    plain = TransformersBackend(model_dir, device="cpu", max_batch_size=1, cpu_kernels=False)
+    plain = TransformersBackend(
+        model_dir, device="cpu", max_batch_size=1, cpu_kernels=False, prefill_precision="float32"
+    )
     model, tok = plain.model, plain.tokenizer  # transformers' own model: the baseline and the torch loops
     eos = sorted(plain.eos_ids)
     c = Candidates(model_dir, work, threads, wanted)
     c.add("hf-generate", lambda: hf_generate(model))
     c.add("serve-hf-plain", lambda: _serve_hf(plain, eos))
-    c.add("serve-hf", lambda: _serve_hf(TransformersBackend(model_dir, device="cpu", max_batch_size=1), eos))
+    c.add(
+        "serve-hf",
+        lambda: _serve_hf(
+            TransformersBackend(model_dir, device="cpu", max_batch_size=1, prefill_precision="float32"), eos
+        ),
+    )
     c.add(
         "serve-hf-bf16-prefill",
         lambda: _serve_hf(
-            TransformersBackend(model_dir, device="cpu", max_batch_size=1, prefill_autocast=True), eos
+            TransformersBackend(model_dir, device="cpu", max_batch_size=1, prefill_precision="bf16-autocast"),
+            eos,
         ),
     )
     c.add("torch-bf16", lambda: torch_loop(copy.deepcopy(model).to(torch.bfloat16), eos))

@@ -173,7 +173,7 @@ def summarize(results: list[dict], wall: float, clients: int) -> dict:
 async def backend_alone(
     be, messages: list[list[dict]], clients: int, per_client: int, max_tokens: int
 ) -> dict:
-    """The same prompts streamed from a TransformersBackend in this process: no HTTP, no retrieval."""
+    """The same prompts streamed from the server's backend in this process: no HTTP, no retrieval."""
     from serve.types import SamplingOptions
 
     opts = SamplingOptions(max_tokens=max_tokens)
@@ -254,6 +254,9 @@ async def main_async(args) -> dict:
     model, index, src = prepare_inputs(args)
     extra = ["--poll-interval", "0.5", "--max-batch-size", "16", "--top-k", str(args.top_k)]
     extra += ["--prefill-precision", args.prefill_precision] + (["--no-cpu-kernels"] * args.no_cpu_kernels)
+    extra += ["--backend", args.backend] + (
+        ["--ct2-compute-type", args.ct2_compute_type] * bool(args.ct2_compute_type)
+    )
     if args.torch_threads:
         import torch
 
@@ -308,12 +311,17 @@ async def concurrency_levels(url: str, bodies: list[dict], args) -> list[dict]:
 async def overhead(url: str, bodies: list[dict], base: dict, model: Path, index: Path, args) -> dict:
     """Overhead at 8 clients: gateway, the same server with prebuilt prompts, and the backend alone,
     interleaved for --rounds rounds (the machine is shared; the median ratio resists drift)."""
-    from serve.hf_backend import TransformersBackend
+    from serve.backends import load_backend
 
     msgs = rag_messages(index, args.top_k)
     raw = [{**base, "raw_prompt": True, "messages": m} for m in msgs]
-    backend = TransformersBackend(
-        model, prefill_autocast=args.prefill_precision == "bf16-autocast", cpu_kernels=not args.no_cpu_kernels
+    backend = load_backend(  # the server's backend with the server's settings, in this process
+        args.backend,
+        model,
+        max_batch_size=16,
+        compute_type=args.ct2_compute_type,
+        prefill_precision=args.prefill_precision,
+        cpu_kernels=not args.no_cpu_kernels,
     )
     rounds = []
     for _ in range(args.rounds):
@@ -348,15 +356,17 @@ def main() -> None:
     ap.add_argument("--torch-threads", type=int, help="torch CPU threads, in the server and the baseline")
     ap.add_argument(
         "--prefill-precision",
-        choices=["float32", "bf16-autocast"],
-        default="float32",
-        help="server and baseline",
+        choices=["auto", "float32", "bf16-autocast"],
+        default="auto",
+        help="server and baseline (auto: bf16 autocast on a CPU with native bf16)",
     )
     ap.add_argument(
         "--no-cpu-kernels",
         action="store_true",
         help="transformers' own decode path (the backend before issue 10)",
     )
+    ap.add_argument("--backend", choices=["transformers", "ctranslate2"], default="transformers")
+    ap.add_argument("--ct2-compute-type", choices=["int8", "float32"], help="ctranslate2: weights")
     ap.add_argument("--json", help="write the full report here")
     args = ap.parse_args()
     report = asyncio.run(main_async(args))

@@ -166,7 +166,7 @@ class Lifespan:
             openai_api_key=cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else None,
             vllm_options=cfg.vllm_options(),
             compute_type=cfg.ct2_compute_type,
-            prefill_autocast=cfg.prefill_precision == "bf16-autocast",
+            prefill_precision=cfg.prefill_precision,
             cpu_kernels=cfg.cpu_kernels,
             prefill_chunk_tokens=cfg.prefill_chunk_tokens,
         )

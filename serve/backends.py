@@ -49,7 +49,7 @@ def load_backend(
     openai_api_key: str | None = None,
     vllm_options: dict[str, Any] | None = None,
     compute_type: str | None = None,
-    prefill_autocast: bool = False,
+    prefill_precision: str = "auto",
     cpu_kernels: bool = True,
     prefill_chunk_tokens: int = 256,
 ) -> Backend:
@@ -65,7 +65,7 @@ def load_backend(
             model_id=model_id,
             on_batch=on_batch,
             cpu_kernels=cpu_kernels,
-            prefill_autocast=prefill_autocast,
+            prefill_precision=prefill_precision,
             prefill_chunk_tokens=prefill_chunk_tokens,
         )
     if kind == "ctranslate2":

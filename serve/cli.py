@@ -96,9 +96,9 @@ logger = logging.getLogger(__name__)
 @click.option("--torch-threads", type=int, default=None, help="CPU threads for torch (1 suits a shared CPU).")
 @click.option(
     "--prefill-precision",
-    type=click.Choice(["float32", "bf16-autocast"]),
+    type=click.Choice(["auto", "float32", "bf16-autocast"]),
     default=None,
-    help="transformers on CPU: prefill in float32 (default) or bf16 autocast (~2x on native-bf16 CPUs).",
+    help="transformers on CPU: prefill with bf16 autocast or float32 (default auto: bf16 where native).",
 )
 @click.option(
     "--prefill-chunk-tokens",

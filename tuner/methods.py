@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from ragtune.hardware import cpu_native_bf16
 from tuner.gen_config import PEFT_LORA
 
 log = logging.getLogger(__name__)
@@ -137,21 +138,6 @@ def resolve_max_length(requested: int | None, facts: ModelFacts) -> int:
             f"pass --max-length {limit} or less"
         )
     return requested
-
-
-def cpu_native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX), read from /proc/cpuinfo's flags.
-
-    torch runs bf16 on any AVX-512 CPU, but without these instructions it converts in software and is slower
-    than fp32, so autocast pays only where they exist (bench/lora_default.py measures it)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-    lines = (line.split(":", 1) for line in cpuinfo.splitlines())
-    flags = next((set(v.split()) for k, *rest in lines for v in rest if k.strip() == "flags"), set())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_dtype(

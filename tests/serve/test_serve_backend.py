@@ -21,7 +21,7 @@ QUESTIONS = [
 def gen(chatty_generator):
     from serve import load_generator
 
-    g = load_generator(chatty_generator)
+    g = load_generator(chatty_generator, prefill_precision="float32")  # compared with fp32 `generate`
     yield g
     asyncio.run(g.backend.aclose())
 

@@ -110,7 +110,8 @@ def test_cpu_kernels_give_the_tokens_of_transformers_own_path(model, chatty_gene
     from serve.hf_backend import TransformersBackend
 
     folder = chatty_generator if model == "chatty" else gqa_model
-    fast, plain = TransformersBackend(folder), TransformersBackend(folder, cpu_kernels=False)
+    fast = TransformersBackend(folder, prefill_precision="float32")
+    plain = TransformersBackend(folder, cpu_kernels=False, prefill_precision="float32")
     assert fast._growing and not plain._growing
     assert not any(type(m) is torch.nn.Linear for m in fast.model.modules())
     msgs = [build_messages(q) for q in QUESTIONS]
@@ -135,8 +136,8 @@ def test_bf16_prefill_keeps_an_fp32_cache_and_close_logits(chatty_generator):
     from serve.hf_backend import TransformersBackend
 
     fp32, mixed = (
-        TransformersBackend(chatty_generator),
-        TransformersBackend(chatty_generator, prefill_autocast=True),
+        TransformersBackend(chatty_generator, prefill_precision="float32"),
+        TransformersBackend(chatty_generator, prefill_precision="bf16-autocast"),
     )
     ids = fp32.prepare(build_messages(QUESTIONS[1])).prompt_ids
     a = fp32._prefill([Job(ids, _opts(), lambda d: None)])
@@ -156,7 +157,7 @@ def test_a_prompt_prefilled_in_chunks_between_decode_steps_gets_its_tokens(chatt
     from serve.decoding import Job
     from serve.hf_backend import TransformersBackend
 
-    be = TransformersBackend(chatty_generator, prefill_chunk_tokens=chunk)
+    be = TransformersBackend(chatty_generator, prefill_chunk_tokens=chunk, prefill_precision="float32")
     first, late = (be.prepare(build_messages(q)).prompt_ids for q in QUESTIONS[1:])
     parts: list[list] = [[], []]
     running = be._prefill([Job(first, _opts(), parts[0].append)])
@@ -172,3 +173,30 @@ def test_a_prompt_prefilled_in_chunks_between_decode_steps_gets_its_tokens(chatt
     assert chunks == -(-len(late) // max(16, chunk))  # ceil: at least 16 columns a step
     solo = be.generate_prepared([first, late], _opts())
     assert ["".join(d.text for d in p) for p in parts] == [c.text for c in solo]
+
+
+AVX512_BF16 = "flags\t\t: fpu sse2 avx512f avx512_bf16\n"
+NO_BF16 = "flags\t\t: fpu sse2 avx2 avx512f\n"
+
+
+@pytest.mark.parametrize(
+    ("precision", "on_gpu", "cpuinfo", "autocast"),
+    [
+        ("auto", False, AVX512_BF16, True),
+        ("auto", False, NO_BF16, False),
+        ("auto", True, AVX512_BF16, False),  # a GPU runs bf16 weights anyway
+        ("float32", False, AVX512_BF16, False),
+        ("bf16-autocast", False, NO_BF16, True),  # asked for: emulated, but honoured
+    ],
+)
+def test_prefill_precision_choice(precision, on_gpu, cpuinfo, autocast):
+    from serve.hf_backend import prefill_autocast
+
+    assert prefill_autocast(precision, on_gpu, cpuinfo) is autocast
+
+
+def test_an_unknown_prefill_precision_is_refused():
+    from serve.hf_backend import prefill_autocast
+
+    with pytest.raises(ValueError, match="one of auto, float32, bf16-autocast"):
+        prefill_autocast("fp8", False, AVX512_BF16)

@@ -54,7 +54,7 @@ def gen(chatty_generator, cache):
 def hf(chatty_generator):
     from serve import load_generator
 
-    g = load_generator(chatty_generator)
+    g = load_generator(chatty_generator, prefill_precision="float32")  # the fp32 reference
     yield g
     asyncio.run(g.backend.aclose())
 

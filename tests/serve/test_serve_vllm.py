@@ -225,7 +225,7 @@ def test_real_vllm_greedy_matches_transformers(chatty_generator):
     from serve import load_generator
 
     msgs = [[{"role": "user", "content": q}] for q in ("What is the capital of Avalon?", "hi")]
-    ref = load_generator(chatty_generator).generate(msgs, max_tokens=8)
+    ref = load_generator(chatty_generator, prefill_precision="float32").generate(msgs, max_tokens=8)
     gen = load_generator(chatty_generator, backend="vllm", vllm_options={"gpu_memory_utilization": 0.3})
     try:
         got = gen.generate(msgs, max_tokens=8)

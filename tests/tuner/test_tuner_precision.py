@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.methods import cpu_autocast, cpu_native_bf16
+from ragtune.hardware import cpu_native_bf16
+from tuner.methods import cpu_autocast
 
 AVX512 = "fpu sse2 avx2 avx512f avx512bw avx512vl"
 
