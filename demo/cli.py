@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -48,6 +49,8 @@ def demo(
 
     use_log_file(Path(out_dir) / "ragtune.log")  # libraries' warnings: there, named once when first written
     quiet_libraries()
+    if no_progress:  # every tqdm bar, the trainers' included (tqdm reads TQDM_* for its defaults)
+        os.environ["TQDM_DISABLE"] = "1"
     cfg = replace(
         PRESETS["quick" if quick else "full"], seed=seed, generator=generator, cpu_threads=cpu_threads
     )

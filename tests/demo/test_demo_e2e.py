@@ -26,6 +26,7 @@ def demo_run(tmp_path_factory):
 def test_demo_quick_runs_every_step_and_points_at_the_report(demo_run):
     out, proc = demo_run
     assert "[11/11]" in proc.stdout and "report:" in proc.stdout
+    assert "training:" not in proc.stdout + proc.stderr  # --no-progress: no bar, the trainers' included
     assert "verdict: For held-out questions (test, n=32) deploy raft+rag" in proc.stdout
     html = out / "report" / "report.html"
     assert html.is_file() and str(html) in proc.stdout
