@@ -49,8 +49,8 @@ def demo(
 
     use_log_file(Path(out_dir) / "ragtune.log")  # libraries' warnings: there, named once when first written
     quiet_libraries()
-    if no_progress:  # every tqdm bar, the trainers' included (tqdm reads TQDM_* for its defaults)
-        os.environ["TQDM_DISABLE"] = "1"
+    if no_progress:  # every bar, the trainers' included (ragtune.logs.progress_enabled)
+        os.environ["RAGTUNE_PROGRESS"] = "0"
     cfg = replace(
         PRESETS["quick" if quick else "full"], seed=seed, generator=generator, cpu_threads=cpu_threads
     )

@@ -185,6 +185,9 @@ class _DemoRun:
             common.update(lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r)
         models: dict[str, Path] = {"base": self.base_dir}
         self.summary["training"] = {}
+        for name in ("ft", "raft"):  # a rerun into the same --out trains afresh: the demo owns these folders
+            for folder in ("adapters", "models"):
+                shutil.rmtree(out / folder / name, ignore_errors=True)
         with self.step("fine-tune the generator closed-book and export"):
             res = train_generator(
                 str(self.base_dir),

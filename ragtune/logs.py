@@ -105,6 +105,12 @@ class _ToFile:
 _log_file: LogFile | None = None
 
 
+def progress_enabled() -> bool:
+    """Whether ragtune draws progress bars: off when $RAGTUNE_PROGRESS is 0 (`ragtune demo --no-progress` sets
+    it), read when a bar starts. (tqdm's own TQDM_DISABLE is read once, at import, so it cannot be set late.)"""
+    return os.environ.get("RAGTUNE_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def setup_logging(level: str | int | None = None) -> None:
     global _log_file
     level = level or os.environ.get("RAGTUNE_LOG_LEVEL", "INFO")

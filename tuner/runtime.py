@@ -106,13 +106,15 @@ def quiet_progress_callback() -> Any:
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
+    from ragtune.logs import progress_enabled
+
     class QuietProgress(TrainerCallback):
         """One tqdm bar over optimizer steps with the latest losses as its postfix; prints nothing else."""
 
         bar = None
 
         def on_train_begin(self, args, state, control, **kw):
-            if state.is_world_process_zero:
+            if state.is_world_process_zero and progress_enabled():
                 self.bar = tqdm(
                     total=state.max_steps,
                     initial=state.global_step,
