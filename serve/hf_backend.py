@@ -55,10 +55,7 @@ class TransformersBackend:
         prefill_chunk_tokens: int = 256,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from serve.cpu_linear import transpose_linears
-        from serve.kv_cache import register_attention, supports_growing_cache
+        from transformers import AutoTokenizer
 
         if max_batch_size < 1:
             raise ValueError(
@@ -75,18 +72,7 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         self._specials = control_token_strings(self.tokenizer)
         on_gpu = self.device.startswith("cuda")
-        fast = cpu_kernels and not on_gpu  # serve/kv_cache.py, serve/cpu_linear.py; off: transformers' own
-        attn = {"attn_implementation": register_attention()} if fast else {}
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(self.model_dir),
-            local_files_only=True,
-            dtype=torch.bfloat16 if on_gpu else torch.float32,
-            **attn,
-        )
-        self._growing = fast and supports_growing_cache(self.model.config)
-        self.model.to(self.device).eval()
-        if fast:
-            transpose_linears(self.model)
+        self.model, self._growing = self._load_model(fast=cpu_kernels and not on_gpu, on_gpu=on_gpu)
         self._autocast = prefill_autocast(prefill_precision, on_gpu)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
@@ -103,6 +89,27 @@ class TransformersBackend:
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.tokens_generated = 0  # sampled tokens, all rows (cancelled rows stop adding to it)
         self.batches_run = 0
+
+    def _load_model(self, fast: bool, on_gpu: bool) -> tuple[Any, bool]:
+        """The model on its device, and whether it decodes on a GrowingCache. `fast`: the CPU decode path
+        (serve/kv_cache.py, serve/cpu_linear.py); otherwise transformers' own attention, cache and linears."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from serve.cpu_linear import transpose_linears
+        from serve.kv_cache import register_attention, supports_growing_cache
+
+        attn = {"attn_implementation": register_attention()} if fast else {}
+        model = AutoModelForCausalLM.from_pretrained(
+            str(self.model_dir),
+            local_files_only=True,
+            dtype=torch.bfloat16 if on_gpu else torch.float32,
+            **attn,
+        )
+        model.to(self.device).eval()
+        if fast:
+            transpose_linears(model)
+        return model, fast and supports_growing_cache(model.config)
 
     # --- prompts --------------------------------------------------------------------------------
     def prepare(self, messages: Messages) -> Prepared:
