@@ -1,12 +1,13 @@
 """The CTranslate2 backend (CPU): the model converted once to CTranslate2 (int8 weights by default), greedy
 requests batched, tokens streamed.
 
-Why: on the default generator at batch 1 after ~700-token RAG prompts (bench/engines.py, 2 threads, a shared
-2-core machine, ratios to transformers `generate` fp32 in one run): this backend with int8 weights had 0.20x
-the time to first token and 2.26x the decode tokens/s, but its greedy text follows fp32's for 22 of 48 tokens
-on average; CTranslate2 float32 had 0.54x / 1.36x with fp32's exact greedy tokens (`--ct2-compute-type
-float32`). It is an optional extra (`pip install 'ragtune[ct2]'`), imported lazily, selected with `--backend
-ctranslate2`.
+Why: on the default generator at batch 1 after ~760-token RAG prompts (bench/engines.py, 2 threads, a quiet
+2-core AMD EPYC, ratios to transformers `generate` fp32 in one run): CTranslate2 int8 had 0.32x the time to
+first token and 1.84x the decode tokens/s, but its greedy text follows fp32's for 22 of 48 tokens on average;
+float32 had 0.57x / 1.55x with fp32's exact greedy tokens (`--ct2-compute-type float32`). Under 8 clients it
+batches worse than the transformers backend (bench/serve.py: 24.4 against 48.0 output tokens/s; a request
+waits for the running batch), so it is not the default. It is an optional extra (`pip install
+'ragtune[ct2]'`), imported lazily, selected with `--backend ctranslate2`.
 
 The conversion of a model folder (the default model or a merged folder from `ragtune export`) is cached under
 $RAGTUNE_CACHE_DIR/ctranslate2/<weights hash>-<quantization>-<recipe>/ and published atomically. The prompt is
