@@ -50,17 +50,11 @@ def export_ir(model_dir: Path) -> Path:
     return xml
 
 
-def cpu_has_bf16() -> bool:
-    """OpenVINO's own reading of the CPU: BF16 among its optimization capabilities (AVX512-BF16 or AMX)."""
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
 class OpenVinoEncoder(PooledEncoder):
     def __init__(self, model_dir: Path, precision: str = "f32"):
         """`precision` "f32" keeps torch's vectors; "bf16" runs matmuls in bf16 (vectors move slightly:
-        bench/ingest.py measures recall@10 against fp32) and needs `cpu_has_bf16()`."""
+        bench/ingest.py measures recall@10 against fp32) and needs a CPU with native bf16
+        (`ragtune.hardware.cpu_native_bf16`)."""
         import openvino as ov
 
         super().__init__(model_dir)

@@ -2,8 +2,8 @@
 
 `nn.Linear` keeps its weight as [out, in] and computes `x @ W.T`; for one row of `x` (a decode step)
 torch hands that to a GEMV that, on the 2-core machines measured here, streams the weights at ~16 GB/s,
-while `x @ Wt` with the weight stored [in, out] runs at ~29 GB/s for the 49k-word output layer (bench
-notes in serve/kv_cache.py's module and the closing note of issue 10). The product is the same fp32
+while `x @ Wt` with the weight stored [in, out] runs at ~29 GB/s for the 49k-word output layer (a one-off
+micro-benchmark, 2026-11-30; bench/engines.py measures the whole backend). The product is the same fp32
 product, so greedy tokens are the same (the backend's tests compare them); only the storage changes.
 The output layer, tied to the input embeddings in small models, gets its own transposed copy (the
 embedding lookup keeps the original), which costs its size once more in memory.

@@ -36,9 +36,9 @@ def test_openvino_gives_torch_s_vectors_and_fingerprint(engines, cache):
 
 
 def test_openvino_bf16_moves_vectors_only_slightly_or_says_what_it_needs(engines):
-    from retriever.openvino_backend import cpu_has_bf16
+    from ragtune.hardware import cpu_native_bf16
 
-    if not cpu_has_bf16():
+    if not cpu_native_bf16():
         with pytest.raises(RagtuneError, match="needs a CPU with native bf16"):
             Encoder(engine="openvino-bf16")
         return
@@ -62,10 +62,10 @@ def test_single_text_and_empty_input(engines):
     [(None, "auto-openvino"), ("auto", "auto-openvino"), ("torch", "torch"), ("openvino", "openvino")],
 )
 def test_auto_picks_openvino_unless_told(monkeypatch, cache, env, expected):
-    from retriever.openvino_backend import cpu_has_bf16
+    from ragtune.hardware import cpu_native_bf16
 
     if expected == "auto-openvino":  # bf16 where OpenVINO reads BF16 off this CPU
-        expected = "openvino-bf16" if cpu_has_bf16() else "openvino"
+        expected = "openvino-bf16" if cpu_native_bf16() else "openvino"
     if env is None:
         monkeypatch.delenv("RAGTUNE_ENCODER_ENGINE", raising=False)
     else:
