@@ -1,17 +1,19 @@
 """The transformers backend (CPU or GPU): dynamic batching with left padding and token streaming.
 
 One worker thread owns the model. Requests wait in a queue; when idle, the worker takes the first, waits
-a short collection window (`batch_window_ms`) for more, and prefills them as one left-padded batch. Then
-it decodes step by step on the KV cache. Between two steps, requests that arrived meanwhile are prefilled
-together and join the running batch (their cache and mask left-padded to the same length): continuous
-batching, so a newcomer does not wait for the longest running request. A row that finishes (EOS, stop
+a short collection window (`batch_window_ms`) for more, prefills them and stacks them into one
+left-padded batch. Then it decodes step by step on the KV cache. Between two steps, requests that arrived
+meanwhile are prefilled and join the running batch (their cache and mask left-padded to the same length):
+continuous batching, so a newcomer does not wait for the longest running request. A row that finishes (EOS, stop
 sequence, max_tokens, cancelled because its client went away) leaves the batch at once
 (`Cache.batch_select_indices`). Each row streams its text through its own sink.
 
-Chunked prefill: while rows are decoding, newcomers' prompts go through the model `prefill_chunk_tokens`
-tokens (shared by the newcomers) per decode step, so a 700-token RAG prompt delays the running rows' next
-tokens by a chunk's time per step instead of the whole prompt's once. With nothing decoding, a prompt is
-prefilled in one forward.
+Chunked prefill: each prompt is prefilled alone, `prefill_chunk_tokens` tokens per forward, its chunks
+aligned to its own first token; while rows are decoding, the oldest newcomer's next chunk runs between two
+decode steps, so a 700-token RAG prompt delays the running rows' next tokens by a chunk's time per step
+instead of the whole prompt's once. Because a prompt's prefill never shares a forward with another prompt,
+its cache and first logits do not depend on what else the server was doing (bf16 prefill rounds
+differently for different batch shapes, which made reruns under concurrent clients differ).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,38 +190,35 @@ class TransformersBackend:
         return jobs, False
 
     def _work(self) -> None:
-        """Continuous batching: new requests join the running batch between decode steps; their prompts are
-        prefilled a chunk per decode step (`prefill_chunk_tokens`), so a long prompt does not stall the
-        rows already decoding."""
+        """Continuous batching: new requests join the running batch between decode steps; while rows are
+        decoding, one chunk of the oldest newcomer's prompt runs per decode step, so a long prompt does
+        not stall the rows already decoding; with nothing decoding, the newcomers are prefilled at once."""
         batch: _Batch | None = None
-        pending: _Pending | None = None
+        pending: deque[_Pending] = deque()
         closing = False
-        while not (closing and batch is None and pending is None):
-            jobs: list[Job] = []
-            if pending is None:
-                room = self.max_batch_size - (len(batch.rows) if batch else 0)
-                block = batch is None and not closing
-                jobs, stop = self._collect(block=block, room=room) if room > 0 else ([], False)
-                closing = closing or stop
+        while not (closing and batch is None and not pending):
+            room = self.max_batch_size - len(batch.rows if batch else []) - len(pending)
+            block = batch is None and not pending and not closing
+            jobs, stop = self._collect(block=block, room=room) if room > 0 else ([], False)
+            closing = closing or stop
             try:
-                pending = self._start_prefill(jobs) if jobs else pending
-                if pending is not None:
-                    fresh = self._advance(pending, whole=batch is None)
-                    if fresh is not None:
-                        pending = None
-                        batch = fresh if batch is None else self._merge(batch, fresh)
+                pending.extend(self._start_prefill(jobs))
+                jobs = []  # their rows are in `pending` now
+                if batch is None and pending:
+                    batch = self._prefill_all(pending)
+                elif pending and (fresh := self._advance(pending[0])) is not None:
+                    pending.popleft()
+                    batch = self._merge(batch, fresh)
                 if batch is not None:
                     batch = self._step(batch)
             except Exception as e:  # the worker must survive: fail this batch, keep serving the next
                 logger.exception("generation batch failed")
-                self._fail_all(e, batch, pending, jobs)
-                batch, pending = None, None
+                self._fail_all(e, batch, list(pending), jobs)
+                batch, pending = None, deque()
 
-    def _fail_all(
-        self, e: Exception, batch: _Batch | None, pending: _Pending | None, jobs: list[Job]
-    ) -> None:
-        rows = (batch.rows if batch else []) + (pending.rows if pending else [])
-        rows += [RowState(j, self.tokenizer, self.eos_ids, 1) for j in jobs if pending is None]
+    def _fail_all(self, e: Exception, batch: _Batch | None, pending: list[_Pending], jobs: list[Job]) -> None:
+        rows = (batch.rows if batch else []) + [p.row for p in pending]
+        rows += [RowState(j, self.tokenizer, self.eos_ids, 1) for j in jobs]
         for st in rows:
             if not st.done:
                 st.fail(f"generation failed: {type(e).__name__}: {e}")
@@ -250,44 +250,63 @@ class TransformersBackend:
         return rows
 
     def _prefill(self, jobs: list[Job]) -> _Batch | None:
-        """Prefill `jobs` as one left-padded batch, in one forward."""
-        pending = self._start_prefill(jobs)
-        return None if pending is None else self._advance(pending, whole=True)
+        """Prefill `jobs`, each alone, and stack them into one left-padded batch."""
+        return self._prefill_all(deque(self._start_prefill(jobs)))
 
-    def _start_prefill(self, jobs: list[Job]) -> _Pending | None:
+    def _prefill_all(self, pending: deque[_Pending]) -> _Batch | None:
+        """Prefill every pending prompt to its end; one batch of them all. `pending` is emptied only once
+        the batch stands, so a failure leaves every row there for `_fail_all`."""
+        fresh = []
+        for p in pending:
+            while (one := self._advance(p)) is None:
+                pass
+            fresh.append(one)
+        batch = fresh[0] if fresh else None
+        for one in fresh[1:]:
+            batch = self._merge(batch, one, report=False)
+        pending.clear()
+        if batch is not None and self.on_batch is not None:
+            self.on_batch(len(batch.rows))
+        return batch
+
+    def _start_prefill(self, jobs: list[Job]) -> list[_Pending]:
+        """A pending prefill per admitted job: its prompt as a [1, T] row, nothing in its cache yet."""
         import torch
 
         rows = self._admit(jobs)
-        if not rows:
-            return None
-        self.batches_run += 1
-        # B rows, each prompt right-aligned in a [B, T] grid (T: the longest prompt), padding on the left
-        width = max(len(st.job.prompt_ids) for st in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)  # [B, T]
-        mask = torch.zeros((len(rows), width), dtype=torch.long)  # [B, T], 1 on real tokens
-        for r, st in enumerate(rows):
-            n = len(st.job.prompt_ids)
-            ids[r, width - n :] = torch.tensor(st.job.prompt_ids, dtype=torch.long)
-            mask[r, width - n :] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]: 0 at each row's first real token
-        return _Pending(
-            rows, ids.to(self.device), mask.to(self.device), pos.to(self.device), self._new_cache()
-        )
+        self.batches_run += bool(rows)
+        return [
+            _Pending(st, torch.tensor([st.job.prompt_ids], device=self.device), self._new_cache())
+            for st in rows
+        ]
 
-    def _advance(self, p: _Pending, whole: bool) -> _Batch | None:
-        """Prefill the next chunk of `p` (all that is left when `whole`); the batch once the prompts are in."""
-        end = p.ids.shape[1]
-        if not whole:  # a budget of tokens per step, shared by the rows
-            end = min(end, p.done + max(16, self.prefill_chunk_tokens // len(p.rows)))
-        out = self._forward_prompts(p, end)
+    def _advance(self, p: _Pending) -> _Batch | None:
+        """Prefill the next `prefill_chunk_tokens` of `p`; a one-row batch once the whole prompt is in.
+
+        The chunks start at the prompt's first token whatever else runs, so the result depends on the
+        prompt alone: chunk boundaries (and bf16 rounding) never move with the server's load."""
+        import torch
+
+        from serve.kv_cache import to_float32
+
+        end = min(p.ids.shape[1], p.done + self.prefill_chunk_tokens)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast)
+        with self._model_lock, torch.inference_mode(), autocast:
+            out = self.model(
+                input_ids=p.ids[:, p.done : end],  # [1, chunk]
+                position_ids=torch.arange(p.done, end, device=p.ids.device)[None],
+                past_key_values=p.cache,
+                use_cache=True,
+                **self._last_only,
+            )
         p.done = end
         if end < p.ids.shape[1]:
             return None
-        # out.logits: [B, 1, vocab] with logits_to_keep=1, else [B, T, vocab]; the cache holds T positions
-        batch = _Batch(p.rows, p.cache, p.mask, p.pos[:, -1] + 1, out.logits[:, -1, :].float())
-        if self.on_batch is not None:
-            self.on_batch(len(p.rows))
-        return batch
+        if self._autocast:
+            to_float32(p.cache)
+        # out.logits: [1, 1, vocab] with logits_to_keep=1, else [1, chunk, vocab]; the cache holds T positions
+        next_pos = torch.tensor([end], device=p.ids.device)  # [1]
+        return _Batch([p.row], p.cache, torch.ones_like(p.ids), next_pos, out.logits[:, -1, :].float())
 
     def _new_cache(self) -> DynamicCache:
         from transformers.cache_utils import DynamicCache
@@ -296,27 +315,7 @@ class TransformersBackend:
 
         return GrowingCache() if self._growing else DynamicCache()
 
-    def _forward_prompts(self, p: _Pending, end: int) -> Any:
-        """The forward of columns [p.done, end) of a pending grid onto its cache; the cache ends fp32."""
-        import torch
-
-        from serve.kv_cache import to_float32
-
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast)
-        with self._model_lock, torch.inference_mode(), autocast:
-            out = self.model(
-                input_ids=p.ids[:, p.done : end],
-                attention_mask=p.mask[:, :end],
-                position_ids=p.pos[:, p.done : end],
-                past_key_values=p.cache,
-                use_cache=True,
-                **self._last_only,
-            )
-        if self._autocast and end == p.ids.shape[1]:
-            to_float32(p.cache)
-        return out
-
-    def _merge(self, a: _Batch, b: _Batch) -> _Batch:
+    def _merge(self, a: _Batch, b: _Batch, report: bool = True) -> _Batch:
         """One batch from two: left-pad the shorter KV cache and mask, then stack the rows.
 
         a: Ba rows of width Ta, b: Bb rows of width Tb → Ba + Bb rows of width max(Ta, Tb); `a.past` is
@@ -342,7 +341,7 @@ class TransformersBackend:
             torch.cat([a.next_pos, b.next_pos]),
             torch.cat([a.logits, b.logits]),
         )
-        if self.on_batch is not None:
+        if report and self.on_batch is not None:
             self.on_batch(len(merged.rows))
         return merged
 
@@ -387,12 +386,10 @@ class TransformersBackend:
 
 @dataclass
 class _Pending:
-    """B admitted prompts being prefilled: a [B, T] left-padded grid; columns [0, done) are in `cache`."""
+    """One admitted prompt being prefilled alone: tokens [0, done) of it are in `cache`."""
 
-    rows: list[RowState]
-    ids: torch.Tensor  # [B, T] long: prompt ids right-aligned, pad_id on the left
-    mask: torch.Tensor  # [B, T] long: 1 on a real token
-    pos: torch.Tensor  # [B, T] long: position ids, 0 at each row's first real token
+    row: RowState
+    ids: torch.Tensor  # [1, T] long: the prompt
     cache: DynamicCache
     done: int = 0
 
