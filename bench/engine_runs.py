@@ -1,6 +1,6 @@
 """The engine adapters of bench/engines.py: each builds a `run(ids, n_new) -> (ttft_s, decode_s, tokens)`
-for one generation engine (transformers, a plain torch loop, CTranslate2, onnxruntime-genai, ragtune's serve
-backends), greedy with EOS suppressed so that every engine decodes the same number of tokens."""
+for one generation engine (transformers, a plain torch loop, CTranslate2, onnxruntime-genai, llama.cpp,
+ragtune's serve backends), greedy with EOS suppressed so that every engine decodes the same number of tokens."""
 
 from __future__ import annotations
 
@@ -204,6 +204,41 @@ def ort_run(path: Path, threads: int) -> Run:
             out.append(int(gen.get_next_tokens()[0]))
             if len(out) == 1:
                 t1 = time.perf_counter()
+        return t1 - t0, time.perf_counter() - t1, out
+
+    return run
+
+
+def llamacpp_run(gguf: Path, threads: int, eos: list[int]) -> Run:
+    """llama.cpp (llama-cpp-python, an optional compile) on a GGUF; the default generator's own Q4_1 file
+    holds exactly the weights ragtune dequantises, so only the arithmetic differs. No prompt reuse between
+    calls (`reset`), EOS suppressed by a logits processor, greedy."""
+    import numpy as np
+    from llama_cpp import Llama, LogitsProcessorList
+
+    llm = Llama(
+        model_path=str(gguf),
+        n_ctx=2048,
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=threads,
+        seed=0,
+        verbose=False,
+    )
+
+    def no_eos(_ids, logits):
+        logits[eos] = -np.inf
+        return logits
+
+    def run(ids, n_new):
+        llm.reset()  # forget the previous prompt: every call prefills from scratch
+        out, t0 = [], time.perf_counter()
+        for tok in llm.generate(ids, top_k=1, temp=0.0, logits_processor=LogitsProcessorList([no_eos])):
+            if not out:
+                t1 = time.perf_counter()
+            out.append(int(tok))
+            if len(out) == n_new:
+                break
         return t1 - t0, time.perf_counter() - t1, out
 
     return run

@@ -19,11 +19,13 @@ listed with the reason. The machine is shared: quote ratios measured in one run,
 Engines: hf-generate (transformers `generate`, fp32: the baseline), serve-hf (the serve backend,
 serve/hf_backend.py, fp32, with its CPU decode path: serve/kv_cache.py, serve/cpu_linear.py), serve-hf-plain
 (the same backend on transformers' own cache, attention and linears: the backend before that path),
-serve-hf-bf16-prefill (serve-hf with `--prefill-precision bf16-autocast`), torch-bf16 and torch-int8 (bf16 weights; `quantize_dynamic` int8 Linear; a
+serve-hf-bf16-prefill (serve-hf with `--prefill-precision bf16-autocast`), serve-hf-bf16 (bf16 linear
+weights, `--weight-precision bf16`: the default on a CPU with native bf16), torch-bf16 and torch-int8 (bf16 weights; `quantize_dynamic` int8 Linear; a
 plain KV-cache loop), hf-cb (transformers' continuous batching: a persistent manager, streamed, attn "paged|sdpa"),
 ct2-float32 / ct2-int8 / ct2-int8_bfloat16 (CTranslate2, converted from the HF folder), ort-int4 /
 ort-int8 / ort-fp32 (onnxruntime-genai, built with its model builder), serve-ct2 (serve/ct2_backend.py,
-when present).
+when present), llamacpp-q4_1 (llama-cpp-python on the default generator's own Q4_1 GGUF, when it is
+installed: it compiles llama.cpp, see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from bench.engine_runs import (
     _serve_hf,
     hf_cb,
     hf_generate,
+    llamacpp_run,
     ort_build,
     ort_run,
     torch_loop,
@@ -74,6 +77,8 @@ ALL_ENGINES = (
     "ort-int8",
     "ort-fp32",
     "serve-ct2",
+    "llamacpp-q4_1",
+    "serve-hf-bf16",
 )
 BASELINE = "hf-generate"
 
@@ -147,6 +152,7 @@ class Candidates:
 def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
     import torch
 
+    from ragtune.models import gguf_path
     from serve.hf_backend import TransformersBackend
 
     plain = TransformersBackend(
@@ -166,8 +172,20 @@ def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
     c.add(
         "serve-hf-bf16-prefill",
         lambda: _serve_hf(
-            TransformersBackend(model_dir, device="cpu", max_batch_size=1, prefill_precision="bf16-autocast"),
+            TransformersBackend(
+                model_dir,
+                device="cpu",
+                max_batch_size=1,
+                prefill_precision="bf16-autocast",
+                weight_precision="float32",
+            ),
             eos,
+        ),
+    )
+    c.add(
+        "serve-hf-bf16",
+        lambda: _serve_hf(
+            TransformersBackend(model_dir, device="cpu", max_batch_size=1, weight_precision="bf16"), eos
         ),
     )
     c.add("torch-bf16", lambda: torch_loop(copy.deepcopy(model).to(torch.bfloat16), eos))
@@ -186,6 +204,7 @@ def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
     for p in ("int4", "int8", "fp32"):
         c.add(f"ort-{p}", lambda p=p: ort_run(ort_build(model_dir, work / f"ort-{p}", p), threads))
     c.add("serve-ct2", lambda: _serve_ct2(model_dir, eos))
+    c.add("llamacpp-q4_1", lambda: llamacpp_run(gguf_path(), threads, eos))
     return c, model, tok
 
 

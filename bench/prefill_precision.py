@@ -1,18 +1,21 @@
-"""bf16-autocast prefill against fp32 on real RAG prompts: same answers? same accuracy? how much faster?
+"""bf16 prefill and bf16 weights against fp32 on real RAG prompts: same answers? same accuracy? faster?
 
     .venv/bin/python bench/prefill_precision.py [--questions 96] [--max-tokens 24] [--seed 0]
 
 SQuAD v1.1 dev (../shared/data/squad_v1.1): --questions questions sampled with --seed, each asked through
 ragtune's RAG prompt (ragtune/prompt.py) with its own paragraph and two paragraphs of other articles as
 passages (gold shuffled among them), greedy, --max-tokens tokens, on the default generator with the serve
-backend (serve/hf_backend.py) twice in one process: prefill in fp32, and prefill under bf16 autocast
-(`ragtune serve --prefill-precision bf16-autocast`; decode is fp32 in both). Printed: the share of
-identical answers, EM and F1 of each (official SQuAD normalisation) with the paired difference and its 95%
-bootstrap CI, and the prefill time ratio over the same prompts (batches of 8, best of 2).
+backend (serve/hf_backend.py) three times in one process: all fp32; prefill under bf16 autocast with fp32
+weights (`ragtune serve --prefill-precision bf16-autocast --weight-precision float32`; decode fp32); and
+bf16 linear weights (`--weight-precision bf16`: prefill and decode products in bf16). Printed for each
+against fp32: the share of identical answers, EM and F1 (official SQuAD normalisation) with the paired
+difference and its 95% bootstrap CI, and the prefill and generation time ratios over the same prompts
+(prefill: batches of 8, best of 2; generation: the answers' whole run).
 
 Measured 2026-11-30 on a quiet 2-core AMD EPYC with avx512_bf16 (no AMX), defaults: 91/96 identical answers;
 F1 17.1 both, bf16 - fp32 +0.0 [-0.3, +0.4]; EM 0.0 both (the untuned model answers in sentences); prefill
-time 0.467x. On that evidence `--prefill-precision auto` takes bf16 autocast on such CPUs.
+time 0.467x. On that evidence `--prefill-precision auto` takes bf16 autocast on such CPUs. (The bf16
+weights row: see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -89,24 +92,34 @@ def main() -> None:
 
     model = resolve_generator("default")
     rows = questions(args.questions, args.seed)
-    runs = {
-        name: TransformersBackend(model, max_batch_size=8, prefill_precision=name)
-        for name in ("float32", "bf16-autocast")
+    variants = {  # name: (prefill precision, weight precision)
+        "float32": ("float32", "float32"),
+        "bf16-prefill": ("bf16-autocast", "float32"),
+        "bf16-weights": ("bf16-autocast", "bf16"),
     }
-    texts = {name: answers(be, rows, args.max_tokens) for name, be in runs.items()}
-    secs = {name: prefill_seconds(be, rows) for name, be in runs.items()}
-    same = sum(a == b for a, b in zip(texts["float32"], texts["bf16-autocast"]))
+    texts, secs, gen_secs = {}, {}, {}
+    for name, (prefill, weights) in variants.items():
+        be = TransformersBackend(model, max_batch_size=8, prefill_precision=prefill, weight_precision=weights)
+        t = time.perf_counter()
+        texts[name] = answers(be, rows, args.max_tokens)
+        gen_secs[name] = time.perf_counter() - t
+        secs[name] = prefill_seconds(be, rows)
     print(f"{len(rows)} SQuAD dev questions, default generator, greedy, {args.max_tokens} tokens")
-    print(f"identical answers: {same}/{len(rows)}")
-    for metric, fn in (("EM", exact_match), ("F1", token_f1)):
-        score = {n: [100 * fn(t, r["golds"]) for t, r in zip(texts[n], rows)] for n in texts}
-        d = paired_bootstrap(score["bf16-autocast"], score["float32"], seed=args.seed)
+    for name in list(variants)[1:]:
+        same = sum(a == b for a, b in zip(texts["float32"], texts[name]))
+        print(f"{name}: identical answers {same}/{len(rows)}")
+        for metric, fn in (("EM", exact_match), ("F1", token_f1)):
+            score = {n: [100 * fn(t, r["golds"]) for t, r in zip(texts[n], rows)] for n in texts}
+            d = paired_bootstrap(score[name], score["float32"], seed=args.seed)
+            print(
+                f"  {metric}: fp32 {sum(score['float32']) / len(rows):.1f}, {name} "
+                f"{sum(score[name]) / len(rows):.1f}, difference {d['diff']:+.1f} "
+                f"[{d['low']:+.1f}, {d['high']:+.1f}]"
+            )
         print(
-            f"{metric}: fp32 {sum(score['float32']) / len(rows):.1f}, bf16-autocast "
-            f"{sum(score['bf16-autocast']) / len(rows):.1f}, bf16 - fp32 {d['diff']:+.1f} "
-            f"[{d['low']:+.1f}, {d['high']:+.1f}]"
+            f"  prefill time ÷ fp32: {secs[name] / secs['float32']:.3f}; whole generation time ÷ fp32: "
+            f"{gen_secs[name] / gen_secs['float32']:.3f}"
         )
-    print(f"prefill time bf16-autocast ÷ fp32: {secs['bf16-autocast'] / secs['float32']:.3f}")
 
 
 if __name__ == "__main__":

@@ -254,6 +254,7 @@ async def main_async(args) -> dict:
     model, index, src = prepare_inputs(args)
     extra = ["--poll-interval", "0.5", "--max-batch-size", "16", "--top-k", str(args.top_k)]
     extra += ["--prefill-precision", args.prefill_precision] + (["--no-cpu-kernels"] * args.no_cpu_kernels)
+    extra += ["--weight-precision", args.weight_precision]
     extra += ["--backend", args.backend] + (
         ["--ct2-compute-type", args.ct2_compute_type] * bool(args.ct2_compute_type)
     )
@@ -322,6 +323,7 @@ async def overhead(url: str, bodies: list[dict], base: dict, model: Path, index:
         compute_type=args.ct2_compute_type,
         prefill_precision=args.prefill_precision,
         cpu_kernels=not args.no_cpu_kernels,
+        weight_precision=args.weight_precision,
     )
     rounds = []
     for _ in range(args.rounds):
@@ -359,6 +361,12 @@ def main() -> None:
         choices=["auto", "float32", "bf16-autocast"],
         default="auto",
         help="server and baseline (auto: bf16 autocast on a CPU with native bf16)",
+    )
+    ap.add_argument(
+        "--weight-precision",
+        choices=["auto", "float32", "bf16"],
+        default="auto",
+        help="server and baseline: linear weights (auto: bf16 on a CPU with native bf16)",
     )
     ap.add_argument(
         "--no-cpu-kernels",

@@ -169,6 +169,7 @@ class Lifespan:
             prefill_precision=cfg.prefill_precision,
             cpu_kernels=cfg.cpu_kernels,
             prefill_chunk_tokens=cfg.prefill_chunk_tokens,
+            weight_precision=cfg.weight_precision,
         )
 
     async def _start(self) -> None:

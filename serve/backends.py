@@ -52,6 +52,7 @@ def load_backend(
     prefill_precision: str = "auto",
     cpu_kernels: bool = True,
     prefill_chunk_tokens: int = 256,
+    weight_precision: str = "auto",
 ) -> Backend:
     kind = resolve_backend(kind)
     check_model_dir(model, kind)
@@ -67,6 +68,7 @@ def load_backend(
             cpu_kernels=cpu_kernels,
             prefill_precision=prefill_precision,
             prefill_chunk_tokens=prefill_chunk_tokens,
+            weight_precision=weight_precision,
         )
     if kind == "ctranslate2":
         from serve.ct2_backend import CTranslate2Backend

@@ -101,6 +101,12 @@ logger = logging.getLogger(__name__)
     help="transformers on CPU: prefill with bf16 autocast or float32 (default auto: bf16 where native).",
 )
 @click.option(
+    "--weight-precision",
+    type=click.Choice(["auto", "float32", "bf16"]),
+    default=None,
+    help="transformers on CPU: linear weights in bf16 or float32 (default auto: bf16 where native).",
+)
+@click.option(
     "--prefill-chunk-tokens",
     type=int,
     default=None,
@@ -191,11 +197,16 @@ def _check_inputs(settings: ServeSettings) -> None:
     """Resolve the default generator, then check the model folder and the index before anything loads."""
     from ragtune.models import DEFAULT_GENERATOR, is_default, resolve_generator
     from serve.backends import check_model_dir, resolve_backend
+    from serve.precision import resolve_weight_precision
 
     if is_default(settings.model) or (settings.model is None and settings.backend != "openai"):
         settings.model = resolve_generator(settings.model, what="--model")
         settings.model_id = settings.model_id or DEFAULT_GENERATOR.name
     check_model_dir(settings.model, resolve_backend(settings.backend))
+    try:
+        resolve_weight_precision(settings.weight_precision, settings.prefill_precision)
+    except ValueError as e:
+        raise RagtuneError(f"--weight-precision: {e}") from None
     if settings.index is not None:
         from retriever import current_version
 

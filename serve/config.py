@@ -36,7 +36,13 @@ class ServeSettings(Settings):
         "auto",
         pattern="^(auto|float32|bf16-autocast)$",
         description="transformers backend on CPU: prompt prefill with bf16 autocast (auto: on a CPU with "
-        "native bf16, where it is ~2x faster) or float32. Decode stays float32.",
+        "native bf16, where it is ~2x faster) or float32.",
+    )
+    weight_precision: str = Field(
+        "auto",
+        pattern="^(auto|float32|bf16)$",
+        description="transformers backend on CPU: the linear layers' weights in bf16 (auto: on a CPU with "
+        "native bf16, unless the prefill is float32; decode reads half the bytes) or float32.",
     )
     prefill_chunk_tokens: int = Field(
         256,

@@ -40,3 +40,39 @@ def transpose_linears(model: nn.Module) -> int:
     for parent, name, child in swaps:
         setattr(parent, name, TransposedLinear(child))
     return len(swaps)
+
+
+class Bf16Linear(nn.Module):
+    """Inference-only drop-in for `nn.Linear` with its weight stored in bf16 ([out, in], half the bytes).
+
+    The input is rounded to bf16 for the product (fp32 accumulation inside oneDNN), the output handed
+    back in the input's dtype, so norms, attention, the residual stream and the KV cache stay fp32. Under
+    bf16 autocast (prefill) it returns bf16, as autocast would."""
+
+    def __init__(self, linear: nn.Module):
+        super().__init__()
+        weight = linear.weight_t.t() if isinstance(linear, TransposedLinear) else linear.weight
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight = nn.Parameter(weight.detach().to(torch.bfloat16).contiguous(), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # as 2-D rows: a strided 3-D input (the last position's hidden state) would send `linear` down a
+        # batched matmul that copies the whole weight first
+        rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        y = nn.functional.linear(rows, self.weight, self.bias).reshape(*x.shape[:-1], self.out_features)
+        return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)
+
+
+def bf16_linears(model: nn.Module, skip: tuple[str, ...] = ()) -> int:
+    """Replace every fp32 linear layer (plain or transposed) by a `Bf16Linear`, except the modules whose
+    attribute name is in `skip` (e.g. "lm_head"); returns how many were replaced."""
+    swaps = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if type(child) in (nn.Linear, TransposedLinear) and name not in skip
+    ]
+    for parent, name, child in swaps:
+        setattr(parent, name, Bf16Linear(child))
+    return len(swaps)

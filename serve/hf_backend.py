@@ -26,13 +26,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragtune.hardware import cpu_native_bf16
 from ragtune.prompt import control_token_strings, render_prompt
 from serve.decoding import Job, RowState, sample_next
+from serve.precision import prefill_autocast, resolve_weight_precision
 from serve.types import Completion, Delta, GenerationFailed, Messages, Prepared, SamplingOptions
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class TransformersBackend:
         cpu_kernels: bool = True,
         prefill_precision: str = "auto",
         prefill_chunk_tokens: int = 256,
+        weight_precision: str = "auto",
     ):
         import torch
         from transformers import AutoTokenizer
@@ -75,7 +77,10 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         self._specials = control_token_strings(self.tokenizer)
         on_gpu = self.device.startswith("cuda")
-        self.model, self._growing = self._load_model(fast=cpu_kernels and not on_gpu, on_gpu=on_gpu)
+        self.weight_precision = resolve_weight_precision(weight_precision, prefill_precision, on_gpu)
+        self.threads = torch.get_num_threads()  # the worker thread runs with the caller's setting
+        with _single_threaded():  # see _single_threaded: keep the loading thread from owning an OpenMP team
+            self.model, self._growing = self._load_model(fast=cpu_kernels and not on_gpu, on_gpu=on_gpu)
         self._autocast = prefill_autocast(prefill_precision, on_gpu)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
@@ -99,7 +104,7 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from serve.cpu_linear import transpose_linears
+        from serve.cpu_linear import bf16_linears, transpose_linears
         from serve.kv_cache import register_attention, supports_growing_cache
 
         attn = {"attn_implementation": register_attention()} if fast else {}
@@ -110,7 +115,9 @@ class TransformersBackend:
             **attn,
         )
         model.to(self.device).eval()
-        if fast:
+        if self.weight_precision == "bf16":
+            bf16_linears(model)
+        elif fast:
             transpose_linears(model)
         return model, fast and supports_growing_cache(model.config)
 
@@ -193,6 +200,9 @@ class TransformersBackend:
         """Continuous batching: new requests join the running batch between decode steps; while rows are
         decoding, one chunk of the oldest newcomer's prompt runs per decode step, so a long prompt does
         not stall the rows already decoding; with nothing decoding, the newcomers are prefilled at once."""
+        import torch
+
+        torch.set_num_threads(self.threads)  # a new thread starts from OpenMP's default, not the caller's
         batch: _Batch | None = None
         pending: deque[_Pending] = deque()
         closing = False
@@ -292,12 +302,13 @@ class TransformersBackend:
         end = min(p.ids.shape[1], p.done + self.prefill_chunk_tokens)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast)
         with self._model_lock, torch.inference_mode(), autocast:
-            out = self.model(
+            last = end == p.ids.shape[1]  # only the last chunk needs logits: the others skip the head
+            out = (self.model if last else self.model.base_model)(
                 input_ids=p.ids[:, p.done : end],  # [1, chunk]
                 position_ids=torch.arange(p.done, end, device=p.ids.device)[None],
                 past_key_values=p.cache,
                 use_cache=True,
-                **self._last_only,
+                **(self._last_only if last else {}),
             )
         p.done = end
         if end < p.ids.shape[1]:
@@ -407,23 +418,23 @@ class _Batch:
     logits: torch.Tensor  # [B, vocab]: the last position's logits, what the next `_step` samples from
 
 
-PREFILL_PRECISIONS = ("auto", "float32", "bf16-autocast")
+@contextmanager
+def _single_threaded():
+    """torch on one thread inside, the thread count restored after.
 
+    Every thread that runs a multi-threaded torch op gets its own OpenMP team, and GNU OpenMP spins only
+    briefly (throttled) once its threads outnumber the cores: the model loaded in one thread and run in
+    the worker thread made every parallel op of a decode step wait for a sleeping helper thread (2 cores:
+    decode step 33 ms instead of 22 with bf16 weights, prefill 1.4x slower). Loading single-threaded
+    leaves the worker's team the only one."""
+    import torch
 
-def prefill_autocast(precision: str, on_gpu: bool, cpuinfo: str | None = None) -> bool:
-    """Whether prompts are prefilled under bf16 autocast (fp32 weights, bf16 matmuls; decode stays fp32).
-
-    Prefill is compute-bound, and on a CPU with native bf16 autocast halves it: bench/prefill_precision.py,
-    96 SQuAD RAG prompts on the default model, prefill time 0.47x fp32 with 91/96 identical greedy answers
-    and F1 +0.0 [-0.3, +0.4]; so "auto" takes it there and fp32 elsewhere (emulated bf16 is slower). Decode
-    is memory-bound and would only pay for re-casting weights. A GPU backend runs bf16 weights anyway."""
-    if precision not in PREFILL_PRECISIONS:
-        raise ValueError(
-            f"prefill precision must be one of {', '.join(PREFILL_PRECISIONS)}, got {precision!r}"
-        )
-    if on_gpu or precision == "float32":
-        return False
-    return precision == "bf16-autocast" or cpu_native_bf16(cpuinfo)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -17,6 +17,10 @@ from serve_helpers import run_ragtune
             ["--model", "MODEL", "--config", "/nonexistent.yaml"],
             "settings file /nonexistent.yaml does not exist",
         ),
+        (
+            ["--model", "MODEL", "--weight-precision", "bf16", "--prefill-precision", "float32"],
+            "--weight-precision: a float32 prefill needs float32 weights",
+        ),
     ],
 )
 def test_bad_flags_are_clear_errors(chatty_generator, args, needle):

@@ -137,7 +137,7 @@ def test_bf16_prefill_keeps_an_fp32_cache_and_close_logits(chatty_generator):
 
     fp32, mixed = (
         TransformersBackend(chatty_generator, prefill_precision="float32"),
-        TransformersBackend(chatty_generator, prefill_precision="bf16-autocast"),
+        TransformersBackend(chatty_generator, prefill_precision="bf16-autocast", weight_precision="float32"),
     )
     ids = fp32.prepare(build_messages(QUESTIONS[1])).prompt_ids
     a = fp32._prefill([Job(ids, _opts(), lambda d: None)])
@@ -175,15 +175,19 @@ def test_a_prompt_prefilled_in_chunks_between_decode_steps_gets_its_tokens(chatt
     assert ["".join(d.text for d in p) for p in parts] == [c.text for c in solo]
 
 
-@pytest.mark.parametrize("precision", ["float32", "bf16-autocast"])
-def test_a_prompts_prefill_does_not_depend_on_what_it_was_batched_with(chatty_generator, precision):
+@pytest.mark.parametrize(
+    ("prefill", "weights"), [("float32", "float32"), ("bf16-autocast", "float32"), ("bf16-autocast", "bf16")]
+)
+def test_a_prompts_prefill_does_not_depend_on_what_it_was_batched_with(chatty_generator, prefill, weights):
     """Served answers must not change with the load: a prompt prefilled alone, with others, or while a
     row decodes gets bit-identical first logits and cache (bf16 rounding differs between batch shapes,
     so prompts are never prefilled in one forward together)."""
     from serve.decoding import Job
     from serve.hf_backend import TransformersBackend
 
-    be = TransformersBackend(chatty_generator, prefill_chunk_tokens=24, prefill_precision=precision)
+    be = TransformersBackend(
+        chatty_generator, prefill_chunk_tokens=24, prefill_precision=prefill, weight_precision=weights
+    )
     ids = [be.prepare(build_messages(q)).prompt_ids for q in QUESTIONS]
     alone = be._prefill([Job(ids[0], _opts(), lambda d: None)])
     crowd = be._prefill([Job(p, _opts(), lambda d: None) for p in (ids[1], ids[0], ids[2])])
@@ -198,30 +202,3 @@ def test_a_prompts_prefill_does_not_depend_on_what_it_was_batched_with(chatty_ge
         assert torch.equal(lc.values[1, :, width - n :], la.values[0])
     assert crowd.mask[1].tolist() == [0] * (width - n) + [1] * n
     asyncio.run(be.aclose())
-
-
-AVX512_BF16 = "flags\t\t: fpu sse2 avx512f avx512_bf16\n"
-NO_BF16 = "flags\t\t: fpu sse2 avx2 avx512f\n"
-
-
-@pytest.mark.parametrize(
-    ("precision", "on_gpu", "cpuinfo", "autocast"),
-    [
-        ("auto", False, AVX512_BF16, True),
-        ("auto", False, NO_BF16, False),
-        ("auto", True, AVX512_BF16, False),  # a GPU runs bf16 weights anyway
-        ("float32", False, AVX512_BF16, False),
-        ("bf16-autocast", False, NO_BF16, True),  # asked for: emulated, but honoured
-    ],
-)
-def test_prefill_precision_choice(precision, on_gpu, cpuinfo, autocast):
-    from serve.hf_backend import prefill_autocast
-
-    assert prefill_autocast(precision, on_gpu, cpuinfo) is autocast
-
-
-def test_an_unknown_prefill_precision_is_refused():
-    from serve.hf_backend import prefill_autocast
-
-    with pytest.raises(ValueError, match="one of auto, float32, bf16-autocast"):
-        prefill_autocast("fp8", False, AVX512_BF16)
