@@ -11,7 +11,9 @@ untied so that it emits text) and an index of the first --docs abstracts of BEIR
      of the backend alone (the same prompts, already built, streamed from a TransformersBackend in this
      process) — goal ≤ 1.05; and ÷ the same server with the prompts prebuilt (`raw_prompt`), which
      isolates retrieval and prompt building from HTTP; --rounds interleaved rounds, median ratio;
-  3. batching gain: output-token throughput at 8 clients ÷ at 1 (goal ≥ 3 on the tiny model);
+  3. batching gain: output-token throughput at 8 clients ÷ at 1 (goal ≥ 3 on the tiny model), and the
+     1-client decode speed (1 ÷ TPOT p50) ÷ the fp32 weight-read ceiling (1 ÷ the time to read the
+     model's parameters once as fp32, measured here: the memory-bound limit of an fp32 decode step);
   4. two index swaps (re-ingests of a changed document) under 8 streaming clients: failed requests (goal 0).
 Bounded: --requests-per-client requests per client per level and a --time-limit per level. The machine is
 shared: re-run before quoting.
@@ -254,7 +256,7 @@ async def main_async(args) -> dict:
     model, index, src = prepare_inputs(args)
     extra = ["--poll-interval", "0.5", "--max-batch-size", "16", "--top-k", str(args.top_k)]
     extra += ["--prefill-precision", args.prefill_precision] + (["--no-cpu-kernels"] * args.no_cpu_kernels)
-    extra += ["--weight-precision", args.weight_precision]
+    extra += ["--weight-precision", args.weight_precision, "--prefix-cache-mb", str(args.prefix_cache_mb)]
     extra += ["--backend", args.backend] + (
         ["--ct2-compute-type", args.ct2_compute_type] * bool(args.ct2_compute_type)
     )
@@ -281,7 +283,36 @@ async def main_async(args) -> dict:
     by = {lv["clients"]: lv for lv in report["levels"]}
     if 1 in by and 8 in by:
         report["batching_gain_8_over_1"] = by[8]["out_tok_per_s"] / by[1]["out_tok_per_s"]
+    if 1 in by:
+        report["weight_read_ms"] = fp32_weight_read_s(model) * 1e3
+        report["decode_over_ceiling_1_client"] = report["weight_read_ms"] / by[1]["tpot_p50_ms"]
     return report
+
+
+def fp32_weight_read_s(model: Path) -> float:
+    """Seconds to read the model's parameters once as fp32 (their count from the safetensors headers,
+    tied weights once): a buffer of that size summed, best of 5."""
+    import torch
+    from safetensors import safe_open
+
+    n = 0
+    for f in sorted(model.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            n += sum(_numel(st, k) for k in st.keys())  # noqa: SIM118 - safe_open is not iterable
+    buf = torch.ones(n)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        float(buf.sum())
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _numel(st, key: str) -> int:
+    out = 1
+    for d in st.get_slice(key).get_shape():
+        out *= d
+    return out
 
 
 def prepare_inputs(args) -> tuple[Path, Path, Path | None]:
@@ -324,6 +355,7 @@ async def overhead(url: str, bodies: list[dict], base: dict, model: Path, index:
         prefill_precision=args.prefill_precision,
         cpu_kernels=not args.no_cpu_kernels,
         weight_precision=args.weight_precision,
+        prefix_cache_mb=args.prefix_cache_mb,
     )
     rounds = []
     for _ in range(args.rounds):
@@ -369,6 +401,12 @@ def main() -> None:
         help="server and baseline: linear weights (auto: bf16 on a CPU with native bf16)",
     )
     ap.add_argument(
+        "--prefix-cache-mb",
+        type=float,
+        default=512,
+        help="server and baseline: KV states of recent prompts kept for reuse (0: off)",
+    )
+    ap.add_argument(
         "--no-cpu-kernels",
         action="store_true",
         help="transformers' own decode path (the backend before issue 10)",
@@ -383,6 +421,11 @@ def main() -> None:
             f"round {i + 1}, 8 clients, e2e mean ms: gateway {r['gateway']['e2e_mean_ms']:.1f}, "
             f"raw-prompt HTTP {r['raw_http']['e2e_mean_ms']:.1f}, "
             f"backend alone {r['backend']['e2e_mean_ms']:.1f}"
+        )
+    if "weight_read_ms" in report:
+        print(
+            f"fp32 weight read {report['weight_read_ms']:.1f} ms (ceiling {1e3 / report['weight_read_ms']:.1f}"
+            f" tok/s); 1-client decode ÷ ceiling: {report['decode_over_ceiling_1_client']:.3f}"
         )
     for key in ("gateway_overhead_vs_backend", "gateway_overhead_vs_raw_http", "batching_gain_8_over_1"):
         if key in report:

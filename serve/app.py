@@ -170,6 +170,7 @@ class Lifespan:
             cpu_kernels=cfg.cpu_kernels,
             prefill_chunk_tokens=cfg.prefill_chunk_tokens,
             weight_precision=cfg.weight_precision,
+            prefix_cache_mb=cfg.prefix_cache_mb,
         )
 
     async def _start(self) -> None:

@@ -53,6 +53,7 @@ def load_backend(
     cpu_kernels: bool = True,
     prefill_chunk_tokens: int = 256,
     weight_precision: str = "auto",
+    prefix_cache_mb: float = 512,
 ) -> Backend:
     kind = resolve_backend(kind)
     check_model_dir(model, kind)
@@ -69,6 +70,7 @@ def load_backend(
             prefill_precision=prefill_precision,
             prefill_chunk_tokens=prefill_chunk_tokens,
             weight_precision=weight_precision,
+            prefix_cache_mb=prefix_cache_mb,
         )
     if kind == "ctranslate2":
         from serve.ct2_backend import CTranslate2Backend

@@ -107,6 +107,12 @@ logger = logging.getLogger(__name__)
     help="transformers on CPU: linear weights in bf16 or float32 (default auto: bf16 where native).",
 )
 @click.option(
+    "--prefix-cache-mb",
+    type=float,
+    default=None,
+    help="transformers: MiB of recent prompts' KV states reused by repeated prompts (default 512; 0: off).",
+)
+@click.option(
     "--prefill-chunk-tokens",
     type=int,
     default=None,

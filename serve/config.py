@@ -49,6 +49,12 @@ class ServeSettings(Settings):
         ge=1,
         description="transformers backend: prompt tokens prefilled per decode step while other requests decode.",
     )
+    prefix_cache_mb: float = Field(
+        512,
+        ge=0,
+        description="transformers backend: MiB of recent prompts' KV states kept for reuse by prompts that "
+        "repeat them (whole, or a chunk-aligned prefix); 0 turns reuse off. Answers do not change.",
+    )
     cpu_kernels: bool = Field(
         True,
         description="transformers backend on CPU: ragtune's decode path (in-place KV cache, grouped-head "

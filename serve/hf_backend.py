@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from ragtune.prompt import control_token_strings, render_prompt
 from serve.decoding import Job, RowState, sample_next
 from serve.precision import prefill_autocast, resolve_weight_precision
+from serve.prefix_cache import PrefixCache
+from serve.torch_threads import single_threaded
 from serve.types import Completion, Delta, GenerationFailed, Messages, Prepared, SamplingOptions
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class TransformersBackend:
         prefill_precision: str = "auto",
         prefill_chunk_tokens: int = 256,
         weight_precision: str = "auto",
+        prefix_cache_mb: float = 512,
     ):
         import torch
         from transformers import AutoTokenizer
@@ -79,7 +81,7 @@ class TransformersBackend:
         on_gpu = self.device.startswith("cuda")
         self.weight_precision = resolve_weight_precision(weight_precision, prefill_precision, on_gpu)
         self.threads = torch.get_num_threads()  # the worker thread runs with the caller's setting
-        with _single_threaded():  # see _single_threaded: keep the loading thread from owning an OpenMP team
+        with single_threaded():  # see _single_threaded: keep the loading thread from owning an OpenMP team
             self.model, self._growing = self._load_model(fast=cpu_kernels and not on_gpu, on_gpu=on_gpu)
         self._autocast = prefill_autocast(prefill_precision, on_gpu)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -87,6 +89,7 @@ class TransformersBackend:
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
         self.max_batch_size = max_batch_size
         self.prefill_chunk_tokens = prefill_chunk_tokens
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20), prefill_chunk_tokens)
         self.batch_window = batch_window_ms / 1000.0
         self.on_batch = on_batch
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -285,10 +288,16 @@ class TransformersBackend:
 
         rows = self._admit(jobs)
         self.batches_run += bool(rows)
-        return [
-            _Pending(st, torch.tensor([st.job.prompt_ids], device=self.device), self._new_cache())
-            for st in rows
-        ]
+        out = []
+        for st in rows:
+            p = _Pending(st, torch.tensor([st.job.prompt_ids], device=self.device), self._new_cache())
+            hit = self.prefix_cache.lookup(st.job.prompt_ids)
+            if hit is not None:  # resume after the cached prefix (or skip the prefill: whole prompt)
+                p.done, p.logits = hit.tokens, None if hit.logits is None else hit.logits.clone()
+                for i, (k, v) in enumerate(hit.layers):
+                    p.cache.update(k, v, i)
+            out.append(p)
+        return out
 
     def _advance(self, p: _Pending) -> _Batch | None:
         """Prefill the next `prefill_chunk_tokens` of `p`; a one-row batch once the whole prompt is in.
@@ -299,6 +308,8 @@ class TransformersBackend:
 
         from serve.kv_cache import to_float32
 
+        if p.logits is not None:  # the whole prompt came from the prefix cache
+            return self._prefilled(p, p.logits)
         end = min(p.ids.shape[1], p.done + self.prefill_chunk_tokens)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast)
         with self._model_lock, torch.inference_mode(), autocast:
@@ -316,8 +327,15 @@ class TransformersBackend:
         if self._autocast:
             to_float32(p.cache)
         # out.logits: [1, 1, vocab] with logits_to_keep=1, else [1, chunk, vocab]; the cache holds T positions
-        next_pos = torch.tensor([end], device=p.ids.device)  # [1]
-        return _Batch([p.row], p.cache, torch.ones_like(p.ids), next_pos, out.logits[:, -1, :].float())
+        logits = out.logits[:, -1, :].float()
+        self.prefix_cache.store(p.row.job.prompt_ids, [(la.keys, la.values) for la in p.cache.layers], logits)
+        return self._prefilled(p, logits)
+
+    def _prefilled(self, p: _Pending, logits: torch.Tensor) -> _Batch:
+        import torch
+
+        next_pos = torch.tensor([p.ids.shape[1]], device=p.ids.device)  # [1]
+        return _Batch([p.row], p.cache, torch.ones_like(p.ids), next_pos, logits)
 
     def _new_cache(self) -> DynamicCache:
         from transformers.cache_utils import DynamicCache
@@ -403,6 +421,7 @@ class _Pending:
     ids: torch.Tensor  # [1, T] long: the prompt
     cache: DynamicCache
     done: int = 0
+    logits: torch.Tensor | None = None  # [1, vocab]: set when the prefix cache held the whole prompt
 
 
 @dataclass
@@ -416,25 +435,6 @@ class _Batch:
     mask: torch.Tensor  # [B, T] long: 1 on a real token, 0 on left padding
     next_pos: torch.Tensor  # [B] long: the position id of each row's next token (padding not counted)
     logits: torch.Tensor  # [B, vocab]: the last position's logits, what the next `_step` samples from
-
-
-@contextmanager
-def _single_threaded():
-    """torch on one thread inside, the thread count restored after.
-
-    Every thread that runs a multi-threaded torch op gets its own OpenMP team, and GNU OpenMP spins only
-    briefly (throttled) once its threads outnumber the cores: the model loaded in one thread and run in
-    the worker thread made every parallel op of a decode step wait for a sleeping helper thread (2 cores:
-    decode step 33 ms instead of 22 with bf16 weights, prefill 1.4x slower). Loading single-threaded
-    leaves the worker's team the only one."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
