@@ -155,39 +155,21 @@ def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
     from ragtune.models import gguf_path
     from serve.hf_backend import TransformersBackend
 
-    plain = TransformersBackend(
-        model_dir, device="cpu", max_batch_size=1, cpu_kernels=False, prefill_precision="float32"
-    )
+    def backend(**settings):  # the serve backend at batch 1; rounds repeat prompts, so no prefix reuse
+        return TransformersBackend(model_dir, device="cpu", max_batch_size=1, prefix_cache_mb=0, **settings)
+
+    plain = backend(cpu_kernels=False, prefill_precision="float32")
     model, tok = plain.model, plain.tokenizer  # transformers' own model: the baseline and the torch loops
     eos = sorted(plain.eos_ids)
     c = Candidates(model_dir, work, threads, wanted)
     c.add("hf-generate", lambda: hf_generate(model))
     c.add("serve-hf-plain", lambda: _serve_hf(plain, eos))
-    c.add(
-        "serve-hf",
-        lambda: _serve_hf(
-            TransformersBackend(model_dir, device="cpu", max_batch_size=1, prefill_precision="float32"), eos
-        ),
-    )
+    c.add("serve-hf", lambda: _serve_hf(backend(prefill_precision="float32"), eos))
     c.add(
         "serve-hf-bf16-prefill",
-        lambda: _serve_hf(
-            TransformersBackend(
-                model_dir,
-                device="cpu",
-                max_batch_size=1,
-                prefill_precision="bf16-autocast",
-                weight_precision="float32",
-            ),
-            eos,
-        ),
+        lambda: _serve_hf(backend(prefill_precision="bf16-autocast", weight_precision="float32"), eos),
     )
-    c.add(
-        "serve-hf-bf16",
-        lambda: _serve_hf(
-            TransformersBackend(model_dir, device="cpu", max_batch_size=1, weight_precision="bf16"), eos
-        ),
-    )
+    c.add("serve-hf-bf16", lambda: _serve_hf(backend(weight_precision="bf16"), eos))
     c.add("torch-bf16", lambda: torch_loop(copy.deepcopy(model).to(torch.bfloat16), eos))
     c.add(
         "torch-int8",
