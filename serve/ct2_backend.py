@@ -40,8 +40,8 @@ from typing import Any
 from ragtune.errors import RagtuneError
 from ragtune.prompt import control_token_strings
 from serve.decoding import Job, RowState
+from serve.decoding import eos_ids as hf_eos_ids
 from serve.hf_backend import TransformersBackend
-from serve.hf_backend import _eos_ids as hf_eos_ids
 from serve.types import Completion, Delta, Prepared, SamplingOptions
 
 logger = logging.getLogger(__name__)

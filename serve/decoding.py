@@ -110,3 +110,17 @@ def sample_next(logits, rows: list[RowState]):
             probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
         out[r] = torch.multinomial(probs, 1, generator=st.generator)[0]
     return out
+
+
+def eos_ids(model, tokenizer) -> set[int]:
+    """The ids that end a generation: the generation config's, the model config's and the tokenizer's."""
+    ids: set[int] = set()
+    for src in (getattr(model, "generation_config", None), model.config):
+        eos = getattr(src, "eos_token_id", None) if src is not None else None
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif eos:
+            ids.update(int(e) for e in eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids

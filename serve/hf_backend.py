@@ -3,9 +3,9 @@
 One worker thread owns the model. Requests wait in a queue; when idle, the worker takes the first, waits
 a short collection window (`batch_window_ms`) for more, prefills them and stacks them into one
 left-padded batch. Then it decodes step by step on the KV cache. Between two steps, requests that arrived
-meanwhile are prefilled and join the running batch (their cache and mask left-padded to the same length):
-continuous batching, so a newcomer does not wait for the longest running request. A row that finishes (EOS, stop
-sequence, max_tokens, cancelled because its client went away) leaves the batch at once
+meanwhile are prefilled and join the running batch (their cache and mask left-padded to the same
+length): continuous batching, so a newcomer does not wait for the longest running request. A row that
+finishes (EOS, stop sequence, max_tokens, cancelled because its client went away) leaves the batch at once
 (`Cache.batch_select_indices`). Each row streams its text through its own sink.
 
 Chunked prefill: each prompt is prefilled alone, `prefill_chunk_tokens` tokens per forward, its chunks
@@ -13,7 +13,9 @@ aligned to its own first token; while rows are decoding, the oldest newcomer's n
 decode steps, so a 700-token RAG prompt delays the running rows' next tokens by a chunk's time per step
 instead of the whole prompt's once. Because a prompt's prefill never shares a forward with another prompt,
 its cache and first logits do not depend on what else the server was doing (bf16 prefill rounds
-differently for different batch shapes, which made reruns under concurrent clients differ).
+differently for different batch shapes, which made reruns under concurrent clients differ), and a prompt
+that repeats a recent one's chunk-aligned prefix resumes after it (serve/prefix_cache.py). On CPU the
+linear weights are bf16 where the CPU has native bf16 (serve/precision.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragtune.prompt import control_token_strings, render_prompt
-from serve.decoding import Job, RowState, sample_next
+from serve.decoding import Job, RowState, eos_ids, sample_next
 from serve.precision import prefill_autocast, resolve_weight_precision
 from serve.prefix_cache import PrefixCache
 from serve.torch_threads import single_threaded
@@ -85,7 +87,7 @@ class TransformersBackend:
             self.model, self._growing = self._load_model(fast=cpu_kernels and not on_gpu, on_gpu=on_gpu)
         self._autocast = prefill_autocast(prefill_precision, on_gpu)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.eos_ids = eos_ids(self.model, self.tokenizer)
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
         self.max_batch_size = max_batch_size
         self.prefill_chunk_tokens = prefill_chunk_tokens
@@ -435,16 +437,3 @@ class _Batch:
     mask: torch.Tensor  # [B, T] long: 1 on a real token, 0 on left padding
     next_pos: torch.Tensor  # [B] long: the position id of each row's next token (padding not counted)
     logits: torch.Tensor  # [B, vocab]: the last position's logits, what the next `_step` samples from
-
-
-def _eos_ids(model, tokenizer) -> set[int]:
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), model.config):
-        eos = getattr(src, "eos_token_id", None) if src is not None else None
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif eos:
-            ids.update(int(e) for e in eos)
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    return ids
