@@ -27,6 +27,7 @@ from serve.schemas import (
     Source,
     Usage,
 )
+from serve.torch_threads import single_threaded
 from serve.types import Backend, Delta, Prepared, SamplingOptions, backend_failure
 
 SNIPPET_CHARS = 300
@@ -103,7 +104,7 @@ class ChatService:
             return [], None
         t0 = time.perf_counter()
         with self.knowledge.lease() as retriever:
-            passages = await asyncio.to_thread(retriever.search, query, k)
+            passages = await asyncio.to_thread(_search_single_threaded, retriever, query, k)
             version = retriever.version
             roots = retriever.index.manifest.get("sources", [])
         passages = [replace(p, source=public_source(p.source, roots)) for p in passages]
@@ -320,3 +321,11 @@ def _sse_event(obj: Any) -> str:
 
 def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def _search_single_threaded(retriever, query: str, k: int) -> list[Passage]:
+    """One query's search on an executor thread, torch single-threaded there: a torch encoder running
+    multi-threaded on this thread would start a second OpenMP team next to the generator's and slow every
+    decode step (serve/torch_threads.py). One short query loses little on one thread."""
+    with single_threaded():
+        return retriever.search(query, k)

@@ -13,7 +13,8 @@ def single_threaded():
     briefly (throttled) once its threads outnumber the cores: the model loaded in one thread and run in
     the worker thread made every parallel op of a decode step wait for a sleeping helper thread (2 cores:
     decode step 33 ms instead of 22 with bf16 weights, prefill 1.4x slower). Loading single-threaded
-    leaves the worker's team the only one."""
+    leaves the worker's team the only one; the server's other torch work (a torch query encoder on an
+    executor thread) runs single-threaded for the same reason."""
     import torch
 
     n = torch.get_num_threads()

@@ -157,7 +157,9 @@ def test_a_prompt_prefilled_in_chunks_between_decode_steps_gets_its_tokens(chatt
     from serve.decoding import Job
     from serve.hf_backend import TransformersBackend
 
-    be = TransformersBackend(chatty_generator, prefill_chunk_tokens=chunk, prefill_precision="float32")
+    be = TransformersBackend(  # no prefix reuse: the two prompts share their system prompt's chunks
+        chatty_generator, prefill_chunk_tokens=chunk, prefill_precision="float32", prefix_cache_mb=0
+    )
     first, late = (be.prepare(build_messages(q)).prompt_ids for q in QUESTIONS[1:])
     parts: list[list] = [[], []]
     running = be._prefill([Job(first, _opts(), parts[0].append)])
@@ -186,7 +188,11 @@ def test_a_prompts_prefill_does_not_depend_on_what_it_was_batched_with(chatty_ge
     from serve.hf_backend import TransformersBackend
 
     be = TransformersBackend(
-        chatty_generator, prefill_chunk_tokens=24, prefill_precision=prefill, weight_precision=weights
+        chatty_generator,
+        prefill_chunk_tokens=24,
+        prefill_precision=prefill,
+        weight_precision=weights,
+        prefix_cache_mb=0,  # every prefill computed, none reused
     )
     ids = [be.prepare(build_messages(q)).prompt_ids for q in QUESTIONS]
     alone = be._prefill([Job(ids[0], _opts(), lambda d: None)])
