@@ -87,6 +87,9 @@ def gqa_sdpa(
     """transformers' attention-function signature; returns [B, q_len, heads, head_dim]."""
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     causal = bool(query.shape[2] > 1 and attention_mask is None and causal)
+    gqa = key.shape[1] != query.shape[1]
+    if query.shape[2] == 1 and attention_mask is not None:  # a decode step over a padded (or masked) batch
+        return _rows_alone(query, key, value, attention_mask, scaling, gqa), None
     out = torch.nn.functional.scaled_dot_product_attention(
         query,
         key,
@@ -95,9 +98,32 @@ def gqa_sdpa(
         dropout_p=dropout,
         scale=scaling,
         is_causal=causal,
-        enable_gqa=key.shape[1] != query.shape[1],
+        enable_gqa=gqa,
     )
     return out.transpose(1, 2).contiguous(), None
+
+
+def _rows_alone(query, key, value, mask, scaling, gqa) -> torch.Tensor:
+    """A decode step's attention row by row, each over its own keys only (its left padding cut off).
+
+    One SDPA over the left-padded batch gives a row a result that depends on how much padding it has,
+    i.e. on which other rows share its batch (the kernel's key blocks fall elsewhere), and bf16 weights
+    turn such last-bit differences into different tokens now and then. Row by row, with no mask, a row gets
+    exactly what it gets alone, so an answer does not depend on the server's load. Returns
+    [B, 1, heads, head_dim]."""
+    keep = mask[:, 0, -1, :] if mask.dtype == torch.bool else mask[:, 0, -1, :] == 0  # [B, T]
+    starts = (keep.shape[1] - keep.sum(dim=1)).tolist()  # left padding per row
+    rows = [
+        torch.nn.functional.scaled_dot_product_attention(
+            query[r : r + 1],
+            key[r : r + 1, :, start:],
+            value[r : r + 1, :, start:],
+            scale=scaling,
+            enable_gqa=gqa,
+        )
+        for r, start in enumerate(starts)
+    ]
+    return torch.cat(rows).transpose(1, 2).contiguous()
 
 
 def register_attention() -> str:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer
 
+from ragtune.hardware import cpu_native_bf16
 from ragtune.prompt import build_messages
 from serve.kv_cache import GrowingLayer, gqa_sdpa
 
@@ -72,6 +73,26 @@ def test_gqa_attention_equals_repeated_heads(q_len):
     ).transpose(1, 2)
     assert got.shape == (2, q_len, 6, 8)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_decode_rows_attention_is_what_it_gets_alone():
+    """Rows of a left-padded decode batch (~1,000 keys, paddings that move the kernel's key blocks) get
+    bit for bit the attention each gets alone, without padding or mask."""
+    gen = torch.Generator().manual_seed(3)
+    width, pads = 1100, [0, 37, 613]
+    q = torch.randn(3, 6, 1, 64, generator=gen)
+    k, v = torch.randn(3, 2, width, 64, generator=gen), torch.randn(3, 2, width, 64, generator=gen)
+    mask = torch.ones(3, 1, 1, width, dtype=torch.bool)
+    for r, pad in enumerate(pads):
+        mask[r, :, :, :pad] = False
+        k[r, :, :pad], v[r, :, :pad] = 0, 0
+    module = torch.nn.Module()
+    got, _ = gqa_sdpa(module, q, k, v, mask, scaling=0.125)
+    for r, pad in enumerate(pads):
+        alone, _ = gqa_sdpa(
+            module, q[r : r + 1], k[r : r + 1, :, pad:], v[r : r + 1, :, pad:], None, scaling=0.125
+        )
+        assert torch.equal(got[r : r + 1], alone)
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +196,32 @@ def test_a_prompt_prefilled_in_chunks_between_decode_steps_gets_its_tokens(chatt
     assert chunks == -(-len(late) // chunk)  # ceil
     solo = be.generate_prepared([first, late], _opts())
     assert ["".join(d.text for d in p) for p in parts] == [c.text for c in solo]
+
+
+@pytest.mark.skipif(not cpu_native_bf16(), reason="bf16 weights are the default only where bf16 is native")
+def test_a_rows_decode_does_not_depend_on_the_rows_beside_it(chatty_generator):
+    """With bf16 weights (the default where bf16 is native), each decode step's logits for a row are
+    bit-identical alone and in left-padded batches of rows of other lengths: attention runs row by row
+    over each row's own keys, and oneDNN's bf16 products give a row the same result for any row count.
+    (fp32 products are not row-invariant: MKL picks other kernels by row count.)"""
+    from serve.decoding import Job
+    from serve.hf_backend import TransformersBackend
+
+    be = TransformersBackend(chatty_generator, weight_precision="bf16", prefix_cache_mb=0)
+    ids = [be.prepare(build_messages(q)).prompt_ids for q in QUESTIONS]
+    assert len({len(i) for i in ids}) == 3  # three widths: the batches are padded
+
+    def logits(batch_of: list[list[int]], steps: int = 4) -> list:
+        b, seen = be._prefill([Job(p, _opts(), lambda d: None) for p in batch_of]), []
+        for _ in range(steps):
+            b = be._step(b)
+            seen.append(b.logits[batch_of.index(ids[0])].clone())
+        return seen
+
+    alone = logits([ids[0]])
+    for crowd in ([ids[1], ids[0]], [ids[2], ids[0], ids[1]]):
+        assert all(torch.equal(a, c) for a, c in zip(alone, logits(crowd)))
+    asyncio.run(be.aclose())
 
 
 @pytest.mark.parametrize(
