@@ -67,16 +67,14 @@ class Bf16Linear(nn.Module):
 
 
 def _pad_rows(rows: torch.Tensor) -> torch.Tensor:
-    """A decode batch's rows padded with zeros to a fixed count (8, or 16 past 8).
+    """A single row padded with a zero row: oneDNN never multiplies one row alone.
 
-    oneDNN's bf16 product takes another code path for each row count, and a row's result differs in its
-    last bits between them (the default model: row 0 of `down_proj` differs between 1 and 2 rows); bf16
-    turns that into different tokens now and then, so an answer would depend on how many requests shared
-    its decode steps. With the count fixed, a row's result is a function of the row alone. At 8 rows a
-    bf16 step over all linear layers costs ~1.1x one row's (a one-off micro-benchmark: 14.7 vs 13.1 ms)."""
-    n = rows.shape[0]
-    fixed = 8 if n <= 8 else max(16, n)
-    return rows if fixed == n else nn.functional.pad(rows, (0, 0, 0, fixed - n))
+    oneDNN's bf16 product takes another code path for a single row, and that row's result differs in its
+    last bits from what it gets beside others (the default model: row 0 of `down_proj` differs between 1
+    and 2 rows, while 2 to 8 rows agree bit for bit); bf16 turns that into different tokens now and then,
+    so an answer depended on whether its decode steps were shared. Two rows cost what one does (a one-off
+    micro-benchmark over the model's linear layers: 13.0 vs 13.3 ms)."""
+    return nn.functional.pad(rows, (0, 0, 0, 1)) if rows.shape[0] == 1 else rows
 
 
 def bf16_linears(model: nn.Module, skip: tuple[str, ...] = ()) -> int:

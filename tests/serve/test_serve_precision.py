@@ -123,7 +123,7 @@ def test_bf16_weights_serve_close_to_fp32(chatty_generator):
 def test_on_the_default_model_a_rows_tokens_do_not_depend_on_the_rows_beside_it():
     """The claim is about the real model: with bf16 weights, each decode step's logits for a request are
     bit-identical alone and beside 1, 2 or 7 other requests (oneDNN's bf16 products differ in the last
-    bits between row counts on its weights; the backend fixes the row count)."""
+    bits between one row and more on its weights; the backend never multiplies one row alone)."""
     from ragtune.models import resolve_generator
     from serve.decoding import Job
     from serve.hf_backend import TransformersBackend
