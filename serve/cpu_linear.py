@@ -60,21 +60,8 @@ class Bf16Linear(nn.Module):
         # as 2-D rows: a strided 3-D input (the last position's hidden state) would send `linear` down a
         # batched matmul that copies the whole weight first
         rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        n = rows.shape[0]
-        y = nn.functional.linear(_pad_rows(rows), self.weight, self.bias)[:n]
-        y = y.reshape(*x.shape[:-1], self.out_features)
+        y = nn.functional.linear(rows, self.weight, self.bias).reshape(*x.shape[:-1], self.out_features)
         return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)
-
-
-def _pad_rows(rows: torch.Tensor) -> torch.Tensor:
-    """A single row padded with a zero row: oneDNN never multiplies one row alone.
-
-    oneDNN's bf16 product takes another code path for a single row, and that row's result differs in its
-    last bits from what it gets beside others (the default model: row 0 of `down_proj` differs between 1
-    and 2 rows, while 2 to 8 rows agree bit for bit); bf16 turns that into different tokens now and then,
-    so an answer depended on whether its decode steps were shared. Two rows cost what one does (a one-off
-    micro-benchmark over the model's linear layers: 13.0 vs 13.3 ms)."""
-    return nn.functional.pad(rows, (0, 0, 0, 1)) if rows.shape[0] == 1 else rows
 
 
 def bf16_linears(model: nn.Module, skip: tuple[str, ...] = ()) -> int:

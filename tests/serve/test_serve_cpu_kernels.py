@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer
 
-from ragtune.hardware import cpu_native_bf16
 from ragtune.prompt import build_messages
 from serve.kv_cache import GrowingLayer, gqa_sdpa
 
@@ -196,32 +195,6 @@ def test_a_prompt_prefilled_in_chunks_between_decode_steps_gets_its_tokens(chatt
     assert chunks == -(-len(late) // chunk)  # ceil
     solo = be.generate_prepared([first, late], _opts())
     assert ["".join(d.text for d in p) for p in parts] == [c.text for c in solo]
-
-
-@pytest.mark.skipif(not cpu_native_bf16(), reason="bf16 weights are the default only where bf16 is native")
-def test_a_rows_decode_does_not_depend_on_the_rows_beside_it(chatty_generator):
-    """With bf16 weights (the default where bf16 is native), each decode step's logits for a row are
-    bit-identical alone and in left-padded batches of rows of other lengths: attention runs row by row
-    over each row's own keys, and oneDNN's bf16 products give a row the same result for any row count.
-    (fp32 products are not row-invariant: MKL picks other kernels by row count.)"""
-    from serve.decoding import Job
-    from serve.hf_backend import TransformersBackend
-
-    be = TransformersBackend(chatty_generator, weight_precision="bf16", prefix_cache_mb=0)
-    ids = [be.prepare(build_messages(q)).prompt_ids for q in QUESTIONS]
-    assert len({len(i) for i in ids}) == 3  # three widths: the batches are padded
-
-    def logits(batch_of: list[list[int]], steps: int = 4) -> list:
-        b, seen = be._prefill([Job(p, _opts(), lambda d: None) for p in batch_of]), []
-        for _ in range(steps):
-            b = be._step(b)
-            seen.append(b.logits[batch_of.index(ids[0])].clone())
-        return seen
-
-    alone = logits([ids[0]])
-    for crowd in ([ids[1], ids[0]], [ids[2], ids[0], ids[1]]):
-        assert all(torch.equal(a, c) for a, c in zip(alone, logits(crowd)))
-    asyncio.run(be.aclose())
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from ragtune.hardware import cpu_native_bf16
 from ragtune.prompt import build_messages
 
 AVX512_BF16 = "flags\t\t: fpu sse2 avx512f avx512_bf16\n"
@@ -117,32 +116,3 @@ def test_bf16_weights_serve_close_to_fp32(chatty_generator):
     assert done.completion_tokens >= 1 and done.text
     for be in (fp32, half):
         asyncio.run(be.aclose())
-
-
-@pytest.mark.skipif(not cpu_native_bf16(), reason="bf16 weights are the default only where bf16 is native")
-def test_on_the_default_model_a_rows_tokens_do_not_depend_on_the_rows_beside_it():
-    """The claim is about the real model: with bf16 weights, each decode step's logits for a request are
-    bit-identical alone and beside 1, 2 or 7 other requests (oneDNN's bf16 products differ in the last
-    bits between one row and more on its weights; the backend never multiplies one row alone)."""
-    from ragtune.models import resolve_generator
-    from serve.decoding import Job
-    from serve.hf_backend import TransformersBackend
-    from serve.types import SamplingOptions
-
-    be = TransformersBackend(resolve_generator("default"), weight_precision="bf16", prefix_cache_mb=0)
-    questions = ["When was Dalka Tanlin born?", "Which instrument does Vinro Fenul play?", "hi"]
-    questions += ["Where does Torri Berka live?", "Who is Naen?", "What year saw the birth of Rusis Tanna?"]
-    questions += ["What is the trade of Garbo Mipe, the miller of Linby?", "Where is Ashhaven?"]
-    ids = [be.prepare(build_messages(q)).prompt_ids for q in questions]
-
-    def first_rows_logits(batch: list[list[int]], steps: int = 6) -> list[torch.Tensor]:
-        b, seen = be._prefill([Job(p, SamplingOptions(max_tokens=64), lambda d: None) for p in batch]), []
-        for _ in range(steps):
-            seen.append(b.logits[0].clone())
-            b = be._step(b)
-        return seen
-
-    alone = first_rows_logits(ids[:1])
-    for n in (2, 3, 8):
-        assert all(torch.equal(a, b) for a, b in zip(alone, first_rows_logits(ids[:n]))), n
-    asyncio.run(be.aclose())
