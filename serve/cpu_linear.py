@@ -64,14 +64,13 @@ class Bf16Linear(nn.Module):
         return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)
 
 
-def bf16_linears(model: nn.Module, skip: tuple[str, ...] = ()) -> int:
-    """Replace every fp32 linear layer (plain or transposed) by a `Bf16Linear`, except the modules whose
-    attribute name is in `skip` (e.g. "lm_head"); returns how many were replaced."""
+def bf16_linears(model: nn.Module) -> int:
+    """Replace every fp32 linear layer (plain or transposed) by a `Bf16Linear`; returns how many."""
     swaps = [
         (parent, name, child)
         for parent in model.modules()
         for name, child in parent.named_children()
-        if type(child) in (nn.Linear, TransposedLinear) and name not in skip
+        if type(child) in (nn.Linear, TransposedLinear)
     ]
     for parent, name, child in swaps:
         setattr(parent, name, Bf16Linear(child))

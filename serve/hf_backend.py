@@ -83,10 +83,9 @@ class TransformersBackend:
         on_gpu = self.device.startswith("cuda")
         self.weight_precision = resolve_weight_precision(weight_precision, prefill_precision, on_gpu)
         self.threads = torch.get_num_threads()  # the worker thread runs with the caller's setting
-        with single_threaded():  # see _single_threaded: keep the loading thread from owning an OpenMP team
+        with single_threaded():  # serve/torch_threads.py: the loading thread must not own an OpenMP team
             self.model, self._growing = self._load_model(fast=cpu_kernels and not on_gpu, on_gpu=on_gpu)
         self._autocast = prefill_autocast(prefill_precision, on_gpu)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = eos_ids(self.model, self.tokenizer)
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
         self.max_batch_size = max_batch_size

@@ -108,8 +108,9 @@ def _rows_alone(query, key, value, mask, scaling, gqa) -> torch.Tensor:
 
     One SDPA over the left-padded batch gives a row a result that depends on how much padding it has,
     i.e. on which other rows share its batch (the kernel's key blocks fall elsewhere), and bf16 weights
-    turn such last-bit differences into different tokens now and then. Row by row, with no mask, a row gets
-    exactly what it gets alone, so an answer does not depend on the server's load. Returns
+    turn such last-bit differences into different tokens now and then. Row by row, with no mask, a row's
+    attention is exactly what it gets alone. (The bf16 product of a lone row still rounds differently from
+    the same row beside others: docs/benchmarks.md, "Answers under load".) Returns
     [B, 1, heads, head_dim]."""
     keep = mask[:, 0, -1, :] if mask.dtype == torch.bool else mask[:, 0, -1, :] == 0  # [B, T]
     starts = (keep.shape[1] - keep.sum(dim=1)).tolist()  # left padding per row
