@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import sys
@@ -298,7 +299,7 @@ def fp32_weight_read_s(model: Path) -> float:
     n = 0
     for f in sorted(model.glob("*.safetensors")):
         with safe_open(str(f), "pt") as st:
-            n += sum(_numel(st, k) for k in st.keys())  # noqa: SIM118 - safe_open is not iterable
+            n += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118 - not iterable
     buf = torch.ones(n)
     best = float("inf")
     for _ in range(5):
@@ -306,13 +307,6 @@ def fp32_weight_read_s(model: Path) -> float:
         float(buf.sum())
         best = min(best, time.perf_counter() - t)
     return best
-
-
-def _numel(st, key: str) -> int:
-    out = 1
-    for d in st.get_slice(key).get_shape():
-        out *= d
-    return out
 
 
 def prepare_inputs(args) -> tuple[Path, Path, Path | None]:
