@@ -41,6 +41,7 @@ def _blocks(
     out: list[Block] = [
         ("h1", "ragtune evaluation report"),
         *verdict_blocks(v),
+        *_run_blocks(results.get("run")),
         ("h2", "Method"),
         (
             "p",
@@ -58,6 +59,11 @@ def _blocks(
     if f:
         out += _forgetting_blocks(f)
     return out
+
+
+def _run_blocks(run: Mapping[str, Any] | None) -> list[Block]:
+    """`ragtune run`'s own lines (serve command, budget cuts, step times), when the results come from one."""
+    return [("h2", "This run"), ("ul", list(run["lines"]))] if run and run.get("lines") else []
 
 
 def _split_blocks(

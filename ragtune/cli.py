@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "base": ("tuner.base_cli:base", "Build the tiny embedded base generator."),
     "serve": ("serve.cli:serve", "Serve the OpenAI-compatible RAG chat endpoint."),
     "eval": ("eval.cli:eval_group", "Compare base, RAG, fine-tune and both; score predictions."),
+    "run": (
+        "lifecycle.cli:run",
+        "Your documents through the whole lifecycle: index, questions, tuning, verdict, winner.",
+    ),
     "demo": ("demo.cli:demo", "Run ragtune's main job end to end on the embedded defaults."),
     "synth": (
         "synth.cli:synth",

@@ -21,7 +21,21 @@ from pathlib import Path
 from ragtune.errors import RagtuneError
 
 # Top-level packages whose log lines are ragtune's own (the stages, bench scripts, `python -m ...`).
-OWN = frozenset({"ragtune", "ingest", "retriever", "tuner", "serve", "eval", "demo", "bench", "__main__"})
+OWN = frozenset(
+    {
+        "ragtune",
+        "ingest",
+        "retriever",
+        "tuner",
+        "serve",
+        "eval",
+        "demo",
+        "synth",
+        "lifecycle",
+        "bench",
+        "__main__",
+    }
+)
 # Libraries that give their root logger a terminal handler of their own and stop propagation.
 OWN_HANDLER_LIBRARIES = ("transformers", "datasets", "huggingface_hub")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
-from ragtune.prompt import PROMPT_FORMAT
+from ragtune.prompt import PROMPT_FORMAT, build_messages
 from serve.admission import REASONS, AdmissionGate, AdmissionLimits, AdmittedStream
 from serve.auth import caller_id, check_bearer
 from serve.backends import load_backend
@@ -41,6 +41,7 @@ from serve.schemas import (
     ReloadResponse,
     RetrieveRequest,
     RetrieveResponse,
+    ServedSystem,
 )
 from serve.types import Backend
 
@@ -92,6 +93,23 @@ def prompt_spec(model: str | Path | None) -> PromptSpec:
     return PromptSpec(art.get("system_prompt"), template)
 
 
+def fewshot_history(turns: list[dict[str, str]], system_prompt: str | None) -> tuple[dict[str, str], ...]:
+    """Few-shot turns as the earlier messages eval prompted the system with (eval/backends.message_builder):
+    each question rendered closed-book by the one prompt function, then its answer."""
+    out: list[dict[str, str]] = []
+    for t in turns:
+        out.append(build_messages(t["question"], None, system_prompt)[-1])
+        out.append({"role": "assistant", "content": t["answer"]})
+    return tuple(out)
+
+
+def served_system(cfg: ServeSettings) -> ServedSystem | None:
+    """The run and system this server answers as (serve --from), or None."""
+    return (
+        ServedSystem(run=cfg.run_name, system=cfg.system_name) if cfg.run_name and cfg.system_name else None
+    )
+
+
 def create_app(
     settings: ServeSettings | None = None, backend: Backend | str | None = None, **overrides: Any
 ) -> FastAPI:
@@ -102,6 +120,8 @@ def create_app(
         overrides["backend"], backend = backend, None
     cfg = settings or ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     spec = prompt_spec(cfg.model)  # a bad ragtune.json is refused before anything loads
+    if cfg.fewshot_turns:
+        spec = replace(spec, history=fewshot_history(cfg.fewshot_turns, spec.system_prompt))
     st = _new_state(cfg)
     app = FastAPI(
         title="ragtune",
@@ -189,8 +209,8 @@ class Lifespan:
                 lambda result: metrics.index_reloads.labels(result=result).inc(),
             )
             st.knowledge.start_polling()
-        limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k)
-        st.chat = ChatService(st.backend, st.knowledge, metrics, limits, self.spec)
+        limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k, cfg.default_retrieval)
+        st.chat = ChatService(st.backend, st.knowledge, metrics, limits, self.spec, served_system(cfg))
         st.created, st.ready = int(time.time()), True
 
     async def _stop(self) -> None:
@@ -255,6 +275,7 @@ async def readyz(st: StateDep):
         "model": st.model_id,
         "backend": st.backend.kind,
         "index_version": st.knowledge.version if st.knowledge else None,
+        "ragtune_system": (served.model_dump() if (served := served_system(st.settings)) else None),
     }
 
 
@@ -271,6 +292,7 @@ async def models(st: StateDep) -> ModelList:
                 id=st.model_id,
                 created=st.created,
                 max_model_len=st.backend.max_context if st.backend else None,
+                ragtune_system=served_system(st.settings),
             )
         ]
     )

@@ -24,6 +24,7 @@ from serve.schemas import (
     ChatCompletionResponse,
     Choice,
     ResponseMessage,
+    ServedSystem,
     Source,
     Usage,
 )
@@ -52,6 +53,7 @@ class ChatLimits:
     max_tokens_cap: int = 1024  # a request asking for more gets a 400
     default_max_tokens: int = 256  # when the request names none (then clamped to the context left)
     default_top_k: int = 4
+    default_retrieval: bool = True  # when a request does not say (off for a closed-book winner)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class PromptSpec:
 
     system_prompt: str | None = None
     user_template: str | None = None  # e.g. "Reply in one phrase. {question}" (the tuner's --user-template)
+    history: tuple[dict[str, str], ...] = ()  # few-shot turns before the conversation (serve --from)
 
     def question(self, q: str) -> str:
         return self.user_template.format(question=q) if self.user_template else q
@@ -94,9 +97,11 @@ class ChatService:
         metrics: Metrics,
         limits: ChatLimits,
         spec: PromptSpec | None = None,
+        served: ServedSystem | None = None,
     ):
         self.backend, self.knowledge, self.metrics, self.limits = backend, knowledge, metrics, limits
         self.spec = spec or PromptSpec()
+        self.served = served
 
     # --- building the turn ----------------------------------------------------------------------------
     async def retrieve(self, query: str, k: int) -> tuple[list[Passage], str | None]:
@@ -147,7 +152,7 @@ class ChatService:
             system = [m["content"] for m in msgs[:last] if m["role"] in ("system", "developer")]
             history = [m for m in msgs[:last] if m["role"] in ("user", "assistant")]
             passages: list[Passage] = []
-            if req.retrieval:
+            if self.limits.default_retrieval if req.retrieval is None else req.retrieval:
                 k = self.limits.default_top_k if req.top_k is None else req.top_k
                 passages, version = await self.retrieve(question, k)
                 sources = [to_source(p) for p in passages]
@@ -155,7 +160,7 @@ class ChatService:
                 self.spec.question(question),
                 passages or None,
                 system[-1] if system else self.spec.system_prompt,
-                history,
+                [*self.spec.history, *history],
             )
         prepared = self.backend.prepare(messages)
         prepared.extra["raw_prompt"] = req.raw_prompt
@@ -217,6 +222,7 @@ class ChatService:
             usage=usage,
             sources=turn.sources,
             index_version=turn.index_version,
+            ragtune_system=self.served,
         )
 
     async def start_stream(self, req: ChatCompletionRequest, turn: Turn, model_id: str) -> AsyncIterator[str]:
@@ -254,6 +260,7 @@ class ChatService:
                 ],
                 "sources": [s.model_dump() for s in turn.sources],
                 "index_version": turn.index_version,
+                **({"ragtune_system": self.served.model_dump()} if self.served else {}),
             }
         )
         last, seen_text, finished = Delta(), False, False

@@ -133,16 +133,26 @@ logger = logging.getLogger(__name__)
 @click.option("--pipeline-parallel-size", type=int, default=None, help="vllm: pipeline stages.")
 @click.option("--max-model-len", type=int, default=None, help="vllm: context length.")
 @click.option("--gpu-memory-utilization", type=float, default=None, help="vllm: GPU memory fraction.")
+@click.option(
+    "--from",
+    "from_run",
+    type=click.Path(),
+    default=None,
+    help="Serve the winner of a `ragtune run` folder: its model, index, retriever, top-k and few-shot turns "
+    "from RUN/winner.json (flags for those are refused; host, port, keys and limits still apply).",
+)
 @click.option("--config", type=click.Path(), default=None, help="YAML settings file (flags override it).")
 @click.option(
     "--port-file", type=click.Path(), default=None, help="Write the bound port here once listening."
 )
-def serve(config: str | None, port_file: str | None, **flags) -> None:
+def serve(config: str | None, port_file: str | None, from_run: str | None, **flags) -> None:
     """Serve the OpenAI-compatible RAG chat endpoint with sources and live index refresh."""
     import uvicorn
 
     from serve.app import create_app
 
+    if from_run is not None:
+        flags = _winner_flags(from_run, flags)
     settings = _settings(config, flags)
     _check_auth(settings)
     _check_inputs(settings)
@@ -229,3 +239,44 @@ def _bind(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port} ({e.strerror}); pick another --port (0 picks a free one)"
         ) from None
     return sock
+
+
+_FROM_SETS = ("model", "index", "retriever", "top_k")
+
+
+def _winner_flags(run_dir: str, flags: dict) -> dict:
+    """The flags that serve exactly the system `RUN/winner.json` names (ragtune/winner.py)."""
+    from ragtune.winner import read_winner
+
+    clash = [f"--{k.replace('_', '-')}" for k in _FROM_SETS if flags.get(k) is not None]
+    if clash:
+        raise RagtuneError(
+            f"--from {run_dir} sets {', '.join(clash)} from the run's winner; drop {' and '.join(clash)}, or "
+            "serve without --from"
+        )
+    w = read_winner(run_dir)
+    out = dict(flags)
+    out.update(
+        model=w.resolve(run_dir, w.model),
+        index=w.resolve(run_dir, w.index),
+        retriever=str(w.resolve(run_dir, w.retriever)) if w.retriever else None,
+        top_k=w.top_k if w.retrieval else None,
+        default_retrieval=w.retrieval,
+        fewshot_turns=w.fewshot,
+        run_name=w.run,
+        system_name=w.system,
+        model_id=flags.get("model_id") or f"{w.run}:{w.system}",
+    )
+    if w.index is not None:
+        from retriever import current_version
+
+        now = current_version(w.resolve(run_dir, w.index))
+        if now != w.index_version:
+            logger.warning(
+                "the run's verdict was measured on index version %s; the index has moved on to %s since "
+                "(documents refreshed): serving %s",
+                w.index_version,
+                now,
+                now,
+            )
+    return out

@@ -99,6 +99,17 @@ class ServeSettings(Settings):
         description="Prompt tokens the held chat requests may sum to; a prompt that does not fit now is a "
         "429, one over the whole budget a 413.",
     )
+    # What `serve --from RUN` fills from RUN/winner.json (ragtune/winner.py): the winner's prompt settings
+    # and its name, so every answer says which run and system it is.
+    fewshot_turns: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Question/answer turns put before every question (the few-shot systems' examples).",
+    )
+    default_retrieval: bool = Field(
+        True, description="Retrieve when a request does not say (`retrieval`); off for a closed-book winner."
+    )
+    run_name: str | None = Field(None, description="The run whose winner is served (serve --from).")
+    system_name: str | None = Field(None, description="The winning system's name in the run's report.")
     insecure_no_auth: bool = Field(
         False,
         description="Serve without an API key on a non-loopback address (anyone who reaches it can chat "

@@ -76,8 +76,10 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=512)
     # ragtune extensions
-    retrieval: bool = Field(
-        True, description="Retrieve passages for the last user message (ragtune extension)."
+    retrieval: bool | None = Field(
+        None,
+        description="Retrieve passages for the last user message (ragtune extension; default: the "
+        "server's, true unless it serves a closed-book system).",
     )
     top_k: int | None = Field(None, ge=0, le=100, description="Passages to retrieve (ragtune extension).")
     raw_prompt: bool = Field(
@@ -153,6 +155,13 @@ class Choice(BaseModel):
     logprobs: None = None
 
 
+class ServedSystem(BaseModel):
+    """Which run's verdict chose the served system (`ragtune serve --from RUN`)."""
+
+    run: str
+    system: str
+
+
 class ChatCompletionResponse(BaseModel):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -164,6 +173,9 @@ class ChatCompletionResponse(BaseModel):
         default_factory=list, description="Passages quoted in the prompt (ragtune)."
     )
     index_version: str | None = Field(None, description="The index version the sources come from (ragtune).")
+    ragtune_system: ServedSystem | None = Field(
+        None, description="The run and system answering, when serving a run's winner (ragtune)."
+    )
 
 
 class ModelCard(BaseModel):
@@ -172,6 +184,7 @@ class ModelCard(BaseModel):
     created: int
     owned_by: str = "ragtune"
     max_model_len: int | None = None
+    ragtune_system: ServedSystem | None = None
 
 
 class ModelList(BaseModel):

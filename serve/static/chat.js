@@ -24,7 +24,10 @@ async function loadServer() {
     if (!r.ok) throw new Error(body.error ? body.error.message : `HTTP ${r.status}`);
     state.model = body.model;
     const index = body.index_version ? `index ${body.index_version}` : "no index";
-    $("server").textContent = `model ${body.model} · ${body.backend} backend · ${index}`;
+    const system = body.ragtune_system
+      ? `run ${body.ragtune_system.run} · system ${body.ragtune_system.system} · `
+      : "";
+    $("server").textContent = `${system}model ${body.model} · ${body.backend} backend · ${index}`;
   } catch (e) {
     $("server").textContent = `The server is not ready: ${e.message}. Reload the page to retry.`;
   }
@@ -136,6 +139,7 @@ async function ask(question) {
         return;
       }
       if (event.model) info.model = event.model;
+      if (event.ragtune_system) info.system = event.ragtune_system.system;
       if ("sources" in event) {
         info.index = event.index_version;
         showSources(turn, event.sources);
@@ -154,6 +158,7 @@ async function ask(question) {
   } finally {
     turn.node.classList.remove("streaming");
     const parts = [`model ${info.model || "?"}`, info.index ? `index ${info.index}` : "no index"];
+    if (info.system) parts.unshift(`system ${info.system}`);
     if (info.finish === "length") parts.push("cut at the token limit");
     turn.meta.textContent = parts.join(" · ");
     state.controller = null;

@@ -1,0 +1,86 @@
+"""The time budget: how many chunks synth asks about, how many examples training sees and how many
+synthetic test questions are scored, so that a run on a laptop ends in about `--budget-minutes`.
+
+The costs are seconds measured on 2 CPU cores without AVX-512 (the slower of the machine kinds this
+project meets) with the default 135M generator; a bigger base model or a faster machine shifts them, and
+the report states the plan and what it cut, so the reader knows what was left out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ragtune.errors import RagtuneError
+
+# Seconds, measured on the default generator with 2 cores (AVX2, fp32); see docs/benchmarks.md (ragtune run).
+FIXED_S = 150.0  # model loads, ingest of ~50 documents, retriever training, export, report
+SYNTH_S_PER_CHUNK = 2.5  # span questions written and read back, per chunk
+TRAIN_S_PER_EXAMPLE = 1.2  # one RAFT example (question + top_k passages) through a LoRA step
+CLOSED_BOOK_S_PER_EXAMPLE = 0.3
+ANSWER_S = {"rag": 1.5, "closed": 0.4}  # one answer in evaluation, with and without passages
+SHARES = {"synth": 0.3, "train": 0.35, "eval": 0.35}
+MIN_TRAIN_EXAMPLES = 16  # two optimizer steps of batch 8: less is no training
+MIN_TEST_QUESTIONS = 20
+
+
+@dataclass
+class Plan:
+    budget_s: float
+    max_chunks: int  # chunks synth asks about
+    chunks: int  # chunks in the index
+    max_train_examples: int  # examples (epochs x pairs) the generator fine-tunes may see
+    max_test_questions: int  # synthetic test questions scored per system
+    cuts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def answer_seconds(systems: list[str]) -> float:
+    return sum(ANSWER_S["rag" if s.endswith("+rag") or s == "rag" else "closed"] for s in systems)
+
+
+def _train_examples(budget_minutes: float) -> int:
+    return int(max(budget_minutes * 60 - FIXED_S, 0) * SHARES["train"] / TRAIN_S_PER_EXAMPLE)
+
+
+def check_budget(budget_minutes: float, trains: bool) -> None:
+    """An error when the budget leaves no room for any training (when a chosen system needs it)."""
+    if trains and _train_examples(budget_minutes) < MIN_TRAIN_EXAMPLES:
+        need = math.ceil((FIXED_S + MIN_TRAIN_EXAMPLES * TRAIN_S_PER_EXAMPLE / SHARES["train"]) / 60)
+        raise RagtuneError(
+            f"--budget-minutes {budget_minutes:g} leaves no time for training (after loading, ingest and "
+            f"export, about {FIXED_S / 60:.1f} min); give at least {need} minutes, or --systems without "
+            "fine-tuned systems (base,fewshot,rag,fewshot+rag)"
+        )
+
+
+def make_plan(budget_minutes: float, chunks: int, systems: list[str], trains: bool) -> Plan:
+    """Split the budget between question writing, training and evaluation."""
+    check_budget(budget_minutes, trains)
+    budget = budget_minutes * 60
+    left = budget - FIXED_S
+    train_examples = _train_examples(budget_minutes)
+    max_chunks = max(1, int(max(left, 0) * SHARES["synth"] / SYNTH_S_PER_CHUNK))
+    per_q = answer_seconds(systems)
+    max_test = max(MIN_TEST_QUESTIONS, int(max(left, 0) * SHARES["eval"] / per_q))
+    plan = Plan(budget, min(max_chunks, chunks), chunks, train_examples, max_test)
+    if max_chunks < chunks:
+        plan.cuts.append(
+            f"synth asked about {max_chunks} of {chunks} chunks (a seeded sample; "
+            f"--budget-minutes {math.ceil(budget_minutes * chunks / max_chunks):d} covers them all)"
+        )
+    return plan
+
+
+def epochs_for(plan: Plan, n_train: int, wanted: float) -> tuple[float, str | None]:
+    """Training epochs within the plan: `wanted`, or fewer with a note saying so."""
+    if n_train * wanted <= plan.max_train_examples:
+        return wanted, None
+    epochs = round(plan.max_train_examples / n_train, 3)
+    return epochs, (
+        f"training saw {plan.max_train_examples} examples ({epochs:g} epochs of {n_train} pairs) instead of "
+        f"{wanted:g} epochs"
+    )

@@ -1,0 +1,66 @@
+"""The generator step: LoRA (RAFT-style or closed-book) on the synthetic training pairs, then export.
+
+An interrupted training resumes from its last checkpoint when the rerun has the same key (recorded beside
+the checkpoints); a changed key starts afresh. The export is rebuilt whole each time it runs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lifecycle.steps import key_of
+
+KEY_FILE = ".ragtune-step-key"
+
+
+def train_and_export(
+    base: Path,
+    train_qa: Path,
+    out: Path,
+    kind: str,
+    mode: str,
+    epochs: float,
+    cfg: Any,
+    *,
+    index: Path | None,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    from tuner import export_model, train_generator
+
+    adapter, model = out / "adapters" / kind, out / "models" / kind
+    key = key_of([str(base), str(train_qa), kind, mode, epochs, cfg.lora_r, cfg.learning_rate, cfg.top_k,
+                  cfg.seed, str(index)])  # fmt: skip
+    marker = adapter / KEY_FILE
+    resume = marker.is_file() and marker.read_text() == key
+    if not resume:
+        shutil.rmtree(adapter, ignore_errors=True)
+        adapter.mkdir(parents=True)
+        marker.write_text(key)
+    extra = {"index": str(index), "k": cfg.top_k} if mode == "raft" else {}
+    res = train_generator(
+        str(base),
+        str(train_qa),
+        str(adapter),
+        method="lora",
+        mode=mode,
+        epochs=epochs,
+        learning_rate=cfg.learning_rate,
+        lora_r=cfg.lora_r,
+        lora_alpha=2 * cfg.lora_r,
+        batch_size=8,
+        val_fraction=0.0,
+        seed=cfg.seed,
+        resume=resume,
+        **extra,
+    )
+    m = res.metrics
+    echo(
+        f"    {res.n_train} examples, {res.steps} steps in {res.train_seconds:.0f} s "
+        f"({res.tokens_per_second:.0f} tokens/s); loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}"
+    )
+    shutil.rmtree(model, ignore_errors=True)
+    export_model(res.out_dir, model)
+    keep = ("steps", "train_seconds", "tokens_per_second", "train_loss_first", "train_loss_last", "n_train")
+    return {**{k: m[k] for k in keep if k in m}, "epochs": epochs, "resumed": resume}
