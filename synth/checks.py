@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-UNPARSABLE = "unparsable"
+NOT_A_QUESTION = "not_a_question"  # the generator's reply: no "?", under 3 words, or the blank left in
+COPIES_EXAMPLE = "copies_example"  # the generator's question repeats a worked example of its prompt
+OFF_SENTENCE = "off_sentence"  # the generator's question shares no content word with the span's sentence
+NO_TEMPLATE = "no_template_question"  # the template writer found no wh-question for the span
 NOT_IN_CHUNK = "answer_not_in_chunk"
 TOO_LONG = "answer_too_long"
 IN_QUESTION = "answer_in_question"
@@ -27,13 +30,17 @@ GENERATION_FAILED = "generation_failed"
 READER_DISAGREES = "reader_disagrees"  # the read-back answer differs (synth/readback.py)
 DROP_REASONS = (
     GENERATION_FAILED,
-    UNPARSABLE,
+    NOT_A_QUESTION,
+    COPIES_EXAMPLE,
+    OFF_SENTENCE,
+    NO_TEMPLATE,
     NOT_IN_CHUNK,
     TOO_LONG,
     IN_QUESTION,
     READER_DISAGREES,
     NEAR_DUPLICATE,
 )
+PER_PAIR = frozenset(DROP_REASONS) - {READER_DISAGREES, NEAR_DUPLICATE}  # decided before read-back
 
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(

@@ -20,10 +20,17 @@ _HELP = config_help()
 )
 @click.option("--model", default=None, help=_HELP["model"])
 @click.option(
-    "-n", "--questions-per-chunk", default=1, show_default=True, type=int, help=_HELP["questions_per_chunk"]
+    "--writer",
+    type=click.Choice(["auto", "generator", "template"]),
+    default="template",
+    show_default=True,
+    help=_HELP["writer"],
+)
+@click.option(
+    "-n", "--questions-per-chunk", default=2, show_default=True, type=int, help=_HELP["questions_per_chunk"]
 )
 @click.option("--seed", default=0, show_default=True, type=int, help=_HELP["seed"])
-@click.option("--max-tokens", default=48, show_default=True, type=int, help=_HELP["max_tokens"])
+@click.option("--max-tokens", default=32, show_default=True, type=int, help=_HELP["max_tokens"])
 @click.option("--batch-size", default=8, show_default=True, type=int, help=_HELP["batch_size"])
 @click.option("--max-chunks", default=None, type=int, help=_HELP["max_chunks"])
 @click.option("--min-chunk-words", default=8, show_default=True, type=int, help=_HELP["min_chunk_words"])
@@ -40,14 +47,16 @@ _HELP = config_help()
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def synth(show_progress: bool, as_json: bool, **options) -> None:
-    """Write question-answer pairs from the chunks of --index with a generator, keep those that pass the
-    checks (answer found in its chunk, not in its question, short, read back by the generator from the
-    chunk, no near duplicate), and split them by
-    source document into DIR/train.jsonl, validation.jsonl and test.jsonl (QA with doc_ids and context,
-    for `ragtune tune generator --mode raft`, `ragtune tune retriever` and `ragtune eval`).
+    """Write question-answer pairs from the chunks of --index, answer first: pick each chunk's best
+    answer spans (identifiers, numbers and dates, names, defined terms, noun phrases), write a question
+    for each (--writer), keep those that pass the checks (answer a short span of its chunk, not in its
+    question, read back by the generator from the chunk, no near duplicate), and split them by source
+    document into DIR/train.jsonl, validation.jsonl and test.jsonl (QA with doc_ids and context, for
+    `ragtune tune generator --mode raft`, `ragtune tune retriever` and `ragtune eval`).
 
-    Resumable: generations are saved to DIR/synth-progress.jsonl (read-backs to DIR/synth-readback.jsonl)
-    as they are made; a rerun with the same settings generates only what is missing. Drops are counted by reason in DIR/synth_report.json.
+    Resumable: the generator's questions are saved to DIR/synth-progress.jsonl (read-backs to
+    DIR/synth-readback.jsonl) as they are made; a rerun with the same settings generates only what is
+    missing. Drops are counted by reason and by writer in DIR/synth_report.json.
     """
     from ragtune.logs import quiet_libraries
     from synth import SynthConfig, synthesize

@@ -1,11 +1,13 @@
-"""`synthesize`: chunks of an index -> generated pairs -> checked, deduplicated pairs -> QA splits by document.
+"""`synthesize`: chunks of an index -> answer spans -> a question per span -> checked, deduplicated
+pairs -> QA splits by document.
 
     report = synthesize(SynthConfig(index="idx", out_dir="qa"))   # qa/{train,validation,test}.jsonl
 
-Generation is resumable (synth/progress.py); checking, deduplication and the split run over all
-generations in the index's chunk order, so a resumed or re-batched run writes the same files. The
-output files are written to temporary names and renamed into place; nothing is written when no pair
-survives the checks.
+Answer first: each chunk's best `questions_per_chunk` spans (synth/spans.py), then a question for each
+by the writer `cfg.writer` names (synth/writers.py). Generation and read-back are resumable
+(synth/progress.py); checking, deduplication and the split run over all pairs in the index's chunk
+order, so a resumed or re-batched run writes the same files. The output files are written to temporary
+names and renamed into place; nothing is written when no pair survives the checks.
 """
 
 from __future__ import annotations
@@ -16,83 +18,25 @@ import os
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.records import Passage, write_jsonl
 from synth import checks
-from synth.config import SynthConfig, generation_key
+from synth.config import SynthConfig
 from synth.generation import prepare_generator, run_jobs
-from synth.progress import READ_BACK_FILE, Progress, job_key
-from synth.prompt import PROMPT_VERSION, STOP, build_prompt, focus_sentence, parse_pair
+from synth.progress import PROGRESS_FILE, READ_BACK_FILE, Progress
 from synth.readback import READ_BACK_MAX_TOKENS, agrees, read_back_key, read_back_prompt
+from synth.report import SynthReport
+from synth.spans import pick_spans
+from synth.writers import WRITERS, Candidate, asked, generate, write_questions
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 OUTPUT_FILES = tuple(f"{s}.jsonl" for s in SPLITS)
 REPORT_FILE = "synth_report.json"
-
-
-@dataclass
-class SynthReport:
-    out_dir: str
-    chunks: int = 0  # chunks asked about
-    chunks_skipped: dict[str, int] = field(default_factory=dict)
-    generated: int = 0  # generations checked (new + reused from the progress file)
-    new: int = 0  # generated in this run
-    generation_s: float = 0.0  # wall time of this run's generation
-    read_backs: int = 0  # pairs read back (new + reused from the read-back file)
-    read_backs_new: int = 0  # read back in this run
-    read_back_s: float = 0.0  # wall time of this run's read-back
-    kept: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    splits: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> {"pairs", "documents"}
-    wall_s: float = 0.0
-    settings: dict[str, Any] = field(default_factory=dict)
-    generator: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def generated_per_min(self) -> float | None:
-        return 60 * self.new / self.generation_s if self.new and self.generation_s > 0 else None
-
-    @property
-    def kept_per_min(self) -> float | None:
-        """Kept pairs per minute of this run's generation and read-back: the pairs generated per minute of
-        both times the share kept (exact for a run that generated and read back everything itself)."""
-        seconds = self.generation_s + self.read_back_s
-        if not self.new or seconds <= 0 or not self.generated:
-            return None
-        return 60 * self.new / seconds * self.kept / self.generated
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items()}
-        d["generated_per_min"], d["kept_per_min"] = self.generated_per_min, self.kept_per_min
-        return d
-
-    def summary(self) -> str:
-        skipped = ", ".join(f"{k} {v}" for k, v in self.chunks_skipped.items() if v)
-        head = (
-            f"synth -> {self.out_dir}: {self.chunks} chunks{f' ({skipped} skipped)' if skipped else ''}, "
-            f"{self.generated} pairs generated ({self.new} new, {self.generated - self.new} from the progress "
-            f"file), {self.kept} kept"
-        )
-        lines = [head]
-        dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v)
-        lines.append(f"  dropped: {dropped or 'none'}")
-        if self.generated_per_min is not None:
-            lines.append(
-                f"  rate: {self.generated_per_min:.1f} generated/min, {self.kept_per_min:.1f} kept/min "
-                f"({self.new} generations in {self.generation_s:.0f} s, {self.read_backs_new} read-backs in "
-                f"{self.read_back_s:.0f} s)"
-            )
-        for s, c in self.splits.items():
-            lines.append(f"  {s + '.jsonl':<17} {c['pairs']} pairs from {c['documents']} documents")
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
 
 
 def synthesize(
@@ -119,10 +63,11 @@ def synthesize(
             opened.append(load())
         return opened[0]
 
-    dropped: Counter[str] = Counter()
+    dropped: Counter[tuple[str, str]] = Counter()  # (writer, reason) -> pairs
+    jobs = asked(cfg, _spans(cfg, chunks, report), chunks, report.generator)
     try:
-        texts = _generate(cfg, chunks, get, report, progress)
-        cands = _candidates(cfg, chunks, texts, report, dropped)
+        replies = generate(cfg, jobs, get, report, progress)
+        cands = write_questions(cfg, jobs, replies, report, dropped)
         if cfg.read_back:
             cands = _read_back(cfg, cands, get, report, progress, dropped)
     finally:
@@ -131,19 +76,36 @@ def synthesize(
     rows = _keep(cfg, cands, report, dropped)
     report.wall_s = time.perf_counter() - t0
     if not rows:
-        raise RagtuneError(
-            f"no generated pair passed the checks ({report.generated} generated from {len(chunks)} chunks; dropped: "
-            f"{', '.join(f'{k} {v}' for k, v in report.dropped.items() if v)}); nothing was written. The "
-            f"generator's replies are kept in {Path(cfg.out_dir) / 'synth-progress.jsonl'}: a larger model "
-            "(--generator FOLDER or URL) writes usable pairs more often"
-            + (
-                "; --no-read-back keeps the pairs its read-back disagreed with"
-                if report.dropped.get(checks.READER_DISAGREES)
-                else ""
-            )
-        )
+        raise RagtuneError(_nothing_kept(cfg, report, len(chunks)))
     _write(cfg, rows, report)
     return report
+
+
+def _spans(cfg: SynthConfig, chunks: list[Passage], report: SynthReport) -> dict[str, list]:
+    """Each chunk's spans to ask about; chunks with none are counted as skipped."""
+    spans = {c.chunk_id: pick_spans(c.text, c.title, cfg.questions_per_chunk) for c in chunks}
+    report.chunks_skipped["no_span"] = sum(not s for s in spans.values())
+    return spans
+
+
+def _nothing_kept(cfg: SynthConfig, report: SynthReport, n_chunks: int) -> str:
+    drops = ", ".join(f"{k} {v}" for k, v in report.dropped.items() if v) or "none"
+    msg = (
+        f"no pair passed the checks ({report.generated} written from {n_chunks} chunks; dropped: {drops}); "
+        "nothing was written."
+    )
+    if not report.generated:
+        return msg + " No chunk holds a prose sentence with an answer span: ingest documents with prose"
+    if cfg.writer == "generator":
+        msg += (
+            f" The generator's replies are kept in {Path(cfg.out_dir) / PROGRESS_FILE}; --writer auto "
+            "falls back to template questions"
+        )
+    else:
+        msg += " A larger model (--generator FOLDER or URL) reads back and writes questions better"
+    if report.dropped.get(checks.READER_DISAGREES):
+        msg += "; --no-read-back keeps the pairs its read-back disagreed with"
+    return msg
 
 
 def _read_chunks(cfg: SynthConfig, report: SynthReport) -> list[Passage]:
@@ -172,78 +134,6 @@ def _read_chunks(cfg: SynthConfig, report: SynthReport) -> list[Passage]:
         usable = [c for i, c in enumerate(usable) if i in picked]  # index order, whatever the sample
     report.chunks = len(usable)
     return usable
-
-
-def _generate(
-    cfg: SynthConfig, chunks: list[Passage], get_generator: Any, report: SynthReport, show_progress: bool
-) -> dict[str, str | None]:
-    """Every (chunk, i) generation by its progress key; new ones generated in batches and saved as made."""
-    settings = generation_key(report.generator, cfg, PROMPT_VERSION)
-    store = Progress(cfg.out_dir, resume=cfg.resume)
-    jobs = [
-        (job_key(settings, c.chunk_id, c.text, i), c, i)
-        for i in range(cfg.questions_per_chunk)
-        for c in chunks
-    ]
-    todo = [
-        (key, c.chunk_id, i, build_prompt(c.text, c.title, focus_sentence(c.text, c.chunk_id, i, cfg.seed)))
-        for key, c, i in jobs
-        if key not in store.done
-    ]
-    report.new = len(todo)
-    options = {"max_tokens": cfg.max_tokens, "stop": list(STOP), "seed": cfg.seed, "temperature": 0.0}
-    report.generation_s = run_jobs(
-        todo,
-        store,
-        get_generator,
-        options,
-        cfg.batch_size,
-        len(jobs),
-        "generations",
-        report.notes,
-        show_progress,
-    )
-    return {key: store.done[key] for key, _, _ in jobs}
-
-
-@dataclass
-class Candidate:
-    """A generated pair that passed the per-pair checks (dedup and read-back still to come)."""
-
-    key: str
-    chunk: Passage
-    i: int
-    question: str
-    answer: str  # the chunk's own spelling of the span
-    reply: str
-    read: str | None = None  # the read-back answer, when read-back is on
-
-
-def _candidates(
-    cfg: SynthConfig,
-    chunks: list[Passage],
-    texts: dict[str, str | None],
-    report: SynthReport,
-    dropped: Counter,
-) -> list[Candidate]:
-    """The pairs that parse and pass the per-pair checks, in chunk order; every drop counted."""
-    settings = generation_key(report.generator, cfg, PROMPT_VERSION)
-    out = []
-    for c in chunks:
-        for i in range(cfg.questions_per_chunk):
-            key = job_key(settings, c.chunk_id, c.text, i)
-            reply = texts[key]
-            report.generated += 1
-            pair = None if reply is None else parse_pair(reply)
-            if pair is None:
-                dropped[checks.GENERATION_FAILED if reply is None else checks.UNPARSABLE] += 1
-                continue
-            reason, span = checks.check_pair(*pair, c.text, cfg.max_answer_words)
-            if reason is not None:
-                dropped[reason] += 1
-                continue
-            out.append(Candidate(key, c, i, pair[0], span, reply))
-    return out
 
 
 def _read_back(
@@ -280,7 +170,7 @@ def _read_back(
         read = store.done[k]
         c.read = None if read is None else read.strip()
         if read is None or not agrees(c.read, c.answer):
-            dropped[checks.GENERATION_FAILED if read is None else checks.READER_DISAGREES] += 1
+            dropped[c.writer, checks.GENERATION_FAILED if read is None else checks.READER_DISAGREES] += 1
             continue
         kept.append(c)
     return kept
@@ -290,27 +180,44 @@ def _keep(cfg: SynthConfig, cands: list[Candidate], report: SynthReport, dropped
     """The kept QA rows, near duplicates of an earlier kept pair dropped; the drop counts into `report`."""
     dedup = checks.NearDuplicates(cfg.dedup_threshold)
     rows = []
+    kept: Counter[str] = Counter()
     for c in cands:
         if dedup.is_duplicate(c.question, c.answer):
-            dropped[checks.NEAR_DUPLICATE] += 1
+            dropped[c.writer, checks.NEAR_DUPLICATE] += 1
             continue
         dedup.add(c.question, c.answer)
-        meta: dict[str, Any] = {"chunk_id": c.chunk.chunk_id, "pair": c.i, "generated": c.reply.strip()}
-        if c.read is not None:
-            meta["read_back"] = c.read
-        rows.append(
-            {
-                "id": f"synth-{c.key[:12]}",
-                "question": c.question,
-                "answer": c.answer,
-                "doc_ids": [c.chunk.doc_id],
-                "context": c.chunk.text,
-                "metadata": meta,
-            }
-        )
-    report.dropped = {r: dropped[r] for r in checks.DROP_REASONS}
+        kept[c.writer] += 1
+        rows.append(_row(c))
+    report.dropped = {r: sum(n for (_, why), n in dropped.items() if why == r) for r in checks.DROP_REASONS}
+    report.writers = {
+        w: {"kept": kept[w], "dropped": {r: dropped[w, r] for r in checks.DROP_REASONS}}
+        for w in WRITERS[1:]
+        if cfg.writer in ("auto", w)
+    }
     report.kept = len(rows)
     return rows
+
+
+def _row(c: Candidate) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "chunk_id": c.chunk.chunk_id,
+        "pair": c.i,
+        "writer": c.writer,
+        "span_type": c.span.kind,
+        "sentence": c.span.sentence,
+    }
+    if c.reply is not None:
+        meta["generated"] = c.reply.strip()
+    if c.read is not None:
+        meta["read_back"] = c.read
+    return {
+        "id": f"synth-{c.key[:12]}",
+        "question": c.question,
+        "answer": c.answer,
+        "doc_ids": [c.chunk.doc_id],
+        "context": c.chunk.text,
+        "metadata": meta,
+    }
 
 
 def _write(cfg: SynthConfig, rows: list[dict[str, Any]], report: SynthReport) -> None:

@@ -1,8 +1,9 @@
 """The progress files: every generation, appended as it is made, so an interrupted run resumes.
 
-One JSON line per generation: {"key", "chunk_id", "i", "text"}. In `synth-progress.jsonl` (the pairs) the
-key hashes the chunk id, the chunk's text, the pair's number and the generation settings (generator,
-prompt, seed, max_tokens), so a changed chunk or setting is generated again and never mixed in. In
+One JSON line per generation: {"key", "chunk_id", "i", "text"}. In `synth-progress.jsonl` (the
+generator's questions) the key hashes the chunk id, the chunk's text, the answer span (its type,
+position, text and sentence) and the generation settings (generator, prompt version, seed, max_tokens),
+so a changed chunk, span or setting is generated again and never mixed in. In
 `synth-readback.jsonl` (the read-back answers) it hashes the pair's key, its question and the read-back
 prompt version and max_tokens (synth/readback.py). A line cut short by a crash is ignored on reading.
 """
@@ -21,8 +22,9 @@ PROGRESS_FILE = "synth-progress.jsonl"
 READ_BACK_FILE = "synth-readback.jsonl"
 
 
-def job_key(settings_key: str, chunk_id: str, text: str, i: int) -> str:
-    h = hashlib.sha256(f"{settings_key}\0{chunk_id}\0{i}\0{text}".encode()).hexdigest()
+def job_key(settings_key: str, chunk_id: str, text: str, part: str) -> str:
+    """The key of one pair: what writes it (`settings_key`), its chunk, and `part` (the span asked)."""
+    h = hashlib.sha256(f"{settings_key}\0{chunk_id}\0{part}\0{text}".encode()).hexdigest()
     return h[:24]
 
 

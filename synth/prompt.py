@@ -1,104 +1,88 @@
-"""The question-writing prompt and the parser of its replies.
+"""The generator writer: answer-aware question generation, and the checks its question must pass.
 
-A small model writes better pairs when it sees the exact shape it should reply in: a system line that
-asks for one `Q: <question> A: <answer>` line with the answer copied from the passage, and two worked
-examples (user passage -> assistant line) with different question words, so it does not copy one
-question form. The reply is cut at the first newline (one pair per generation).
+The answer is chosen first (synth/spans.py); the generator is asked only for the question whose answer
+it is. The prompt shows the span's sentence with the span blanked out and the answer beside it (the
+cloze-rewrite form, the one FINDINGS.md measured best for the 135M default: about 4 of 16 good against 1
+of 16 for passage + answer), after three worked examples of different types (a year, an identifier, a
+place). Greedy decoding, one line.
 
-Decoding is greedy, so reruns are identical. The second, third, ... pair of a chunk differ from the
-first by their prompt, not by sampling: each names one sentence of the chunk to ask about (in a seeded
-order). Sampling a batch with one seed would draw the same random numbers for every row, and a
-135M model then starts every question alike ("From what ...").
+Its question is accepted only when it is a question (ends with "?", at least three words, no blank
+left), does not repeat a worked example, and shares a content word with the span's sentence beyond the
+answer; otherwise the pair is dropped (writer "generator") or written by the template instead (writer
+"auto"), each counted by reason.
 """
 
 from __future__ import annotations
 
 import re
 
-PROMPT_VERSION = "synth-qa-v2"
+from synth.checks import COPIES_EXAMPLE, NOT_A_QUESTION, OFF_SENTENCE, content_words, words
+from synth.spans import Span
+
+PROMPT_VERSION = "synth-question-v1"
+BLANK = "____"
+STOP = ("\n",)
 
 SYSTEM = (
-    "You write one quiz question about a passage, and its answer: a short phrase (a name, a place, a "
-    "number or a few words) copied exactly from the passage. The question must not contain the answer. "
-    "Reply on one line as: Q: <question> A: <answer>"
+    "You turn a sentence into a question. A part of the sentence is replaced by ____ and given as the "
+    "answer. Write one short question, using the words of the sentence, whose answer is exactly that "
+    "answer. Reply with the question only."
 )
 
 SHOTS = (
     (
-        (
-            "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It was designed by the company "
-            "of Gustave Eiffel and is 330 metres tall."
-        ),
-        "Q: In which city was the World's Fair of 1889 held? A: Paris",
+        "The Eiffel Tower was completed in ____ for the World's Fair in Paris.",
+        "1889",
+        "In what year was the Eiffel Tower completed?",
     ),
     (
-        "Marie Curie was born in Warsaw. She moved to Paris to study physics and later won two Nobel Prizes.",
-        "Q: How many Nobel Prizes did Marie Curie win? A: two",
+        "The built-in function ____ returns the number of items in a container.",
+        "len()",
+        "Which built-in function returns the number of items in a container?",
+    ),
+    (
+        "Marie Curie was born in ____ and moved to Paris to study physics.",
+        "Warsaw",
+        "Where was Marie Curie born?",
     ),
 )
 
-STOP = ("\n",)
-
-_PAIR = re.compile(r"^\s*Q\s*[:.]\s*(?P<q>.+?)\s+A\s*[:.]\s*(?P<a>.+)$")
-_LEAD = re.compile(r"^(?:A\s*[:.]\s*)+")  # "A: A: Warsaw"
-_TRIM = " \t\"'`“”‘’.,;:"
+_LEAD = re.compile(r"^\s*(?:Q(?:uestion)?\s*[:.]\s*)+", re.IGNORECASE)
+_SHOT_WORDS = [content_words(q, "") for _, _, q in SHOTS]
 
 
-def passage_text(text: str, title: str = "") -> str:
-    return f"Passage ({title}): {text}" if title else f"Passage: {text}"
+def cloze(span: Span) -> str:
+    """The span's sentence with the span (and its backticks) replaced by the blank."""
+    return f"{span.sentence[: span.start]}{BLANK}{span.sentence[span.end :]}"
 
 
-def ask(passage: str, focus: str | None) -> str:
-    return f"{passage}\nAsk about this sentence: {focus}" if focus else passage
+def user_turn(sentence: str, answer: str) -> str:
+    return f"Sentence: {sentence}\nAnswer: {answer}"
 
 
-def build_prompt(text: str, title: str = "", focus: str | None = None) -> list[dict[str, str]]:
-    """Chat messages asking for one pair about `text` (about its sentence `focus`, when given)."""
+def build_prompt(span: Span) -> list[dict[str, str]]:
+    """Chat messages asking for the question whose answer is `span`."""
     msgs = [{"role": "system", "content": SYSTEM}]
-    for shot, reply in SHOTS:
-        msgs.append(
-            {"role": "user", "content": ask(passage_text(shot), _holding(shot, reply) if focus else None)}
-        )
-        msgs.append({"role": "assistant", "content": reply})
-    msgs.append({"role": "user", "content": ask(passage_text(text, title), focus)})
+    for sentence, answer, question in SHOTS:
+        msgs.append({"role": "user", "content": user_turn(sentence, answer)})
+        msgs.append({"role": "assistant", "content": question})
+    msgs.append({"role": "user", "content": user_turn(cloze(span), span.text)})
     return msgs
 
 
-def _holding(shot: str, reply: str) -> str:
-    answer = reply.rsplit("A: ", 1)[1]
-    return next(s for s in sentences(shot) if answer in s)
+def parse_question(reply: str) -> str:
+    """The question of a reply: its first line, a `Question:` label dropped, cut after its first `?`."""
+    line = _LEAD.sub("", reply.strip().split("\n", 1)[0]).strip().strip("\"'“”")
+    return line[: line.index("?") + 1] if "?" in line else line
 
 
-def sentences(text: str, min_words: int = 4) -> list[str]:
-    """The sentences of `text` with at least `min_words` words (a split after . ! or ?)."""
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= min_words]
-
-
-def focus_sentence(text: str, chunk_id: str, i: int, seed: int) -> str | None:
-    """The sentence pair `i` of a chunk asks about: None for the first pair, then the chunk's sentences in
-    an order seeded by (seed, chunk id), cycling when a chunk has fewer sentences than pairs."""
-    found = sentences(text)
-    if i == 0 or not found:
-        return None
-    import random
-
-    order = list(range(len(found)))
-    random.Random(f"{seed}:{chunk_id}").shuffle(order)
-    return found[order[(i - 1) % len(found)]]
-
-
-def parse_pair(reply: str) -> tuple[str, str] | None:
-    """(question, answer) from a `Q: ... A: ...` reply, or None when it has no such shape.
-
-    Only the first line counts; a question runs to its first `?` when the model wrote one."""
-    line = reply.strip().split("\n", 1)[0]
-    m = _PAIR.match(line)
-    if m is None:
-        return None
-    q, a = m.group("q").strip(), _LEAD.sub("", m.group("a").strip())
-    if "?" in q:
-        q = q[: q.index("?") + 1]
-    a = a.strip(_TRIM)
-    if not a or len(q.split()) < 3:
-        return None
-    return q, a
+def question_problem(question: str, span: Span) -> str | None:
+    """Why the generator's question is refused (a QUESTION_REASONS value), or None when it is usable."""
+    if not question.endswith("?") or len(words(question)) < 3 or BLANK[:2] in question:
+        return NOT_A_QUESTION
+    mine = content_words(question, "")
+    if any(mine and len(mine & shot) / len(mine | shot) >= 0.5 for shot in _SHOT_WORDS):
+        return COPIES_EXAMPLE
+    if not (mine & (content_words(span.sentence, "") - set(words(span.text)))):
+        return OFF_SENTENCE
+    return None

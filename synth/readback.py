@@ -24,7 +24,10 @@ from ragtune.records import Passage
 from ragtune.squad_metric import normalize_answer, token_f1
 
 READ_BACK_VERSION = "synth-readback-v1"  # the prompt (ragtune-rag-v1, one passage) and reply handling
-READ_BACK_MAX_TOKENS = 16  # a short span and a few words around it; eval's RAG answers stop at 32
+# Room to reach the span: asked a template question ("X was founded in what year by Y?"), the 135M
+# reader restates the sentence with the blank filled, and at 16 tokens a late span was cut off
+# ("... the Festival of Britain (1"); docs/synth.md has the figures.
+READ_BACK_MAX_TOKENS = 40
 MIN_F1 = 0.5
 
 

@@ -43,10 +43,11 @@ class Reply:
     text: str
 
 
-def passage_of(messages: list[dict[str, str]]) -> str:
-    """The last user message of a synth prompt without its `Passage (...)` label: the chunk text, and the
-    sentence to ask about when the prompt names one."""
-    return re.sub(r"^Passage(?: \([^)]*\))?: ", "", messages[-1]["content"])
+def cloze_of(messages: list[dict[str, str]]) -> tuple[str, str]:
+    """(the sentence with its blank, the answer) of a question-writing prompt."""
+    m = re.match(r"Sentence: (?P<s>.*)\nAnswer: (?P<a>.*)$", messages[-1]["content"], re.DOTALL)
+    assert m is not None, messages[-1]["content"]
+    return m["s"], m["a"]
 
 
 def is_read_back(messages: list[dict[str, str]]) -> bool:
@@ -64,43 +65,44 @@ def read_back_parts(messages: list[dict[str, str]]) -> tuple[str, str]:
 
 
 def good_read(passage: str, question: str) -> str:
-    """A careful reader of the world's passages: the town, the job or the bees, when the question asks."""
-    m = re.match(r"(?P<name>.+?) was born in (?P<town>\w+) in \d+\. .* works as an? (?P<job>\w+)", passage)
-    if m is None:
-        return "I do not know."
-    if "born" in question:
-        return f"{m['town']}."
-    if "for a living" in question:
-        return f"A {m['job']}"
-    return "three" if "bees" in question else "I do not know."
-
-
-def good_reply(passage: str, i: int = 0) -> str:
-    """A pair the checks keep: the town (first pair) or the job (later pairs) of the person in the passage."""
+    """A careful reader of the world's passages: the year, the town or the bees, when the question asks."""
     m = re.match(
         r"(?P<name>.+?) was born in (?P<town>\w+) in (?P<year>\d+)\. .* works as an? (?P<job>\w+)", passage
     )
     if m is None:
-        return "nothing to ask"
-    if i == 0:
-        return f"Q: In which town was {m['name']} born? A: {m['town']}."
-    return f"Q: What does {m['name']} do for a living? A: {m['job']}"
+        return "I do not know."
+    if "year" in question:
+        return f"In {m['year']}."
+    if "bees" in question:
+        return "three"
+    if "born" in question:
+        return f"{m['town']}."
+    return "I do not know."
+
+
+def good_question(sentence: str, answer: str) -> str:
+    """The question a good writer asks for the world's spans (the year, the bees, the town)."""
+    name = re.split(r" (?:was|works)", sentence)[0]
+    if answer.isdigit():
+        return f"In what year was {name} born?"
+    if answer == "three":
+        return f"How many bees does {name} keep?"
+    return f"Where was {name} born?"
 
 
 class ScriptedGenerator:
-    """A stand-in for serve's Generator: `reply(prompt, seed, temperature)` writes each pair and
+    """A stand-in for serve's Generator: `reply(sentence with its blank, answer)` writes each question and
     `read(passage, question)` answers each read-back prompt; counts both.
 
-    By default it answers the town for a whole-chunk prompt and the job for a one-sentence prompt, and
-    reads back like `good_read`."""
+    By default it writes `good_question` and reads back like `good_read`."""
 
     def __init__(
         self,
-        reply: Callable[[str, int, float], str] | None = None,
+        reply: Callable[[str, str], str] | None = None,
         fail_after: int | None = None,
         read: Callable[[str, str], str] = good_read,
     ):
-        self.reply = reply or (lambda p, seed, t: good_reply(p, int("\nAsk about" in p)))
+        self.reply = reply or good_question
         self.read = read
         self.fail_after = (
             fail_after  # raise KeyboardInterrupt on the call after this many prompts of any kind
@@ -120,7 +122,7 @@ class ScriptedGenerator:
                 out.append(Reply(self.read(*read_back_parts(m))))
             else:
                 self.prompts += 1
-                out.append(Reply(self.reply(passage_of(m), seed, temperature)))
+                out.append(Reply(self.reply(*cloze_of(m))))
         return out
 
     def close(self) -> None:

@@ -7,7 +7,15 @@ import pytest
 
 from ragtune.prompt import build_messages
 from ragtune.records import Passage
-from synth import NearDuplicates, check_pair, parse_pair, split_documents
+from synth import (
+    NearDuplicates,
+    Span,
+    build_prompt,
+    check_pair,
+    parse_question,
+    question_problem,
+    split_documents,
+)
 from synth.readback import agrees, read_back_key, read_back_prompt
 
 CHUNK = "Mara Quill founded Brightwater in 1612. The party of 1,500 guests met at the Old Mill."
@@ -40,26 +48,43 @@ def test_check_pair(question, answer, reason, kept):
         assert span == kept
 
 
-# (generated reply, expected (question, answer) or None)
-PARSE_CASES = [
-    ("Q: Who founded Brightwater? A: Mara Quill", ("Who founded Brightwater?", "Mara Quill")),
-    ("  Q: Who founded Brightwater?\nA: Mara Quill", None),  # only the first line counts
-    ("Q: Who founded Brightwater? A: A: Mara Quill.", ("Who founded Brightwater?", "Mara Quill")),
-    ('Q: Who founded Brightwater? A: "Mara Quill"', ("Who founded Brightwater?", "Mara Quill")),
-    ("Q: Who founded Brightwater? It was long ago A: Mara Quill", ("Who founded Brightwater?", "Mara Quill")),
-    ("Q: In what year was it founded A: 1612", ("In what year was it founded", "1612")),
-    ("Who founded Brightwater? Mara Quill", None),
-    ("Q: Who founded Brightwater?", None),
-    ("Q: Who founded Brightwater? A: ", None),
-    ("Q: Who? A: Mara", None),  # a question of fewer than three words
-    ("", None),
-    ("<|im_end|>", None),
+SPAN = Span("1612", "Mara Quill founded Brightwater in 1612.", 34, 38, "year")
+
+# (generated reply, the question parsed from it, why it is refused or None)
+QUESTION_CASES = [
+    (
+        "In what year did Mara Quill found Brightwater?",
+        "In what year did Mara Quill found Brightwater?",
+        None,
+    ),
+    ("Question: When was Brightwater founded? It was", "When was Brightwater founded?", None),
+    ('"When was Brightwater founded?"\nAnswer: 1612', "When was Brightwater founded?", None),
+    ("When was Brightwater founded", "When was Brightwater founded", "not_a_question"),
+    ("Brightwater?", "Brightwater?", "not_a_question"),  # under three words
+    ("Mara Quill founded Brightwater in ____?", "Mara Quill founded Brightwater in ____?", "not_a_question"),
+    ("", "", "not_a_question"),
+    (
+        "In what year was the Eiffel Tower completed?",
+        "In what year was the Eiffel Tower completed?",
+        "copies_example",
+    ),
+    ("Where was Marie Curie born?", "Where was Marie Curie born?", "copies_example"),
+    ("What is the capital of France?", "What is the capital of France?", "off_sentence"),
+    ("In what year was it 1612?", "In what year was it 1612?", "off_sentence"),  # only the answer is shared
 ]
 
 
-@pytest.mark.parametrize(("reply", "expected"), PARSE_CASES)
-def test_parse_pair(reply, expected):
-    assert parse_pair(reply) == expected
+@pytest.mark.parametrize(("reply", "question", "problem"), QUESTION_CASES)
+def test_generator_question_checks(reply, question, problem):
+    assert parse_question(reply) == question
+    assert question_problem(question, SPAN) == problem
+
+
+def test_the_prompt_blanks_the_span_and_gives_the_answer():
+    span = Span("repr()", "The built-in `repr()` returns a printable string.", 13, 21, "identifier")
+    msgs = build_prompt(span)
+    assert msgs[0]["role"] == "system" and len(msgs) == 8  # system, three worked examples, the ask
+    assert msgs[-1]["content"] == "Sentence: The built-in ____ returns a printable string.\nAnswer: repr()"
 
 
 # (kept pair, new pair, near duplicate at threshold 0.7?)

@@ -14,6 +14,7 @@ from ragtune.errors import RagtuneError
 from ragtune.records import load_qa
 from synth import OUTPUT_FILES, PROGRESS_FILE, SynthConfig, synthesize
 from synth.progress import READ_BACK_FILE
+from synth.readback import READ_BACK_MAX_TOKENS
 
 API_KEY = "synth-test-key-0123456789"
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models run faster on one thread of the shared CPU
@@ -45,12 +46,29 @@ def tiny_server(tiny_generator):
 
 
 def test_tiny_model_in_process_garbage_is_a_clear_error(synth_index, tiny_generator, tmp_path):
-    proc = synth(synth_index, tmp_path, "--generator", str(tiny_generator), "--max-tokens", "8")
-    assert_error(
-        proc, "no generated pair passed the checks (10 generated from 10 chunks; dropped: unparsable 10)"
-    )
+    proc = synth(
+        synth_index, tmp_path, "--generator", str(tiny_generator), "--writer", "generator", "-n", "1",
+        "--max-tokens", "8", "--no-read-back",
+    )  # fmt: skip
+    assert_error(proc, "no pair passed the checks (10 written from 10 chunks; dropped: not_a_question")
     assert not any((tmp_path / name).exists() for name in OUTPUT_FILES)
     assert len((tmp_path / PROGRESS_FILE).read_text().splitlines()) == 10
+
+
+def test_tiny_model_writes_nothing_usable_and_the_template_is_the_floor(
+    synth_index, tiny_generator, tmp_path
+):
+    """The untrained tiny generator's questions are all refused; writer auto keeps the template's."""
+    proc = synth(
+        synth_index, tmp_path, "--generator", str(tiny_generator), "--max-tokens", "8", "--no-read-back",
+        "--writer", "auto", "--json", check=True,
+    )  # fmt: skip
+    report = json.loads(proc.stdout)
+    assert report["generated"] == 20 and report["kept"] == 20, report
+    assert report["writers"]["generator"]["kept"] == 0 and report["writers"]["template"]["kept"] == 20
+    assert sum(report["replaced"].values()) == 20
+    rows = [ex for name in OUTPUT_FILES for ex in load_qa(tmp_path / name)]
+    assert len(rows) == 20 and all(ex.answer in ex.context and ex.question.endswith("?") for ex in rows)
 
 
 class TinyReader(ScriptedGenerator):
@@ -75,14 +93,25 @@ def test_tiny_model_reads_back_through_serve(synth_index, tiny_generator, tmp_pa
 
     real = load_generator(str(tiny_generator), max_batch_size=4)
     try:
-        cfg = {"index": str(synth_index), "out_dir": str(tmp_path), "batch_size": 4}
+        cfg = {
+            "index": str(synth_index),
+            "out_dir": str(tmp_path),
+            "batch_size": 4,
+            "questions_per_chunk": 1,
+            "writer": "auto",
+        }
         gen = TinyReader(real)
         with pytest.raises(
             RagtuneError, match=r"dropped: reader_disagrees 10\).*--no-read-back keeps the pairs"
         ):
             synthesize(SynthConfig(**cfg), generator=gen, generator_id={"model": "tiny"}, progress=False)
         assert (gen.prompts, gen.read_backs, len(gen.options)) == (10, 10, 3)
-        assert gen.options[0] == {"max_tokens": 16, "stop": None, "seed": 0, "temperature": 0.0}
+        assert gen.options[0] == {
+            "max_tokens": READ_BACK_MAX_TOKENS,
+            "stop": None,
+            "seed": 0,
+            "temperature": 0.0,
+        }
         reads = [json.loads(line) for line in (tmp_path / READ_BACK_FILE).read_text().splitlines()]
         assert len(reads) == 10 and all(isinstance(r["text"], str) for r in reads)
         again = TinyReader(real)
@@ -98,27 +127,13 @@ def test_tiny_model_reads_back_through_serve(synth_index, tiny_generator, tmp_pa
 
 
 def test_second_ragtune_server_as_the_generator(synth_index, tiny_server, tmp_path):
-    # The tiny model's context is 512 tokens: the first pair's prompts fit (at most 506 + 4), the second
-    # pair's (one sentence named again) do not; the server refuses those, and they are counted skips.
     proc = synth(
-        synth_index,
-        tmp_path,
-        "--generator",
-        tiny_server.url,
-        "--api-key",
-        API_KEY,
-        "--max-tokens",
-        "4",
-        "-n",
-        "2",
-    )
-    assert_error(
-        proc,
-        "no generated pair passed the checks (20 generated from 10 chunks; dropped: generation_failed "
-        "10, unparsable 10)",
-    )
+        synth_index, tmp_path, "--generator", tiny_server.url, "--api-key", API_KEY, "--max-tokens", "4",
+        "--writer", "generator", "--no-read-back",
+    )  # fmt: skip
+    assert_error(proc, "no pair passed the checks (20 written from 10 chunks; dropped: not_a_question")
     rows = [json.loads(line) for line in (tmp_path / PROGRESS_FILE).read_text().splitlines()]
-    assert [r["i"] for r in rows if isinstance(r["text"], str)] == [0] * 10  # answered through the server
+    assert len(rows) == 20 and all(isinstance(r["text"], str) for r in rows)  # answered through the server
 
 
 def test_wrong_key_and_unknown_model_at_the_url(synth_index, tiny_server, tmp_path):
@@ -171,7 +186,7 @@ def test_default_model_behind_a_ragtune_server_writes_usable_pairs(synth_index, 
             synth_index, tmp_path, "--generator", srv.url, "--api-key", API_KEY, "--json", check=True
         )
     report = json.loads(proc.stdout)
-    assert report["generated"] == 10 and report["kept"] >= 1, report
+    assert report["generated"] == 20 and report["kept"] >= 1, report
     assert report["generator"]["url"] == srv.base_url
     kept = [
         ex for name in OUTPUT_FILES if (tmp_path / name).stat().st_size for ex in load_qa(tmp_path / name)

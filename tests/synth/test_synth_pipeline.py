@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from synth_helpers import ScriptedGenerator, good_reply, is_read_back
+from synth_helpers import ScriptedGenerator, good_question, is_read_back
 
 from ragtune.errors import RagtuneError
 from ragtune.records import load_qa
@@ -15,6 +16,7 @@ GEN_ID = {"model": "scripted"}
 
 
 def run(index, out, gen, **kw):
+    kw.setdefault("writer", "auto")  # the scripted generator writes; the default (template) needs none
     return synthesize(
         SynthConfig(index=str(index), out_dir=str(out), **kw),
         generator=gen,
@@ -30,14 +32,7 @@ def read_splits(out) -> dict[str, list[dict]]:
 
 
 def test_pairs_are_kept_split_by_document_and_loadable(synth_index, tmp_path):
-    r = run(
-        synth_index,
-        tmp_path,
-        ScriptedGenerator(),
-        questions_per_chunk=2,
-        validation_fraction=0.2,
-        test_fraction=0.2,
-    )
+    r = run(synth_index, tmp_path, ScriptedGenerator(), validation_fraction=0.2, test_fraction=0.2)
     assert (r.chunks, r.generated, r.kept) == (10, 20, 20)
     assert sum(r.dropped.values()) == 0
     splits = read_splits(tmp_path)
@@ -51,60 +46,84 @@ def test_pairs_are_kept_split_by_document_and_loadable(synth_index, tmp_path):
     for name in OUTPUT_FILES:  # ragtune's QA loader (tune generator/retriever, eval) reads every file
         for ex in load_qa(tmp_path / name):
             assert ex.context and ex.answer in ex.context and ex.doc_ids
-    row = splits["train.jsonl"][0]
-    assert row["question"].startswith("In which town was") and row["answer"] == row["context"].split()[5]
+    rows = splits["train.jsonl"]
+    assert {(r["metadata"]["span_type"], r["metadata"]["writer"]) for r in rows} == {
+        ("year", "generator"),
+        ("number", "generator"),
+    }
+    year = next(r for r in rows if r["metadata"]["span_type"] == "year")
+    assert year["question"].startswith("In what year was") and year["answer"] in year["metadata"]["sentence"]
     report = json.loads((tmp_path / REPORT_FILE).read_text())
     assert report["kept"] == 20 and report["generator"] == GEN_ID and report["settings"]["api_key"] is None
+    assert report["writers"]["generator"]["kept"] == 20 and report["writers"]["template"]["kept"] == 0
 
 
-def scripted_drops(passage, seed, temperature):
-    """One pair per drop reason; the rest good."""
-    name = passage.split(" was born")[0]
+def scripted_drops(sentence, answer):
+    """The year's question of six people fails one check each; the rest are good."""
+    name = re.split(r" (?:was|works)", sentence)[0]
+    if answer == "three":
+        return (
+            "How many bees are kept?"
+            if name in ("Cato Lind", "Dara Fenn")
+            else good_question(sentence, answer)
+        )
     return {
-        "Mara Quill": "I cannot write questions.",  # unparsable
-        "Tomas Reed": "Q: In which town was Tomas Reed born? A: London",  # not in the chunk
-        "Ilse Varn": "Q: Was Ilse Varn born in Selby? A: Selby",  # answer in the question
-        "Bren Oakes": "Q: What does Bren Oakes keep? A: Bren Oakes works as a weaver and keeps three bees",
-        "Cato Lind": "Q: How many bees are kept? A: three",
-        "Dara Fenn": "Q: How many bees are kept? A: three",  # a near duplicate of Cato Lind's
-        "Edda Moss": "Q: Which year does Edda Moss like best? A: 1623",  # does not ask for its answer
-    }.get(name, good_reply(passage))
+        "Mara Quill": "I cannot write questions.",  # not a question
+        "Tomas Reed": "In what year was the Eiffel Tower completed?",  # a worked example
+        "Ilse Varn": "What is the capital of France?",  # not about its sentence
+        "Bren Oakes": "Was Bren Oakes born in 1701?",  # the answer in the question
+        "Edda Moss": "What did Edda Moss do in the town?",  # does not ask for its answer: read back
+    }.get(name, good_question(sentence, answer))
 
 
-DROP_CASES = [  # (read_back, the drops beyond one per per-pair check, kept)
-    (True, {"reader_disagrees": 1, "near_duplicate": 1}, 4),
-    (False, {"reader_disagrees": 0, "near_duplicate": 1}, 5),  # the year pair is kept
-]
+REFUSED = {"not_a_question": 1, "copies_example": 1, "off_sentence": 1, "answer_in_question": 1}
+LATER = {"reader_disagrees": 1, "near_duplicate": 1}  # Edda Moss's year; Dara Fenn's bees (Cato Lind's kept)
 
 
-@pytest.mark.parametrize(("read_back", "more", "kept"), DROP_CASES)
-def test_every_drop_is_counted_by_its_reason(synth_index, tmp_path, read_back, more, kept):
+def nonzero(d):
+    return {k: v for k, v in d.items() if v}
+
+
+@pytest.mark.parametrize("writer", ["generator", "auto", "template"])
+def test_every_drop_is_counted_by_reason_and_writer(synth_index, tmp_path, writer):
     gen = ScriptedGenerator(scripted_drops)
-    r = run(synth_index, tmp_path, gen, read_back=read_back)
-    assert r.dropped == {
-        "generation_failed": 0,
-        "unparsable": 1,
-        "answer_not_in_chunk": 1,
-        "answer_too_long": 1,
-        "answer_in_question": 1,
-        **more,
-    }
-    assert r.kept == kept and r.generated == r.kept + sum(r.dropped.values())
-    assert (r.read_backs, gen.read_backs) == ((6, 6) if read_back else (0, 0))  # each checked pair once
-    years = [row for rows in read_splits(tmp_path).values() for row in rows if row["answer"] == "1623"]
-    assert len(years) == (not read_back)
+    r = run(synth_index, tmp_path, gen, writer=writer)
+    assert r.generated == 20 and r.kept + sum(r.dropped.values()) == 20
+    by_writer = {w: (c["kept"], nonzero(c["dropped"])) for w, c in r.writers.items()}
+    if writer == "generator":  # every refused question is a dropped pair
+        assert nonzero(r.dropped) == {**REFUSED, **LATER} and r.kept == 14
+        assert by_writer == {"generator": (14, {**REFUSED, **LATER})}
+    elif writer == "auto":  # the refused questions are written by the template instead, and kept
+        assert nonzero(r.dropped) == LATER and r.kept == 18 and nonzero(r.replaced) == REFUSED
+        assert by_writer == {"generator": (14, LATER), "template": (4, {})}
+    else:  # no generator questions at all; the template's are read back and kept
+        assert gen.prompts == 0 and gen.read_backs == 20 and r.kept == 20
+        assert by_writer == {"template": (20, {})}
     report = json.loads((tmp_path / REPORT_FILE).read_text())
-    assert report["dropped"]["reader_disagrees"] == more["reader_disagrees"]
-    assert report["settings"]["read_back"] is read_back
+    assert report["dropped"] == r.dropped and report["writers"] == r.writers
+    kept_writers = {row["metadata"]["writer"] for rows in read_splits(tmp_path).values() for row in rows}
+    assert kept_writers == ({"generator", "template"} if writer == "auto" else {writer})
+
+
+def test_template_questions_without_read_back_need_no_model(synth_index, tmp_path):
+    class NoModel:
+        def generate(self, *a, **kw):
+            raise AssertionError("the template writer without read-back runs no model")
+
+    r = run(synth_index, tmp_path, NoModel(), writer="template", read_back=False)
+    assert r.kept == 20 and r.new == 0
+    questions = {row["question"] for rows in read_splits(tmp_path).values() for row in rows}
+    assert "Mara Quill was born in Brightwater in what year?" in questions
+    assert "Mara Quill works as a potter and keeps how many bees?" in questions
 
 
 def test_kept_rows_record_the_read_back_answer(synth_index, tmp_path):
     run(synth_index, tmp_path, ScriptedGenerator())
     rows = read_splits(tmp_path)["train.jsonl"]
-    assert rows and all(r["metadata"]["read_back"] == f"{r['answer']}." for r in rows)
+    assert rows and all(r["answer"] in r["metadata"]["read_back"] for r in rows)
 
 
-@pytest.mark.parametrize("what", ["pair", "read-back"])
+@pytest.mark.parametrize("what", ["question", "read-back"])
 def test_a_failing_prompt_is_a_counted_skip(synth_index, tmp_path, what):
     class Flaky(ScriptedGenerator):
         def generate(self, messages, **kw):
@@ -114,15 +133,15 @@ def test_a_failing_prompt_is_a_counted_skip(synth_index, tmp_path, what):
                 raise RuntimeError("generation failed: prompt too long")
             return super().generate(messages, **kw)
 
-    r = run(synth_index, tmp_path, Flaky())
-    assert r.dropped["generation_failed"] == 1 and r.kept == 9
-    noun = "generations" if what == "pair" else "read-backs"
-    assert r.notes == [f"1 {noun} failed in this run, e.g.: generation failed: prompt too long"]
+    r = run(synth_index, tmp_path, Flaky(), writer="generator")
+    assert r.dropped["generation_failed"] == 2 and r.kept == 18
+    noun = "questions" if what == "question" else "read-backs"
+    assert r.notes == [f"2 {noun} failed in this run, e.g.: generation failed: prompt too long"]
 
 
-RESUME_CASES = [  # (interrupted after this many prompts, then pairs and read-backs still to make)
-    (8, 12, 20),  # in the generation: 8 pairs saved, no read-back yet
-    (24, 0, 16),  # in the read-back: all 20 pairs and the first batch of 4 read-backs saved
+RESUME_CASES = [  # (interrupted after this many prompts, then questions and read-backs still to make)
+    (8, 12, 20),  # in the generation: 8 questions saved, no read-back yet
+    (24, 0, 16),  # in the read-back: all 20 questions and the first batch of 4 read-backs saved
 ]
 
 
@@ -130,7 +149,7 @@ RESUME_CASES = [  # (interrupted after this many prompts, then pairs and read-ba
 def test_resume_after_interruption_writes_what_an_uninterrupted_run_writes(
     synth_index, tmp_path, cut_after, pairs_left, reads_left
 ):
-    kw = {"questions_per_chunk": 2, "batch_size": 4}
+    kw = {"batch_size": 4}
     whole = run(synth_index, tmp_path / "whole", ScriptedGenerator(), **kw)
     with pytest.raises(KeyboardInterrupt):
         run(synth_index, tmp_path / "cut", ScriptedGenerator(fail_after=cut_after), **kw)
@@ -150,44 +169,43 @@ def test_resume_after_interruption_writes_what_an_uninterrupted_run_writes(
     assert third.prompts == third.read_backs == 0
 
 
+@pytest.mark.parametrize("writer", ["auto", "template"])
+def test_a_rerun_writes_identical_pairs(synth_index, tmp_path, writer):
+    first = run(synth_index, tmp_path / "a", ScriptedGenerator(scripted_drops), writer=writer, batch_size=3)
+    second = run(synth_index, tmp_path / "b", ScriptedGenerator(scripted_drops), writer=writer, batch_size=8)
+    assert read_splits(tmp_path / "a") == read_splits(tmp_path / "b")
+    assert (first.dropped, first.writers, first.replaced) == (second.dropped, second.writers, second.replaced)
+
+
 def test_progress_is_keyed_by_the_generation_settings(synth_index, tmp_path):
     run(synth_index, tmp_path, ScriptedGenerator())
     same = ScriptedGenerator()
     run(synth_index, tmp_path, same, dedup_threshold=1.0, max_answer_words=3)  # a filter: re-checked only
     assert same.prompts == same.read_backs == 0
     run(synth_index, tmp_path, same, read_back=False)  # read-back is a filter too
+    run(synth_index, tmp_path, same, writer="generator")  # auto and generator share the questions
     assert same.prompts == same.read_backs == 0
+    more = ScriptedGenerator()
+    run(synth_index, tmp_path, more, questions_per_chunk=3)  # a third span each: only those are new
+    assert more.prompts == 10
     other = ScriptedGenerator()
     run(synth_index, tmp_path, other, seed=1)  # a generation setting: generated again
-    assert other.prompts == 10
+    assert other.prompts == 20
     fresh = ScriptedGenerator()
     run(synth_index, tmp_path, fresh, resume=False)
-    assert fresh.prompts == fresh.read_backs == 10
+    assert fresh.prompts == fresh.read_backs == 20
 
 
-def test_later_pairs_ask_about_one_sentence_each_in_a_seeded_order(synth_index, tmp_path):
-    seen: list[str] = []
-    gen = ScriptedGenerator(lambda p, seed, t: seen.append(p) or good_reply(p, int("Ask about" in p)))
-    r = run(synth_index, tmp_path, gen, max_chunks=4, questions_per_chunk=3, seed=5)
-    assert (
-        r.chunks == 4 and len(seen) == 12 and r.kept == 8
-    )  # the third pair repeats the second: near duplicate
-    assert sum("Ask about this sentence" not in p for p in seen) == 4  # the first pair: the whole chunk
-    focus = sorted(p.split("Ask about this sentence: ")[1] for p in seen if "Ask about" in p)
-    assert len(set(focus)) == 8  # both sentences of each chunk, each once
-    assert run(synth_index, tmp_path / "again", ScriptedGenerator(), max_chunks=4, seed=5).chunks == 4
-    assert [r["doc_ids"] for r in read_splits(tmp_path / "again")["train.jsonl"]] == [
-        r["doc_ids"] for r in read_splits(tmp_path)["train.jsonl"] if r["metadata"]["pair"] == 0
-    ]
+def test_garbage_from_the_model_is_an_error_or_the_template_floor(synth_index, tmp_path):
+    def garbage(sentence, answer):
+        return "<|im_end|> lorem"
 
-
-def test_garbage_from_the_model_is_an_error_and_writes_nothing(synth_index, tmp_path):
-    with pytest.raises(
-        RagtuneError, match=r"no generated pair passed the checks \(10 generated .*unparsable 10"
-    ):
-        run(synth_index, tmp_path, ScriptedGenerator(lambda p, s, t: "<|im_end|> lorem"))
+    with pytest.raises(RagtuneError, match=r"no pair passed the checks \(20 written .*not_a_question 20"):
+        run(synth_index, tmp_path, ScriptedGenerator(garbage), writer="generator")
     assert not any((tmp_path / name).exists() for name in (*OUTPUT_FILES, REPORT_FILE))
-    assert len((tmp_path / PROGRESS_FILE).read_text().splitlines()) == 10  # the replies are kept to look at
+    assert len((tmp_path / PROGRESS_FILE).read_text().splitlines()) == 20  # the replies are kept to look at
+    floor = run(synth_index, tmp_path, ScriptedGenerator(garbage), writer="auto")
+    assert floor.kept == 20 and floor.replaced["not_a_question"] == 20 and floor.new == 0
 
 
 @pytest.mark.parametrize(
@@ -197,6 +215,7 @@ def test_garbage_from_the_model_is_an_error_and_writes_nothing(synth_index, tmp_
         ({"dedup_threshold": 0}, "`dedup_threshold` should be in"),
         ({"validation_fraction": 0.5, "test_fraction": 0.5}, "leave documents for training"),
         ({"max_answer_words": 0}, "`max_answer_words` should be a positive integer"),
+        ({"writer": "gpt"}, "`writer` should be auto, generator or template"),
     ],
 )
 def test_bad_settings_name_the_field(synth_index, tmp_path, kw, message):
