@@ -1,4 +1,4 @@
-"""`ragtune ingest` and `ragtune index list|rollback|prune`."""
+"""`ragtune ingest` and `ragtune index list|rollback|prune|add-lexical`."""
 
 from __future__ import annotations
 
@@ -88,9 +88,11 @@ def ingest(
 ) -> None:
     """Ingest PATHS (files, folders, .jsonl, BEIR folders) into a knowledge index, refreshing by content hash."""
     from ingest.pipeline import ingest as run_ingest
+    from ragtune.logs import quiet_libraries
     from ragtune.settings import load_settings
     from retriever import Encoder, IndexOptions
 
+    quiet_libraries()  # no "Loading weights" bars: loading the encoder is not a step of ours
     index_dir = _index_dir(index)
     retriever = load_settings(retriever=retriever).retriever
     encoder = Encoder(retriever, batch_size=batch_size)
@@ -152,7 +154,7 @@ def list_cmd(index_, as_json) -> None:
             f"{mark} {r['version']}  {r.get('created')}  {c.get('documents', '?')} docs  "
             f"{c.get('chunks', '?')} chunks  +{c.get('added', 0)} ~{c.get('changed', 0)} "
             f"-{c.get('removed', 0)}  parent {r.get('parent') or '-'}  {r.get('encoder')} "
-            f"{r.get('index_kind')}"
+            f"{r.get('index_kind')}{' +bm25' if r.get('lexical') else ''}"
         )
 
 
@@ -166,6 +168,21 @@ def rollback_cmd(version, index_) -> None:
     d = _index_dir(index_)
     rollback(d, version)
     click.echo(f"{d} now serves version {version}")
+
+
+@index.command("add-lexical")
+@click.option("--index", "index_", default=None, help="Index folder; $RAGTUNE_INDEX.")
+def add_lexical_cmd(index_) -> None:
+    """Publish the current version again with a lexical (BM25) part, for bm25 and hybrid retrieval.
+
+    Indexes built before ragtune kept one need it; nothing is re-embedded (servers pick it up on their next poll)."""
+    from retriever import add_lexical
+
+    d = _index_dir(index_)
+    vid = add_lexical(d)
+    click.echo(
+        f"{d}: version {vid} has a lexical part" if vid else f"{d}: the current version already has one"
+    )
 
 
 @index.command("prune")

@@ -43,6 +43,7 @@ def list_versions(index_dir: str | Path) -> list[dict]:
                 counts=m.get("counts", {}),
                 encoder=m.get("encoder", {}).get("model"),
                 index_kind=m.get("index", {}).get("kind"),
+                lexical=bool(m.get("lexical")),
             )
         except IndexCorrupt as e:
             row["error"] = str(e)
@@ -61,6 +62,32 @@ def rollback(index_dir: str | Path, vid: str) -> None:
             raise IndexNotFound(f"no version {vid!r} in {d}; versions: {known}")
         KnowledgeIndex.open(d, version=vid).close()
         publish(d, vid)
+
+
+def add_lexical(index_dir: str | Path) -> str | None:
+    """Publish the current version again with a lexical (BM25) part; None when it already has one.
+
+    For indexes built before lexical parts existed: the chunks and vectors are copied, nothing is re-embedded."""
+    from retriever.faiss_index import IndexOptions
+    from retriever.writer import VersionWriter
+
+    d = Path(index_dir)
+    with index_lock(d):
+        parent = KnowledgeIndex.open(d)
+        try:
+            if parent.has_lexical:
+                return None
+            m = parent.manifest
+            opts = IndexOptions(**m["index"]["options"])
+            writer = VersionWriter(d, parent.fingerprint, opts, parent=parent)
+            try:
+                kept = {k: m[k] for k in ("sources", "chunker") if k in m}
+                return writer.publish(**kept, counts={})  # no document added, changed or removed
+            except BaseException:
+                writer.abort()
+                raise
+        finally:
+            parent.close()
 
 
 def prune(index_dir: str | Path, keep: int) -> list[str]:

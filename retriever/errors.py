@@ -19,3 +19,7 @@ class FingerprintMismatch(RagtuneError):
 
 class IndexLocked(RagtuneError):
     """Another process is writing this index."""
+
+
+class LexicalMissing(RagtuneError):
+    """bm25 or hybrid retrieval was asked of an index version built without a lexical (BM25) part."""

@@ -15,9 +15,11 @@ from ragtune.records import Passage
 from retriever import faiss_index
 from retriever.errors import FingerprintMismatch, IndexCorrupt
 from retriever.fingerprint import describe, same_space
+from retriever.lexical import LexicalIndex
 from retriever.store import ChunkStore
 from retriever.versions import (
     FAISS_FILE,
+    LEXICAL_DIR,
     STORE_FILE,
     current_version,
     read_manifest,
@@ -31,8 +33,17 @@ logger = logging.getLogger(__name__)
 class KnowledgeIndex:
     """A read-only index version. Use `KnowledgeIndex.open(index_dir)` for the CURRENT one."""
 
-    def __init__(self, index_dir: Path, version: str, manifest: dict, index: Any, store: ChunkStore):
+    def __init__(
+        self,
+        index_dir: Path,
+        version: str,
+        manifest: dict,
+        index: Any,
+        store: ChunkStore,
+        lexical: LexicalIndex | None = None,
+    ):
         self.dir = index_dir
+        self.lexical = lexical  # None: a version built before indexes kept a lexical (BM25) part
         self.version = version
         self.manifest = manifest
         self.faiss = index
@@ -52,20 +63,7 @@ class KnowledgeIndex:
             )
         manifest = read_manifest(vdir, d)
         fix = rebuild_hint(d, manifest.get("sources"))
-        for name in (FAISS_FILE, STORE_FILE):
-            path = vdir / name
-            want = manifest.get("files", {}).get(name, {})
-            if not path.is_file():
-                raise IndexCorrupt(f"{path} is missing; rebuild with `{fix}`")
-            if want.get("size") is not None and path.stat().st_size != want["size"]:
-                raise IndexCorrupt(
-                    f"{path} has {path.stat().st_size} bytes, the manifest says {want['size']}; "
-                    f"the file is truncated or was replaced; rebuild with `{fix}`"
-                )
-            if verify and want.get("sha256") and file_sha256(path) != want["sha256"]:
-                raise IndexCorrupt(
-                    f"{path} does not match the sha256 in its manifest (corrupted); rebuild with `{fix}`"
-                )
+        _check_files(vdir, manifest, fix, verify)
         try:
             index = faiss_index.read(vdir / FAISS_FILE)
         except RuntimeError as e:
@@ -95,7 +93,12 @@ class KnowledgeIndex:
                 f"{vdir / FAISS_FILE} holds {index.d}-d vectors but the manifest's encoder makes "
                 f"{enc.get('dimension')}-d ones; rebuild with `{fix}`"
             )
-        return cls(d, vid, manifest, index, store)
+        try:
+            lex = _open_lexical(vdir, manifest, n, fix)
+        except IndexCorrupt:
+            store.close()
+            raise
+        return cls(d, vid, manifest, index, store, lex)
 
     # --- properties --------------------------------------------------------------------------
     @property
@@ -133,18 +136,31 @@ class KnowledgeIndex:
         )
 
     # --- search ------------------------------------------------------------------------------
-    def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Passage]]:
-        """Top-k passages for each query vector (rows of unit length), best first."""
+    @property
+    def has_lexical(self) -> bool:
+        return self.lexical is not None
+
+    def dense_ids(self, vectors: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query vector, the (FAISS ids, inner products) of its k nearest chunks, best first."""
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         k = max(0, min(int(k), self.ntotal))
         if k == 0:
-            return [[] for _ in range(len(vectors))]
+            return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(vectors))]
         scores, ids = self.faiss.search(vectors, k)
-        out = []
-        for row_s, row_i in zip(scores, ids):
-            keep = row_i >= 0
-            out.append(self.store.passages(row_i[keep].tolist(), row_s[keep].tolist()))
-        return out
+        return [(row_i[row_i >= 0], row_s[row_i >= 0]) for row_s, row_i in zip(scores, ids)]
+
+    def lexical_ids(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query text, the (FAISS ids, BM25 scores) of its k best chunks (the lexical part must exist)."""
+        return self.lexical.search(queries, max(0, min(int(k), self.ntotal)))
+
+    def passages_for(self, ids: Sequence[int], scores: Sequence[float]) -> list[Passage]:
+        return self.store.passages(list(ids), list(scores))
+
+    def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Passage]]:
+        """Top-k passages for each query vector (rows of unit length), best first."""
+        return [
+            self.passages_for(ids.tolist(), scores.tolist()) for ids, scores in self.dense_ids(vectors, k)
+        ]
 
     def iter_passages(self) -> Iterator[Passage]:
         """Every chunk of this version (score 0), in insertion order."""
@@ -166,3 +182,41 @@ class KnowledgeIndex:
 
     def __repr__(self) -> str:
         return f"KnowledgeIndex({str(self.dir)!r}, version={self.version!r}, chunks={self.ntotal})"
+
+
+def _check_files(vdir: Path, manifest: dict, fix: str, verify: bool) -> None:
+    """Every file of the version (FAISS, chunk store, lexical part) is there, of its size and sha256."""
+    recorded = manifest.get("files", {})
+    names = [FAISS_FILE, STORE_FILE] + sorted(n for n in recorded if n.startswith(LEXICAL_DIR + "/"))
+    for name in names:
+        path = vdir / name
+        want = recorded.get(name, {})
+        if not path.is_file():
+            raise IndexCorrupt(f"{path} is missing; rebuild with `{fix}`")
+        if want.get("size") is not None and path.stat().st_size != want["size"]:
+            raise IndexCorrupt(
+                f"{path} has {path.stat().st_size} bytes, the manifest says {want['size']}; "
+                f"the file is truncated or was replaced; rebuild with `{fix}`"
+            )
+        if verify and want.get("sha256") and file_sha256(path) != want["sha256"]:
+            raise IndexCorrupt(
+                f"{path} does not match the sha256 in its manifest (corrupted); rebuild with `{fix}`"
+            )
+
+
+def _open_lexical(vdir: Path, manifest: dict, n_chunks: int, fix: str) -> LexicalIndex | None:
+    settings = manifest.get("lexical")
+    if not settings:
+        return None
+    try:
+        lex = LexicalIndex(vdir / LEXICAL_DIR, settings)
+    except (OSError, ValueError) as e:
+        raise IndexCorrupt(
+            f"{vdir / LEXICAL_DIR} is not a readable lexical index ({e}); rebuild with `{fix}`"
+        ) from None
+    if len(lex) != n_chunks:
+        raise IndexCorrupt(
+            f"{vdir} is inconsistent: {len(lex)} chunks in {LEXICAL_DIR}/, {n_chunks} in {STORE_FILE}; "
+            f"rebuild with `{fix}`"
+        )
+    return lex

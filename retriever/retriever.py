@@ -9,19 +9,26 @@ from pathlib import Path
 
 from ragtune.records import Passage
 from retriever.encoder import Encoder
+from retriever.fusion import fuse
 from retriever.index import KnowledgeIndex
+from retriever.modes import FUSION_DEPTH, RetrievalMode
 from retriever.versions import current_version
 
 logger = logging.getLogger(__name__)
 
 
 class Retriever:
-    """Search one index version; `refresh()` swaps to a newer published version in place."""
+    """Search one index version; `refresh()` swaps to a newer published version in place.
 
-    def __init__(self, index: KnowledgeIndex, encoder: Encoder):
+    `mode` (a RetrievalMode, a kind name or None for the default) applies to every search unless a search
+    names its own; a passage found by both retrievers of a hybrid search appears once."""
+
+    def __init__(self, index: KnowledgeIndex, encoder: Encoder, mode: RetrievalMode | str | None = None):
         index.check_encoder(encoder)
         self.index = index
         self.encoder = encoder
+        self.mode = RetrievalMode.of(mode)
+        self.mode.resolve(index.has_lexical, str(index.dir))  # refuse bm25/hybrid on an old index up front
         self._swap = threading.Lock()
 
     @classmethod
@@ -30,13 +37,14 @@ class Retriever:
         index_dir: str | Path,
         retriever: str | Path | None = None,
         version: str | None = None,
+        mode: RetrievalMode | str | None = None,
         **encoder_kwargs,
     ) -> Retriever:
         """Open the CURRENT version (or `version`). `retriever=None` uses the encoder recorded in the index when
         that folder exists here (else the embedded default); an explicit retriever must match its fingerprint."""
         index = KnowledgeIndex.open(index_dir, version=version)
         try:
-            return cls(index, _encoder_for(index.fingerprint, retriever, **encoder_kwargs))
+            return cls(index, _encoder_for(index.fingerprint, retriever, **encoder_kwargs), mode)
         except Exception:
             index.close()
             raise
@@ -45,15 +53,38 @@ class Retriever:
     def version(self) -> str:
         return self.index.version
 
-    def search(self, query: str, k: int = 10) -> list[Passage]:
-        return self.search_batch([query], k)[0]
+    def kind(self, mode: RetrievalMode | str | None = None) -> str:
+        """The retrieval kind a search with `mode` (None: this retriever's) runs on the current version."""
+        index = self.index
+        return self._mode(mode).resolve(index.has_lexical, str(index.dir))
 
-    def search_batch(self, queries: Sequence[str], k: int = 10) -> list[list[Passage]]:
+    def search(self, query: str, k: int = 10, mode: RetrievalMode | str | None = None) -> list[Passage]:
+        return self.search_batch([query], k, mode)[0]
+
+    def search_batch(
+        self, queries: Sequence[str], k: int = 10, mode: RetrievalMode | str | None = None
+    ) -> list[list[Passage]]:
         if not queries:
             return []
-        vecs = self.encoder.encode(list(queries))
         index = self.index  # one version for the whole batch, even if refresh() swaps meanwhile
-        return index.search_vectors(vecs, k)
+        m = self._mode(mode)
+        kind = m.resolve(index.has_lexical, str(index.dir))
+        depth = k if kind != "hybrid" else max(k, FUSION_DEPTH)
+        dense = index.dense_ids(self.encoder.encode(list(queries)), depth) if kind != "bm25" else None
+        lexical = index.lexical_ids(queries, depth) if kind != "dense" else None
+        out = []
+        for i in range(len(queries)):
+            if kind == "hybrid":
+                ids, scores = fuse(dense[i], lexical[i], k, m.fusion, m.weight)
+            else:
+                ids, scores = (dense or lexical)[i]
+            out.append(index.passages_for(list(ids), list(scores)))
+        return out
+
+    def _mode(self, mode: RetrievalMode | str | None) -> RetrievalMode:
+        if mode is None:
+            return self.mode
+        return mode if isinstance(mode, RetrievalMode) else self.mode.with_kind(mode)
 
     def refresh(self) -> bool:
         """Load the published version if it changed (checking its fingerprint); return True when swapped.

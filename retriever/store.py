@@ -155,6 +155,11 @@ class ChunkStore:
             for r in rows
         }
 
+    def lexical_rows(self) -> list[tuple[int, str, str]]:
+        """(FAISS id, title, text) of every chunk, in id order: what the lexical index is built from."""
+        with self._lock:
+            return self.conn.execute("SELECT id, title, text FROM chunks ORDER BY id").fetchall()
+
     def iter_chunks(self, batch: int = 1000):
         """Every stored chunk as a Passage (score 0), in id order; for tuner's data builders."""
         with self._lock:

@@ -1,7 +1,8 @@
 """On-disk layout of a knowledge index: its paths, the CURRENT pointer, manifests, publishing, the writer lock.
 
     INDEX_DIR/CURRENT              the published version id (replaced atomically)
-    INDEX_DIR/versions/<id>/       index.faiss, chunks.sqlite, manifest.json (immutable once published)
+    INDEX_DIR/versions/<id>/       index.faiss, chunks.sqlite, lexical/ (BM25, see retriever/lexical.py),
+                                   manifest.json (immutable once published)
     INDEX_DIR/tmp/                 versions being written; leftovers of a crashed ingest are removed
     INDEX_DIR/ingest.lock          held by the one process writing this index
 
@@ -32,6 +33,7 @@ LOCK = "ingest.lock"
 MANIFEST = "manifest.json"
 FAISS_FILE = "index.faiss"
 STORE_FILE = "chunks.sqlite"
+LEXICAL_DIR = "lexical"
 _VERSION_RE = re.compile(r"^v(\d{6})$")
 
 

@@ -21,12 +21,13 @@ import numpy as np
 
 from ragtune.hashing import file_sha256
 from ragtune.records import Chunk
-from retriever import faiss_index
+from retriever import faiss_index, lexical
 from retriever.index import KnowledgeIndex
 from retriever.store import ChunkStore
 from retriever.versions import (
     FAISS_FILE,
     FORMAT,
+    LEXICAL_DIR,
     MANIFEST,
     STORE_FILE,
     TMP,
@@ -115,15 +116,21 @@ class VersionWriter:
         faiss_index.write(index, self.tmp / FAISS_FILE)
         self.store.commit()
         n_chunks = self.n_chunks = self.store.check()
+        # rebuilt from this version's own chunks: nothing removed or changed can stay findable
+        lexical_entry = lexical.build(self.store.lexical_rows(), self.tmp / LEXICAL_DIR)
         self.store.close()
         if n_chunks != index.ntotal:
             raise RuntimeError(f"internal error: {n_chunks} chunks stored but {index.ntotal} vectors indexed")
+        names = [FAISS_FILE, STORE_FILE] + sorted(
+            f"{LEXICAL_DIR}/{p.name}" for p in (self.tmp / LEXICAL_DIR).iterdir()
+        )
         files = {}
-        for name in (FAISS_FILE, STORE_FILE):
+        for name in names:
             p = self.tmp / name
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
             files[name] = {"size": p.stat().st_size, "sha256": file_sha256(p)}
+        fsync_dir(self.tmp / LEXICAL_DIR)
         manifest = {
             "format": FORMAT,
             "version": self.vid,
@@ -131,6 +138,7 @@ class VersionWriter:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "encoder": self.fingerprint,
             "index": {"kind": faiss_index.kind_of(index), "options": self.options.to_dict()},
+            "lexical": lexical_entry,
             "next_id": self.next_id,
             "files": files,
             **manifest_fields,
