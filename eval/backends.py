@@ -43,6 +43,7 @@ class InProcess:
         if self.retriever is not None:
             d["index_version"] = self.retriever.version
             d["retriever_fingerprint"] = self.retriever.encoder.fingerprint.get("id")
+            d["retrieval_kind"] = self.retriever.kind()
         return d
 
     def answer(self, questions: Sequence[str], build: Builder, seed: int) -> list[dict[str, Any]]:
@@ -105,7 +106,7 @@ class Http:
             max_tokens=self.spec.max_tokens,
             temperature=0,
             seed=seed,
-            extra_body={"retrieval": self.spec.retrieval, "top_k": self.spec.top_k},
+            extra_body=_extension_fields(self.spec),
         )
         dt = time.perf_counter() - t0
         extra = r.model_extra or {}
@@ -123,6 +124,14 @@ class Http:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _extension_fields(spec: SystemSpec) -> dict[str, Any]:
+    """ragtune's chat extensions for this system (the server's own retrieval mode unless one is named)."""
+    body: dict[str, Any] = {"retrieval": spec.retrieval, "top_k": spec.top_k}
+    if spec.retrieval and spec.retrieval_mode:
+        body["retrieval_mode"] = spec.retrieval_mode
+    return body
 
 
 def _open_http(spec: SystemSpec) -> Http:
@@ -190,27 +199,29 @@ def open_backend(spec: SystemSpec, cache: _Cache, known_doc_ids: set[str] | None
 
 
 def _open_retriever(spec: SystemSpec, cache: _Cache) -> Any:
-    from retriever import Retriever
+    from retriever import RetrievalMode, Retriever
 
     if not Path(spec.index or "").is_dir():
         raise RagtuneError(
             f"system {spec.name!r}: index folder {spec.index} does not exist; build it with "
             f"`ragtune ingest SOURCES --index {spec.index}`"
         )
+    mode = RetrievalMode(spec.retrieval_mode, spec.fusion, spec.fusion_weight)
     key = (str(Path(spec.index).resolve()), spec.index_version, spec.retriever)
     if key not in cache.retrievers:
         cache.retrievers[key] = Retriever.open(
             spec.index, retriever=spec.retriever, version=spec.index_version
         )
-    return _Shared(cache.retrievers[key])
+    return _Shared(cache.retrievers[key], mode)
 
 
 class _Shared:
     """A retriever shared by several systems; closing one system's view leaves it open."""
 
-    def __init__(self, r: Any):
-        self._r = r
+    def __init__(self, r: Any, mode: Any = None):
+        self._r, self.mode = r, mode
         self.encoder = r.encoder
+        r.kind(mode)  # bm25 or hybrid on an index without a lexical part: LexicalMissing now, not mid-run
 
     @property
     def version(self) -> str:
@@ -220,8 +231,11 @@ class _Shared:
     def index(self) -> Any:
         return self._r.index
 
+    def kind(self) -> str:
+        return self._r.kind(self.mode)
+
     def search_batch(self, qs: Sequence[str], k: int) -> list[list[Any]]:
-        return self._r.search_batch(qs, k)
+        return self._r.search_batch(qs, k, self.mode)
 
     def close(self) -> None:
         pass

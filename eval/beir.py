@@ -83,13 +83,16 @@ def evaluate_beir(
     ignore_identical_ids: bool = True,
     batch_size: int = 64,
     progress: bool = False,
+    mode: Any = None,
 ) -> dict[str, Any]:
-    """Retrieval metrics of an index on a BEIR split: {"metrics", "per_query", "n_queries", "index_version", ...}."""
+    """Retrieval metrics of an index on a BEIR split: {"metrics", "per_query", "n_queries", "index_version", ...}.
+
+    `mode`: a retriever.RetrievalMode or a kind (dense, bm25, hybrid); None: the retriever's default."""
     from retriever import Retriever
 
     data = load_beir(beir_dir, split)
     ks = tuple(sorted({int(k) for k in ks}))
-    r = Retriever.open(index_dir, retriever=retriever)
+    r = Retriever.open(index_dir, retriever=retriever, mode=mode)
     try:
         known = set(r.index.documents)
         judged = {dd for docs in data["qrels"].values() for dd in docs}
@@ -120,6 +123,7 @@ def evaluate_beir(
             "index": str(index_dir),
             "index_version": r.version,
             "retriever": r.encoder.fingerprint,
+            "retrieval": {**r.mode.to_dict(), "kind": r.kind()},
             "n_queries": len(qids),
             "judged_docs_missing": len(absent),
             "chunks_per_query": k_chunks,

@@ -10,6 +10,7 @@ import click
 
 from ragtune.errors import RagtuneError
 from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP
+from ragtune.retrieval import retrieval_options
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -43,6 +44,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--index", default=None, help="Index folder for in-process retrieval.")
 @click.option("--index-version", default=None, help="Pin an index version (default: CURRENT).")
 @click.option("--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the index's own.")
+@retrieval_options
 @click.option("--top-k", default=4, show_default=True, help="Passages retrieved per question.")
 @click.option(
     "--train", "train_qa", default=None, help="Training split: few-shot examples are drawn from it."
@@ -71,6 +73,9 @@ def eval_group(
     index,
     index_version,
     retriever,
+    retrieval,
+    fusion,
+    fusion_weight,
     top_k,
     train_qa,
     fewshot,
@@ -129,6 +134,9 @@ def _specs(p: dict) -> list:
         index=p["index"],
         index_version=p["index_version"],
         retriever=p["retriever"],
+        retrieval_mode=p["retrieval"],
+        fusion=p["fusion"],
+        fusion_weight=p["fusion_weight"],
         top_k=p["top_k"],
         fewshot=p["fewshot"],
         seed=p["seed"],
@@ -224,25 +232,34 @@ def score(qa, predictions, as_json, n_resamples, seed) -> None:
     "--index", "index_dir", required=True, type=click.Path(file_okay=False), help="Index built from it."
 )
 @click.option("--retriever", default=None, help=f"Retriever: {RETRIEVER_HELP}; unset: the index's own.")
+@retrieval_options
 @click.option("--split", default="test", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (metrics; --per-query adds each query).")
 @click.option("--per-query", is_flag=True, help="Include per-query metrics in the JSON.")
-def retrieval(beir_dir, index_dir, retriever, split, as_json, per_query) -> None:
+def retrieval(
+    beir_dir, index_dir, retriever, retrieval, fusion, fusion_weight, split, as_json, per_query
+) -> None:
     """nDCG@10, Recall@10/100, MRR@10 of an index on a BEIR split (BEIR/MTEB's computation)."""
     from eval.beir import evaluate_beir
+    from retriever import RetrievalMode
 
     if not Path(index_dir).is_dir():
         raise RagtuneError(
             f"index {index_dir} does not exist; build it with "
             f"`ragtune ingest {Path(beir_dir) / 'corpus.jsonl'} --index {index_dir}`"
         )
-    res = evaluate_beir(beir_dir, index_dir, retriever=retriever, split=split, progress=not as_json)
+    mode = RetrievalMode.from_options(retrieval, fusion, fusion_weight)
+    res = evaluate_beir(
+        beir_dir, index_dir, retriever=retriever, split=split, progress=not as_json, mode=mode
+    )
     if not per_query:
         res.pop("per_query")
     if as_json:
         click.echo(json.dumps(res, indent=2, default=str))
         return
     m = res["metrics"]
-    click.echo(f"{res['n_queries']} queries, index version {res['index_version']}")
+    click.echo(
+        f"{res['n_queries']} queries, index version {res['index_version']}, retrieval {res['retrieval']['kind']}"
+    )
     for k in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
         click.echo(f"{k:<11} {m[k]:.5f}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP, is_default, resolve_generator
+from ragtune.retrieval import FUSIONS, KINDS, RETRIEVAL_HELP
 
 
 @dataclass
@@ -43,6 +44,13 @@ class SystemSpec:
     retriever: str | None = field(
         default=None, metadata={"help": f"Retriever, {RETRIEVER_HELP}; unset: the index's own."}
     )
+    retrieval_mode: str | None = field(
+        default=None, metadata={"help": f"Retrieval: {RETRIEVAL_HELP}; unset: the retriever's default."}
+    )
+    fusion: str = field(default="rrf", metadata={"help": "Hybrid fusion: rrf or weighted."})
+    fusion_weight: float = field(
+        default=0.5, metadata={"help": "Dense share of a weighted fusion, in [0, 1]."}
+    )
     fewshot: int = field(default=0, metadata={"help": "k-shot examples from the training split."})
     fewshot_seed: int = field(default=0, metadata={"help": "Seed that draws the k-shot examples."})
     system_prompt: str | None = field(
@@ -66,6 +74,7 @@ class SystemSpec:
             )
         if self.top_k < 1 and self.retrieval:
             raise RagtuneError(f"system {self.name!r}: `top_k` must be ≥ 1 with retrieval, got {self.top_k}")
+        _check_retrieval(self)
         if self.fewshot < 0:
             raise RagtuneError(f"system {self.name!r}: `fewshot` must be ≥ 0, got {self.fewshot}")
         if self.max_tokens < 1:
@@ -100,6 +109,21 @@ class SystemSpec:
         return cls(**merged)
 
 
+def _check_retrieval(spec: SystemSpec) -> None:
+    if spec.retrieval_mode is not None and spec.retrieval_mode not in KINDS:
+        raise RagtuneError(
+            f"system {spec.name!r}: `retrieval_mode` must be one of {', '.join(KINDS)}, got {spec.retrieval_mode!r}"
+        )
+    if spec.fusion not in FUSIONS:
+        raise RagtuneError(
+            f"system {spec.name!r}: `fusion` must be one of {', '.join(FUSIONS)}, got {spec.fusion!r}"
+        )
+    if not 0.0 <= spec.fusion_weight <= 1.0:
+        raise RagtuneError(
+            f"system {spec.name!r}: `fusion_weight` must lie in [0, 1], got {spec.fusion_weight}"
+        )
+
+
 def as_spec(s: SystemSpec | Mapping[str, Any]) -> SystemSpec:
     return s if isinstance(s, SystemSpec) else SystemSpec.from_dict(s)
 
@@ -112,6 +136,9 @@ def parse_systems(
     index: str | None = None,
     index_version: str | None = None,
     retriever: str | None = None,
+    retrieval_mode: str | None = None,
+    fusion: str = "rrf",
+    fusion_weight: float = 0.5,
     top_k: int = 4,
     fewshot: int = 3,
     seed: int = 0,
@@ -148,6 +175,9 @@ def parse_systems(
                 index=index,
                 index_version=index_version,
                 retriever=retriever,
+                retrieval_mode=retrieval_mode,
+                fusion=fusion,
+                fusion_weight=fusion_weight,
                 fewshot=k,
                 fewshot_seed=seed,
                 max_tokens=max_tokens,

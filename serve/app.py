@@ -207,6 +207,7 @@ class Lifespan:
                 cfg.poll_interval,
                 metrics.set_index_version,
                 lambda result: metrics.index_reloads.labels(result=result).inc(),
+                _retrieval_mode(cfg),
             )
             st.knowledge.start_polling()
         limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k, cfg.default_retrieval)
@@ -322,10 +323,16 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, st: Sta
         return await _until_disconnect(request, chat.complete(req, turn, st.model_id), st.metrics)
 
 
+def _retrieval_mode(cfg: Any) -> Any:
+    from retriever import RetrievalMode
+
+    return RetrievalMode(cfg.retrieval_mode, cfg.fusion, cfg.fusion_weight)
+
+
 @v1.post("/retrieve", response_model=RetrieveResponse)
 async def retrieve(req: RetrieveRequest, chat: ChatDep, kn: KnowledgeDep) -> RetrieveResponse:
     k = req.top_k or chat.limits.default_top_k or 4
-    passages, version = await chat.retrieve(req.query, k)
+    passages, version = await chat.retrieve(req.query, k, req.retrieval_mode)
     return RetrieveResponse(index_version=version or kn.version, data=[to_source(p) for p in passages])
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from ragtune.prompt import build_messages
 from ragtune.records import Passage
 from serve.errors import APIError, error_payload, status_for
-from serve.knowledge import KnowledgeHolder, public_source
+from serve.knowledge import KnowledgeHolder, public_message, public_source
 from serve.metrics import Metrics
 from serve.schemas import (
     ChatCompletionRequest,
@@ -36,7 +36,7 @@ CHAT_DOC = """OpenAI's chat completions, answered from the knowledge index with 
 
 **Supported fields:** `model`, `messages` (text, or a list of text parts), `max_tokens` /
 `max_completion_tokens`, `temperature`, `top_p`, `stop`, `seed`, `stream`, `stream_options.include_usage`,
-`user` (accepted, not used); ragtune's extensions `retrieval`, `top_k`, `raw_prompt`.
+`user` (accepted, not used); ragtune's extensions `retrieval`, `top_k`, `retrieval_mode`, `raw_prompt`.
 
 **Not supported** (a 400 that names the field, never a silently different answer): `tools`, `functions`,
 `tool_choice` and `function_call` other than "none", `response_format` other than `{"type": "text"}`,
@@ -104,12 +104,18 @@ class ChatService:
         self.served = served
 
     # --- building the turn ----------------------------------------------------------------------------
-    async def retrieve(self, query: str, k: int) -> tuple[list[Passage], str | None]:
+    async def retrieve(self, query: str, k: int, mode: str | None = None) -> tuple[list[Passage], str | None]:
         if self.knowledge is None or k <= 0:
             return [], None
+        from retriever import LexicalMissing
+
         t0 = time.perf_counter()
         with self.knowledge.lease() as retriever:
-            passages = await asyncio.to_thread(_search_single_threaded, retriever, query, k)
+            try:
+                passages = await asyncio.to_thread(_search_single_threaded, retriever, query, k, mode)
+            except LexicalMissing as e:
+                msg = public_message(str(e), self.knowledge.index_dir)
+                raise APIError(400, msg, param="retrieval_mode", code="no_lexical_index") from None
             version = retriever.version
             roots = retriever.index.manifest.get("sources", [])
         passages = [replace(p, source=public_source(p.source, roots)) for p in passages]
@@ -154,7 +160,7 @@ class ChatService:
             passages: list[Passage] = []
             if self.limits.default_retrieval if req.retrieval is None else req.retrieval:
                 k = self.limits.default_top_k if req.top_k is None else req.top_k
-                passages, version = await self.retrieve(question, k)
+                passages, version = await self.retrieve(question, k, req.retrieval_mode)
                 sources = [to_source(p) for p in passages]
             messages = build_messages(
                 self.spec.question(question),
@@ -330,9 +336,9 @@ def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def _search_single_threaded(retriever, query: str, k: int) -> list[Passage]:
+def _search_single_threaded(retriever, query: str, k: int, mode: str | None = None) -> list[Passage]:
     """One query's search on an executor thread, torch single-threaded there: a torch encoder running
     multi-threaded on this thread would start a second OpenMP team next to the generator's and slow every
     decode step (serve/torch_threads.py). One short query loses little on one thread."""
     with single_threaded():
-        return retriever.search(query, k)
+        return retriever.search(query, k, mode)

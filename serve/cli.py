@@ -11,6 +11,7 @@ import click
 
 from ragtune.errors import RagtuneError
 from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP
+from ragtune.retrieval import retrieval_options
 
 if TYPE_CHECKING:
     from serve.config import ServeSettings
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
     default=None,
     help=f"Retriever: {RETRIEVER_HELP}; unset: the encoder the index was built with.",
 )
+@retrieval_options(kind_param="retrieval_mode", defaults=False)
 @click.option(
     "--backend",
     type=click.Choice(["auto", "vllm", "transformers", "ctranslate2", "openai"]),

@@ -25,6 +25,16 @@ class ServeSettings(Settings):
     poll_interval: float = Field(
         2.0, ge=0, description="Seconds between checks of the index's CURRENT (0: off)."
     )
+    retrieval_mode: str | None = Field(
+        None,
+        pattern="^(dense|bm25|hybrid)$",
+        description="dense, bm25 or hybrid search (default: hybrid, or dense on an index without a lexical "
+        "part); a request's `retrieval_mode` overrides it.",
+    )
+    fusion: str = Field(
+        "rrf", pattern="^(rrf|weighted)$", description="How hybrid search fuses: rrf or weighted."
+    )
+    fusion_weight: float = Field(0.5, ge=0, le=1, description="Dense share of a weighted fusion.")
     max_batch_size: int = Field(16, ge=1, description="transformers backend: requests per generation batch.")
     batch_window_ms: float = Field(
         10.0, ge=0, description="transformers backend: wait this long to fill a batch."

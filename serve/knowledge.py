@@ -96,13 +96,15 @@ class KnowledgeHolder:
         poll_interval: float = 2.0,
         on_swap: Callable[[str], None] | None = None,
         on_reload: Callable[[str], None] | None = None,
+        mode: Any = None,
     ):
         import retriever as rt
 
         self.index_dir = Path(index_dir)
         self.poll_interval = poll_interval
         self.on_swap, self.on_reload = on_swap, on_reload
-        first = rt.Retriever.open(self.index_dir, retriever)
+        self.mode = mode  # a retriever.RetrievalMode (None: the default)
+        first = rt.Retriever.open(self.index_dir, retriever, mode=mode)
         self.encoder = first.encoder
         self._served = _Served(first)
         self._reload_lock = asyncio.Lock()
@@ -156,7 +158,7 @@ class KnowledgeHolder:
             t0 = time.perf_counter()
             try:
                 new = await asyncio.to_thread(self._open, vid)
-            except (rt.FingerprintMismatch, rt.IndexCorrupt, rt.IndexNotFound) as e:
+            except (rt.FingerprintMismatch, rt.IndexCorrupt, rt.IndexNotFound, rt.LexicalMissing) as e:
                 return self._refuse(vid, e, sticky=True)
             except OSError as e:  # e.g. a version pruned while we opened it
                 return self._refuse(vid, e)
@@ -177,7 +179,7 @@ class KnowledgeHolder:
 
         index = rt.KnowledgeIndex.open(self.index_dir, version=vid)
         try:
-            return rt.Retriever(index, self.encoder)
+            return rt.Retriever(index, self.encoder, self.mode)
         except Exception:
             index.close()
             raise

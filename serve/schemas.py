@@ -4,7 +4,8 @@ Extension fields of a chat request (send them with the openai client's `extra_bo
   `retrieval` (bool, default true): search the index for the last user message and quote the passages;
   `top_k` (int): passages to retrieve (default: the server's --top-k);
   `raw_prompt` (bool, default false): send the messages to the model as they are (no RAG prompt), for a
-      gateway in front of this server that has already built the prompt.
+      gateway in front of this server that has already built the prompt;
+  `retrieval_mode` ("dense", "bm25" or "hybrid"): how to search (default: the server's --retrieval).
 Unknown extra fields are ignored (OpenAI clients send many); known fields of the wrong type are a 400.
 OpenAI fields this server does not implement (`tools`, `tool_choice`, `functions`, `function_call`,
 `response_format` other than text, `logprobs`, `top_logprobs`, `n` > 1) are a 400 that names the field,
@@ -82,6 +83,9 @@ class ChatCompletionRequest(BaseModel):
         "server's, true unless it serves a closed-book system).",
     )
     top_k: int | None = Field(None, ge=0, le=100, description="Passages to retrieve (ragtune extension).")
+    retrieval_mode: Literal["dense", "bm25", "hybrid"] | None = Field(
+        None, description="dense, bm25 or hybrid search (ragtune extension; default: the server's)."
+    )
     raw_prompt: bool = Field(
         False, description="Send the messages verbatim, no RAG prompt (ragtune extension)."
     )
@@ -196,6 +200,7 @@ class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     query: Text = Field(min_length=1, max_length=100_000)
     top_k: int | None = Field(None, ge=1, le=100)
+    retrieval_mode: Literal["dense", "bm25", "hybrid"] | None = None
 
 
 class RetrieveResponse(BaseModel):

@@ -59,8 +59,9 @@ def build_sft_examples(
     return out
 
 
-def open_retriever(retriever_or_index: Any) -> Any:
-    """A Retriever (anything with `search_batch`) as is, or `retriever.Retriever.open(index_dir)`."""
+def open_retriever(retriever_or_index: Any, mode: str | None = None) -> Any:
+    """A Retriever (anything with `search_batch`) as is, or `retriever.Retriever.open(index_dir)` searching
+    with `mode` (dense, bm25, hybrid; None: the default)."""
     if hasattr(retriever_or_index, "search_batch"):
         return retriever_or_index
     path = Path(retriever_or_index)
@@ -70,7 +71,7 @@ def open_retriever(retriever_or_index: Any) -> Any:
         )
     from retriever import Retriever
 
-    return Retriever.open(path)
+    return Retriever.open(path, mode=mode)
 
 
 def build_raft_examples(

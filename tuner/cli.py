@@ -22,6 +22,7 @@ _OPTIONS = [
     ("--method", "method", str),
     ("--mode", "mode", str),
     ("--index", "index", str),
+    ("--retrieval", "retrieval_mode", click.Choice(["dense", "bm25", "hybrid"])),
     ("--out", "out_dir", str),
     ("--adapter", "adapter", str),
     ("--k", "k", int),

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from ragtune.errors import RagtuneError
 from ragtune.models import GENERATOR_HELP, is_default, model_dir_problem
+from ragtune.retrieval import KINDS
 
 METHODS = ("lora", "dora", "qlora", "prefix", "prompt", "ptuning", "full")
 PEFT_LORA = ("lora", "dora", "qlora")
@@ -99,6 +100,12 @@ class GeneratorConfig:
         _one_of(MODES),
     )
     index: str | None = _f(None, "ragtune index folder; required for mode raft.")
+    retrieval_mode: str | None = _f(
+        None,
+        "raft: how passages are retrieved: dense, bm25 or hybrid (default: hybrid, or dense on an index "
+        "without a lexical part).",
+        lambda v: None if v is None or v in KINDS else f"must be one of {', '.join(KINDS)}",
+    )
     tasks: list = _f(  # noqa: RUF009
         [],
         "Multi-task mix: a list of {data, mode, weight, index?, system_prompt?}; overrides data.",

@@ -138,7 +138,7 @@ def build_examples(cfg: GeneratorConfig) -> tuple[list, list, dict[str, Any]]:
         if mode == "raft":
             index = t.get("index") or cfg.index
             if index not in retrievers:
-                retrievers[index] = open_retriever(index)
+                retrievers[index] = open_retriever(index, cfg.retrieval_mode)
                 versions[index] = getattr(retrievers[index], "version", None)
             exs = build_raft_examples(
                 rows,

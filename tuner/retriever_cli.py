@@ -23,6 +23,13 @@ from ragtune.models import RETRIEVER_HELP
 @click.option("--lora-r", default=8, show_default=True, type=int)
 @click.option("--val-fraction", default=0.2, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--retrieval",
+    type=click.Choice(["dense", "bm25", "hybrid"]),
+    default="dense",
+    show_default=True,
+    help="How hard negatives are mined from the index: the base encoder's ranking, BM25's, or both fused.",
+)
 def retriever(**kwargs) -> None:
     """LoRA-tune the retriever with in-batch and mined hard negatives; export a merged model."""
     from ragtune.logs import quiet_libraries

@@ -73,14 +73,21 @@ def split_by_document(examples: list[QAExample], val_fraction: float, seed: int)
 
 
 def mine_triples(
-    examples: list[QAExample], q_emb: np.ndarray, c_emb: np.ndarray, table: ChunkTable, hard_negatives: int
+    examples: list[QAExample],
+    q_emb: np.ndarray,
+    c_emb: np.ndarray,
+    table: ChunkTable,
+    hard_negatives: int,
+    lexical: list[np.ndarray] | None = None,
+    kind: str = "dense",
 ) -> list[Triple]:
+    """`lexical` (table rows per question, best BM25 first) ranks the candidates for kind bm25 or hybrid."""
     scores = q_emb @ c_emb.T
     doc_arr = np.asarray(table.doc_ids)
     triples = []
     for i, ex in enumerate(examples):
         gold = np.isin(doc_arr, ex.doc_ids)
-        order = np.argsort(-scores[i], kind="stable")
+        order = mining_order(scores[i], lexical[i] if lexical is not None else None, kind)
         pos = next(j for j in order if gold[j])
         negs: list[str] = []
         for j in order:
@@ -90,6 +97,21 @@ def mine_triples(
                 negs.append(table.texts[j])
         triples.append(Triple(ex.question, table.texts[pos], tuple(negs)))
     return triples
+
+
+def mining_order(scores: np.ndarray, lexical: np.ndarray | None, kind: str, depth: int = 100) -> np.ndarray:
+    """Table rows in the order the miner walks them: dense, BM25 or both fused (RRF), then the rest by dense."""
+    dense = np.argsort(-scores, kind="stable")
+    if kind == "dense" or lexical is None:
+        return dense
+    head = lexical
+    if kind == "hybrid":
+        from retriever import fuse
+
+        top = dense[:depth]
+        head = np.asarray(fuse((top, scores[top]), (lexical, np.zeros(len(lexical))), depth, "rrf", 0.5)[0])
+    head = np.asarray(head, dtype=np.int64)
+    return np.concatenate([head, dense[~np.isin(dense, head)]])
 
 
 def doc_recall(

@@ -78,6 +78,7 @@ def train_retriever(
     val_fraction: float = 0.2,
     seed: int = 0,
     recall_k: int = 10,
+    retrieval: str = "dense",
 ) -> RetrieverTrainResult:
     """Train, measure and export a retriever; every input is validated before the model loads."""
     hyper = {
@@ -102,8 +103,11 @@ def train_retriever(
         DEFAULT_MODEL_NAME if encoder.model_dir == default_model_dir() else str(encoder.model_dir.resolve())
     )
     # measuring and mining use the fastest engine here (same vectors), not the training copy
+    lexical = (
+        lexical_rows(index_dir, [q.question for q in train], table, retrieval) if hard_negatives else None
+    )
     recall_before, triples = _measure_and_mine(
-        Encoder(base, device=device), train, val, table, recall_k, hard_negatives
+        Encoder(base, device=device), train, val, table, recall_k, hard_negatives, lexical, retrieval
     )
     out = Path(out_dir)
     steps, train_seconds, trainable, total = _train_and_save(
@@ -138,8 +142,30 @@ def _load_inputs(data, index_dir, out_dir, hyper: dict) -> tuple[list, list, Chu
     return train, val, table, rebuild
 
 
+def lexical_rows(index_dir, questions: list[str], table: ChunkTable, kind: str, depth: int = 100):
+    """For bm25 or hybrid mining: each question's best BM25 chunks as table rows (None for dense)."""
+    import numpy as np
+
+    from retriever import KnowledgeIndex, RetrievalMode
+
+    if kind == "dense":
+        return None
+    row = {c: n for n, c in enumerate(table.chunk_ids)}
+    with KnowledgeIndex.open(index_dir) as index:
+        RetrievalMode(kind).resolve(index.has_lexical, str(index_dir))  # LexicalMissing says how to add it
+        hits = index.lexical_ids(questions, depth)
+        return [np.asarray([row[p.chunk_id] for p in index.passages_for(i, s)], np.int64) for i, s in hits]
+
+
 def _measure_and_mine(
-    encoder, train: list, val: list, table: ChunkTable, recall_k: int, hard_negatives: int
+    encoder,
+    train: list,
+    val: list,
+    table: ChunkTable,
+    recall_k: int,
+    hard_negatives: int,
+    lexical: list | None = None,
+    kind: str = "dense",
 ) -> tuple[float, list]:
     """Validation recall@k of `encoder` and (for `train`) triples with hard negatives mined by it."""
     if not val and not train:
@@ -148,7 +174,9 @@ def _measure_and_mine(
     chunks = encoder.encode(table.texts)
     recall = doc_recall(val, encoder.encode([q.question for q in val]), chunks, table, recall_k)
     triples = (
-        mine_triples(train, encoder.encode([q.question for q in train]), chunks, table, hard_negatives)
+        mine_triples(
+            train, encoder.encode([q.question for q in train]), chunks, table, hard_negatives, lexical, kind
+        )
         if train
         else []
     )
