@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lifecycle.config import DEFAULT_SYSTEMS, config_help
+from ragtune.retrieval import DEFAULT_KIND, KINDS
 
 _HELP = config_help()
 
@@ -28,6 +29,14 @@ _HELP = config_help()
 )
 @click.option("--read-back/--no-read-back", default=True, show_default=True, help=_HELP["read_back"])
 @click.option("--top-k", default=3, show_default=True, type=int, help=_HELP["top_k"])
+@click.option(
+    "--retrieval",
+    "retrieval_mode",
+    type=click.Choice(KINDS),
+    default=DEFAULT_KIND,
+    show_default=True,
+    help=_HELP["retrieval_mode"],
+)
 @click.option("--fewshot", default=3, show_default=True, type=int, help=_HELP["fewshot"])
 @click.option("--max-tokens", default=32, show_default=True, type=int, help=_HELP["max_tokens"])
 @click.option("--lora-r", default=16, show_default=True, type=int, help=_HELP["lora_r"])

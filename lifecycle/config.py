@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from ragtune.retrieval import DEFAULT_KIND, KINDS
 
 # The systems a run can compare. `raft` is the generator fine-tuned RAFT-style (with retrieved passages and
 # distractors), `ft` the one fine-tuned closed-book; `fewshot` puts k training pairs before the question.
@@ -45,6 +46,9 @@ class RunConfig:
     )
     read_back: bool = _f(True, "Keep a synthetic pair only when the generator reads its answer back.")
     top_k: int = _f(3, "Passages retrieved per question (and per RAFT example).")
+    retrieval_mode: str = _f(
+        DEFAULT_KIND, "How every retrieval system searches: dense, bm25 or hybrid (BM25 and dense, fused)."
+    )
     fewshot: int = _f(3, "Training pairs shown before the question by the few-shot systems.")
     max_tokens: int = _f(32, "Most tokens per answer during evaluation.")
     lora_r: int = _f(16, "LoRA rank of the generator fine-tunes (all linear layers).")
@@ -67,6 +71,10 @@ class RunConfig:
                     f"--{name.replace('_', '-')} should be a positive integer but the value passed is "
                     f"{getattr(self, name)}"
                 )
+        if self.retrieval_mode not in KINDS:
+            raise RagtuneError(
+                f"--retrieval must be one of {', '.join(KINDS)} but the value passed is {self.retrieval_mode!r}"
+            )
         if self.fewshot < 0:
             raise RagtuneError(f"--fewshot should be >= 0 but the value passed is {self.fewshot}")
         names = self.system_names()

@@ -264,6 +264,7 @@ class _Run:
                 spec.update(
                     retrieval=True,
                     top_k=cfg.top_k,
+                    retrieval_mode=cfg.retrieval_mode,
                     index=str(self.index),
                     retriever=str(self.retriever) if self.retriever else None,
                 )

@@ -44,6 +44,7 @@ def choose_winner(results: dict[str, Any], run: Any) -> Winner:
         retriever=_rel(spec.get("retriever"), out) if spec.get("retrieval") else None,
         retrieval=bool(spec.get("retrieval")),
         top_k=int(spec.get("top_k") or 0) if spec.get("retrieval") else 0,
+        retrieval_mode=spec.get("retrieval_mode") or "dense",
         fewshot=_shots(results["splits"][split]["systems"][v["best"]], run.train_qa),
         system_prompt=spec.get("system_prompt"),
         won_on=won_on,

@@ -37,6 +37,7 @@ class Winner:
     retriever: str | None = None  # retriever folder (relative); None: the encoder the index was built with
     retrieval: bool = False
     top_k: int = 0
+    retrieval_mode: str = "dense"  # dense, bm25 or hybrid (winner files written before hybrid search: dense)
     fewshot: list[dict[str, str]] = field(default_factory=list)  # earlier turns: question -> answer
     system_prompt: str | None = None
     prompt_format: str | None = None

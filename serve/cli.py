@@ -243,7 +243,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-_FROM_SETS = ("model", "index", "retriever", "top_k")
+_FROM_SETS = ("model", "index", "retriever", "top_k", "retrieval_mode")
 
 
 def _winner_flags(run_dir: str, flags: dict) -> dict:
@@ -263,6 +263,7 @@ def _winner_flags(run_dir: str, flags: dict) -> dict:
         index=w.resolve(run_dir, w.index),
         retriever=str(w.resolve(run_dir, w.retriever)) if w.retriever else None,
         top_k=w.top_k if w.retrieval else None,
+        retrieval_mode=w.retrieval_mode if w.retrieval else None,
         default_retrieval=w.retrieval,
         fewshot_turns=w.fewshot,
         run_name=w.run,
