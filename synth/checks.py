@@ -1,4 +1,7 @@
-"""The checks every generated pair passes before it is kept, and the reasons a pair is dropped.
+"""The checks every written pair passes before it is kept, and the reasons a pair is dropped.
+
+A generator's question is first checked by synth/prompt.py (not_a_question, copies_example,
+off_sentence); a span the template finds no question for is no_template_question. Then, for every writer:
 
 Words are `\\w+` runs, lower-cased, so punctuation and case never decide a check.
 - supported: the answer's words occur in the chunk as one contiguous run of whole words. Stricter than a

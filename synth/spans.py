@@ -76,7 +76,7 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(?:called|named|known as|termed|referred to as|dubbed) [\"“']?(?P<s>[\w-]+(?: [A-Z][\w-]*)*)"
         ),
     ),
-    ("name", re.compile(rf"{_CAP}(?:\s+(?:{_LINKS}\s+)?{_CAP}){{0,3}}(?:\s\d+\b(?![.,–-]\d))?")),
+    ("name", re.compile(rf"{_CAP}(?:\s+(?:{_LINKS}\s+)?{_CAP}){{0,6}}(?:\s\d+\b(?![.,–-]\d))?")),
     ("phrase", re.compile(rf"\b{_DET} (?P<s>[a-z][a-z-]{{2,}}(?: [a-z][a-z-]{{2,}})?)\b")),
 )
 TYPE_WEIGHT = {
@@ -170,6 +170,8 @@ def _usable(kind: str, text: str, sentence: str, start: int) -> bool:
         return False
     if kind == "name" and sentence[start - 1 : start] == "(" and sentence[start + len(text) :][:1] == ")":
         return False  # "(NFL)": an abbreviation of the name before it
+    if kind == "identifier" and text.isalpha() and _after_capitalised(sentence, start):
+        return False  # "Audra McDonald": a name, not a camelCase identifier
     if kind in ("number", "year") and not _free_number(sentence, start, start + len(text)):
         return False
     return kind != "term" or text[0].isupper() or start > 0 or n <= 3
@@ -181,14 +183,18 @@ def _noun_goes_on(after: str) -> bool:
     return bool(m) and m.group(1) not in STOP
 
 
+def _after_capitalised(sentence: str, start: int) -> bool:
+    prev = sentence[:start].split()
+    return bool(prev) and prev[-1][:1].isupper() and prev[-1].lower() not in STOP
+
+
 def _free_number(sentence: str, start: int, end: int) -> bool:
     """Not part of a range ("24-10"), a version or a name ("Super Bowl 50", "Python 3.12")."""
     if sentence[end : end + 2][:1] in "–-/" and sentence[end + 1 : end + 2].isdigit():
         return False
     if start >= 2 and sentence[start - 1] in "–-/" and sentence[start - 2].isdigit():
         return False
-    prev = sentence[:start].split()
-    return not (prev and prev[-1][:1].isupper() and prev[-1].lower() not in STOP)
+    return not _after_capitalised(sentence, start)
 
 
 def score(span: Span, chunk_words: list[str], title: str, index: int) -> float:

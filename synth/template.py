@@ -71,6 +71,8 @@ def wh_phrase(span: Span, before: str, after: str) -> tuple[str, str, str]:
     nxt = after.split(maxsplit=1)
     next_word = nxt[0].strip(".,;:)") if nxt else ""
     rest_after = after[after.index(next_word) + len(next_word) :] if next_word else after
+    if span.kind == "year" and span.text.endswith("s"):
+        return "what decade", stem, after  # "in the 1970s"
     if span.kind in ("year", "date"):
         if det and next_word.isalpha() and next_word.islower() and next_word not in STOP:
             return f"the {next_word} of what {span.kind}", stem, rest_after  # "the 2015 season"
