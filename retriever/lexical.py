@@ -43,6 +43,7 @@ def _bm25s():
             "the lexical (BM25) index needs bm25s and PyStemmer: pip install bm25s PyStemmer "
             "(both are dependencies of ragtune; reinstall it)"
         ) from e
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself: a line per build
     return bm25s, Stemmer
 
 
@@ -98,7 +99,7 @@ class LexicalIndex:
         out = []
         for toks in tokenize(queries, self.settings):
             known = [t for t in toks if t in self.model.vocab_dict]
-            if not known or not len(self.ids):
+            if not known or not len(self.ids) or k < 1:
                 out.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
                 continue
             scores = self.model.get_scores(known)[: len(self.ids)]
