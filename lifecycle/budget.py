@@ -57,15 +57,16 @@ def check_budget(budget_minutes: float, trains: bool) -> None:
         )
 
 
-def make_plan(budget_minutes: float, chunks: int, systems: list[str], trains: bool) -> Plan:
-    """Split the budget between question writing, training and evaluation."""
+def make_plan(budget_minutes: float, chunks: int, systems: list[str], trains: bool, n_user: int = 0) -> Plan:
+    """Split the budget between question writing, training and evaluation; the user's `n_user` questions
+    are always scored, and the synthetic test sample gets what of the evaluation share they leave."""
     check_budget(budget_minutes, trains)
     budget = budget_minutes * 60
     left = budget - FIXED_S
     train_examples = _train_examples(budget_minutes)
     max_chunks = max(1, int(max(left, 0) * SHARES["synth"] / SYNTH_S_PER_CHUNK))
     per_q = answer_seconds(systems)
-    max_test = max(MIN_TEST_QUESTIONS, int(max(left, 0) * SHARES["eval"] / per_q))
+    max_test = max(MIN_TEST_QUESTIONS, int(max(left, 0) * SHARES["eval"] / per_q) - n_user)
     plan = Plan(budget, min(max_chunks, chunks), chunks, train_examples, max_test)
     if max_chunks < chunks:
         plan.cuts.append(

@@ -87,6 +87,7 @@ class _Run:
             self.index_base["chunks"],
             self.cfg.system_names(),
             self.cfg.trains("raft") or self.cfg.trains("ft"),
+            self.n_user_qa or 0,
         )
         self.notes += self.plan.cuts
 

@@ -15,7 +15,7 @@ def write_run_report(results: dict[str, Any], run: Any, winner: Winner) -> dict[
     qa = run.qa
     lines = [
         f"Serve the winner ({winner.system}, chosen on {winner.won_on['questions']}): `{winner.serve_command}`",
-        f"Questions written from the documents: {qa['kept']} pairs kept from {qa['chunks']} chunks "
+        f"Questions written from the documents: {qa['kept']} pairs kept from {qa['chunks']} chunks: "
         + ", ".join(f"{s} {c['pairs']} pairs / {c['documents']} documents" for s, c in qa["splits"].items()),
     ]
     if "same_winner_on_synthetic_test" in winner.won_on:

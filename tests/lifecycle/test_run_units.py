@@ -27,6 +27,12 @@ def test_the_budget_sizes_each_part(minutes, chunks, asked, examples, tests, cut
     assert bool(plan.cuts) == cut
 
 
+def test_the_users_questions_take_their_share_of_the_evaluation_first():
+    systems = ["base", "rag", "raft+rag"]
+    assert make_plan(30, 60, systems, trains=True, n_user=100).max_test_questions == 169 - 100
+    assert make_plan(30, 60, systems, trains=True, n_user=400).max_test_questions == 20  # the floor
+
+
 def test_a_budget_with_no_room_for_training_is_refused_only_when_training_is_asked():
     with pytest.raises(RagtuneError, match="leaves no time for training"):
         make_plan(2.5, 50, ["rag", "raft+rag"], trains=True)
