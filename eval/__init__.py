@@ -7,7 +7,8 @@ Metrics (answers on a 0-1 scale per question; aggregates report EM/F1/... in per
     exact_match(prediction, golds) -> float         max over gold answers (official script)
     token_f1(prediction, golds) -> float            max over gold answers (official script)
     rouge_l(prediction, golds) -> float             ROUGE-L F (rouge-score), max over golds
-    answer_contained(prediction, golds) -> float    a normalised gold occurs in the prediction
+    answer_contained(prediction, golds) -> float    a normalised gold occurs in the prediction, which does
+                                                    not list many candidates (the guard: eval/answers.py)
     grounding(prediction, passages) -> dict         {"supported": 0/1, "support": token share in passages}
     squad_scores(dataset_json, predictions) -> {"exact_match", "f1"}   evaluate-v1.1.py equivalent
     retrieval_metrics(qrels, run, ks=(1,5,10,100)) -> per-query dict   pytrec_eval (BEIR's way)
@@ -27,19 +28,25 @@ Systems under test:
 
 Running and reporting:
     run_comparison(qa, systems, *, out_dir, train_qa=None, split="test", seed=0,
-                   n_resamples=1000, batch_size=8, progress=True, resume=True) -> dict
+                   n_resamples=1000, batch_size=8, progress=True, resume=True,
+                   metric=None, judge=None) -> dict
         qa: path or list[QAExample]; systems: list[SystemSpec | dict]. Generates (or reuses cached
         predictions in out_dir/predictions/<split>/<system>.jsonl: an interrupted run resumes), scores,
         and returns a JSON-ready results dict. Questions that carry `stale_answers` are freshness
         questions: the result counts who answers new vs stale. Call it again after an index refresh
-        with split="freshness" and the update's QA, then merge.
+        with split="freshness" and the update's QA, then merge. `metric` (em, f1, contains, judge;
+        default contains) is recorded in results["config"] as the verdict's; `judge` (a Judge) grades
+        every reply.
+    Judge(url_or_folder, api_key=None, cache_dir=None)   a judge model (eval/judge.py)
     forgetting(ft_model, base_model, general_qa, *, seed=0, n_resamples=1000, batch_size=8,
                max_tokens=32, progress=True) -> dict     (merge as {"forgetting": result})
     merge_results(*results) -> dict                 one report from several runs (test, freshness, forgetting)
     score_predictions(qa, predictions) -> dict      what `ragtune eval score` prints
-    write_report(results, out_dir) -> dict[str, Path]   report.md, report.html, results.json,
-                                                        disagreements.md
-    compute_verdict(results) -> dict                what to deploy per split (best, runner-up, paired CI,
+    write_report(results, out_dir, metric=None) -> dict[str, Path]   report.md, report.html,
+                                                    results.json, disagreements.md; no absolute path
+                                                    of the machine in them (eval/report_paths.py)
+    compute_verdict(results, metric=None) -> dict   what to deploy per split on `metric` (default:
+                                                    results["config"]["metric"], else contains) (best, runner-up, paired CI,
                                                     distinguishable), cost lines; opens the report and is
                                                     written into results.json as `verdict`
     evaluate_beir(beir_dir, index_dir, retriever=None, split="test", ks=(1,10,100)) -> dict
@@ -79,6 +86,7 @@ _EXPORTS = {
     "forgetting": "eval.forget",
     "write_report": "eval.report",
     "compute_verdict": "eval.verdict",
+    "Judge": "eval.judge",
     "evaluate_beir": "eval.beir",
     "load_beir": "eval.beir",
 }

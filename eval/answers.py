@@ -3,15 +3,25 @@
 ROUGE-L comes from Google's `rouge-score` package (the reference implementation). Containment,
 grounding and freshness are ours: they are plain string checks on SQuAD-normalised text, small
 enough that a library would add nothing.
+
+*Contains* credits a reply that holds the gold answer on word boundaries after SQuAD normalisation
+("The instrument of Tamir Ullin is the zither." for "zither"), as open-domain QA scores generated answers
+(PopQA, Self-RAG). A guard keeps it from crediting a reply that names the gold among many candidates:
+the reply may hold at most `MAX_EXTRA_ITEMS` more list items than the gold answer (items split at
+commas, semicolons, slashes, bars, line breaks and "or"; a comma between digits does not split) and at
+most max(`LENGTH_FLOOR`, `LENGTH_FACTOR` x the gold's words) normalised words. `GUARD_TEXT` says so in
+the report.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from eval.squad import _golds, exact_match, normalize_answer, token_f1
+from ragtune.errors import RagtuneError
 
 
 @lru_cache(maxsize=1)
@@ -39,9 +49,38 @@ def _contains(haystack: str, needle: str) -> bool:
     return f" {n} " in f" {h} "
 
 
-def answer_contained(prediction: str, golds: str | Iterable[str]) -> float:
+MAX_EXTRA_ITEMS = 2  # "Warsaw, Poland, in 1867" passes; "zither, bassoon, flute, lute" does not
+LENGTH_FACTOR = 4
+LENGTH_FLOOR = 24  # a one-sentence answer of a chatty model stays under it
+GUARD_TEXT = (
+    f"a reply counts as containing the answer only if it lists at most {MAX_EXTRA_ITEMS} more items than "
+    f'the gold answer (split at , ; / | line breaks and "or") and has at most max({LENGTH_FLOOR}, '
+    f"{LENGTH_FACTOR} × the gold's words) words, so that naming many candidates is not rewarded"
+)
+_ITEM_SEP = re.compile(r"(?<!\d),|,(?!\d)|[;/|\n]|\bor\b", re.IGNORECASE)
+
+
+def list_items(text: str) -> int:
+    """How many list items `text` names: the parts between separators that normalise to something."""
+    return sum(1 for part in _ITEM_SEP.split(text) if normalize_answer(part))
+
+
+def _guard_ok(prediction: str, gold: str) -> bool:
+    words, gold_words = len(normalize_answer(prediction).split()), len(normalize_answer(gold).split())
+    if words > max(LENGTH_FLOOR, LENGTH_FACTOR * gold_words):
+        return False
+    return list_items(prediction) <= max(list_items(gold), 1) + MAX_EXTRA_ITEMS
+
+
+def contained_unguarded(prediction: str, golds: str | Iterable[str]) -> float:
     """1.0 when a normalised gold answer occurs, on token boundaries, in the normalised prediction."""
     return float(any(_contains(prediction, g) for g in _golds(golds)))
+
+
+def answer_contained(prediction: str, golds: str | Iterable[str]) -> float:
+    """1.0 when a normalised gold answer occurs on token boundaries in the normalised prediction and the
+    prediction passes the guard against listing candidates (see the module docstring)."""
+    return float(any(_contains(prediction, g) and _guard_ok(prediction, g) for g in _golds(golds)))
 
 
 def _passage_text(p: Any) -> str:
@@ -85,6 +124,22 @@ def freshness_label(prediction: str, answers: Sequence[str], stale_answers: Sequ
 
 
 ANSWER_METRICS = ("exact_match", "f1", "rouge_l", "contains")
+# The metrics a verdict can decide on (`--metric`), with their short names; "judge" needs `--judge`.
+VERDICT_METRICS = {"exact_match": "EM", "f1": "F1", "contains": "contains", "judge": "judge"}
+ALIASES = {"em": "exact_match"}
+# The default: a small chatty model answers in sentences ("The instrument of Tamir Ullin is the zither."),
+# which exact match scores 0 like a wrong answer, so a verdict on EM dismisses retrieval for the reader's
+# format, not its knowledge (FINDINGS.md: untuned RAG at EM 0 holds the answer in 30% of its replies).
+# Guarded containment credits the sentence and not a list of guesses; EM and F1 stay in every table.
+DEFAULT_METRIC = "contains"
+
+
+def verdict_metric(name: str | None) -> str:
+    """The canonical name of a verdict metric (`em` -> `exact_match`); DEFAULT_METRIC for None."""
+    m = ALIASES.get(name, name) if name else DEFAULT_METRIC
+    if m not in VERDICT_METRICS:
+        raise RagtuneError(f"unknown verdict metric {name!r}; choose one of em, f1, contains, judge")
+    return m
 
 
 def score_answer(
@@ -100,6 +155,8 @@ def score_answer(
         "rouge_l": rouge_l(prediction, answers),
         "contains": answer_contained(prediction, answers),
     }
+    if row["contains"] == 0.0 and contained_unguarded(prediction, answers) == 1.0:
+        row["contains_guarded"] = 1.0  # the gold is in the reply, among too many candidates or words
     g = grounding(prediction, passages)
     if g is not None:
         row["grounded"] = g["supported"]

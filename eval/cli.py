@@ -53,6 +53,20 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--freshness-qa", default=None, help="Questions about the facts an index refresh changed.")
 @click.option("--general-qa", default=None, help="General held-out QA for the forgetting check (ft vs base).")
 @click.option("--max-forgetting", type=float, default=None, help="Fail (exit 1) if ft loses more F1 points.")
+@click.option(
+    "--metric",
+    type=click.Choice(["em", "f1", "contains", "judge"]),
+    default=None,
+    help="What the verdict decides on: exact match, token F1, the gold answer contained in the reply "
+    "(guarded against lists of candidates), or a judge model's yes/no. Default: judge with --judge, "
+    "else contains (a chatty model's right answer in a sentence counts).",
+)
+@click.option(
+    "--judge",
+    default=None,
+    help="Judge model grading each reply against the gold: an OpenAI-compatible URL or a model folder.",
+)
+@click.option("--judge-api-key", default=None, envvar="RAGTUNE_JUDGE_API_KEY", help="Bearer key of --judge.")
 @click.option("--max-tokens", default=32, show_default=True)
 @click.option("--batch-size", default=8, show_default=True, help="Questions per in-process generate call.")
 @click.option("--bootstrap", "n_resamples", default=1000, show_default=True, help="Bootstrap resamples.")
@@ -82,6 +96,9 @@ def eval_group(
     freshness_qa,
     general_qa,
     max_forgetting,
+    metric,
+    judge,
+    judge_api_key,
     max_tokens,
     batch_size,
     n_resamples,
@@ -149,7 +166,16 @@ def _compare_splits(specs: list, p: dict) -> list[dict]:
     """Run the comparison on the test split and, with --freshness-qa, on the freshness split."""
     from eval.compare import run_comparison
 
+    if p["metric"] == "judge" and not p["judge"]:
+        raise click.UsageError("--metric judge needs --judge URL|FOLDER (the judge model)")
+    judge = None
+    if p["judge"]:
+        from eval.judge import Judge
+
+        judge = Judge(p["judge"], api_key=p["judge_api_key"], cache_dir=p["out"])
     common = {
+        "metric": p["metric"] or ("judge" if judge else None),
+        "judge": judge,
         "out_dir": p["out"],
         "train_qa": p["train_qa"],
         "seed": p["seed"],
@@ -157,9 +183,13 @@ def _compare_splits(specs: list, p: dict) -> list[dict]:
         "batch_size": p["batch_size"],
         "resume": not p["no_resume"],
     }
-    parts = [run_comparison(p["qa"], specs, split="test", **common)]
-    if p["freshness_qa"]:
-        parts.append(run_comparison(p["freshness_qa"], specs, split="freshness", **common))
+    try:
+        parts = [run_comparison(p["qa"], specs, split="test", **common)]
+        if p["freshness_qa"]:
+            parts.append(run_comparison(p["freshness_qa"], specs, split="freshness", **common))
+    finally:
+        if judge is not None:
+            judge.close()
     return parts
 
 
@@ -182,14 +212,14 @@ def _forgetting_gate(ft_spec, p: dict) -> tuple[dict, bool, str | None]:
 
 
 def _summary(results: dict) -> None:
+    shown = list(dict.fromkeys((results["config"].get("metric", "exact_match"), "exact_match", "f1")))
+    click.echo(f"verdict metric: {shown[0]}")
     for split, s in results["splits"].items():
         click.echo(f"[{split}] n={s['qa']['n']}")
         for name, r in s["systems"].items():
             m = r["metrics"]
             line = "  ".join(
-                f"{k} {m[k]['mean']:.1f} [{m[k]['low']:.1f}, {m[k]['high']:.1f}]"
-                for k in ("exact_match", "f1")
-                if k in m
+                f"{k} {m[k]['mean']:.1f} [{m[k]['low']:.1f}, {m[k]['high']:.1f}]" for k in shown if k in m
             )
             click.echo(f"  {name:<14} {line}")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eval import scoring
+from eval.answers import GUARD_TEXT, verdict_metric
 from eval.backends import _Cache, message_builder, open_backend
 from eval.systems import SystemSpec, as_spec
 from ragtune.errors import RagtuneError
@@ -177,29 +178,79 @@ def run_comparison(
     batch_size: int = 8,
     progress: bool = True,
     resume: bool = True,
+    metric: str | None = None,
+    judge: Any | None = None,
 ) -> dict[str, Any]:
-    """Answer `qa` with every system, score, and compare (see eval/__init__.py). Returns results."""
+    """Answer `qa` with every system, score, and compare (see eval/__init__.py). Returns results.
+
+    `metric` (em, f1, contains, judge; default contains) is recorded as the verdict's metric and orders
+    the disagreements; `judge` (an eval.judge.Judge) grades every reply, as the `judge` metric."""
     specs = [as_spec(s) for s in systems]
     if not specs:
         raise RagtuneError("no systems to evaluate")
+    metric = verdict_metric(metric)
+    if metric == "judge" and judge is None:
+        raise RagtuneError("the verdict metric `judge` needs a judge model: pass --judge URL|FOLDER")
     examples, qa_desc = load_examples(qa)
     train = load_examples(train_qa, "training QA")[0] if train_qa is not None else None
     ids, questions = {e.id for e in examples}, {e.question for e in examples}
     shots = {s.name: _fewshot(s, train, ids, questions) for s in specs}
+    per_system, systems_out, judged = _answer_all(
+        specs,
+        examples,
+        shots,
+        Path(out_dir) / "predictions" / split,
+        seed,
+        n_resamples,
+        batch_size,
+        progress,
+        resume,
+        judge,
+    )
+    comparison = {
+        "qa": qa_desc,
+        "systems": systems_out,
+        "comparisons": scoring.pairwise(per_system, n_resamples, seed),
+        "disagreements": scoring.disagreements(examples, per_system, metric),
+        "per_question": per_system,
+    }
+    if judge is not None:  # the prompt and counts here; each raw verdict in its per-question row
+        comparison["judge"] = {**judge.describe(), "per_system": judged}
+    config = {"seed": seed, "n_resamples": n_resamples, "batch_size": batch_size, "ci": 0.95}
+    config.update(metric=metric, contains_guard=GUARD_TEXT)
+    return {"ragtune_eval": RESULTS_VERSION, "config": config, "splits": {split: comparison}}
+
+
+def _answer_all(
+    specs: Sequence[SystemSpec],
+    examples: list[QAExample],
+    shots: Mapping[str, Any],
+    out: Path,
+    seed: int,
+    n_resamples: int,
+    batch_size: int,
+    progress: bool,
+    resume: bool,
+    judge: Any | None,
+) -> tuple[dict[str, list[dict]], dict[str, Any], dict[str, dict[str, int]]]:
+    """Every system's answers (generated or cached), scored (and judged): per-question rows, the
+    systems' results and the judge's counts."""
     cache, backends = _Cache(), {}
+    per_system: dict[str, list[dict]] = {}
+    systems_out: dict[str, Any] = {}
+    judged: dict[str, dict[str, int]] = {}
     try:
         for s in specs:  # every check before the first generated token
             backends[s.name] = open_backend(s, cache)
         _check_doc_ids(examples, backends)
-        out = Path(out_dir) / "predictions" / split
         out.mkdir(parents=True, exist_ok=True)
-        per_system: dict[str, list[dict]] = {}
-        systems_out: dict[str, Any] = {}
         for s in specs:
             preds, describe, generated = _generate(
                 s.name, backends[s.name], s, examples, shots[s.name], out, seed, batch_size, progress, resume
             )
             rows = scoring.score_rows(examples, preds)
+            if judge is not None:
+                judged[s.name] = judge.score(examples, rows)
             per_system[s.name] = rows
             systems_out[s.name] = _system_result(
                 s, describe, shots[s.name], examples, preds, rows, generated, n_resamples, seed
@@ -207,18 +258,7 @@ def run_comparison(
     finally:
         for b in backends.values():
             b.close()
-    comparison = {
-        "qa": qa_desc,
-        "systems": systems_out,
-        "comparisons": scoring.pairwise(per_system, n_resamples, seed),
-        "disagreements": scoring.disagreements(examples, per_system),
-        "per_question": per_system,
-    }
-    return {
-        "ragtune_eval": RESULTS_VERSION,
-        "config": {"seed": seed, "n_resamples": n_resamples, "batch_size": batch_size, "ci": 0.95},
-        "splits": {split: comparison},
-    }
+    return per_system, systems_out, judged
 
 
 def _system_result(

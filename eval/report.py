@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from eval import charts
+from eval.answers import GUARD_TEXT, VERDICT_METRICS
+from eval.report_paths import portable, portable_blocks
 from eval.report_tables import (
+    NAMES,
     comparison_table,
     config_table,
     cost_table,
@@ -49,9 +52,11 @@ def _blocks(
                 f"Greedy decoding, seed {cfg.get('seed')}; every interval is a "
                 f"{int(100 * cfg.get('ci', 0.95))}% percentile bootstrap over questions "
                 f"({cfg.get('n_resamples')} resamples, seeded). Answer metrics in percent "
-                f"(SQuAD v1.1 normalisation), retrieval metrics on 0–1 against gold document ids."
+                f"(SQuAD v1.1 normalisation), retrieval metrics on 0–1 against gold document ids. "
+                f"Contains: {GUARD_TEXT}."
             ),
         ),
+        *_judge_blocks(results),
     ]
     for split, s in results.get("splits", {}).items():
         out += _split_blocks(split, s, cfg, v, max_disagreements)
@@ -59,6 +64,26 @@ def _blocks(
     if f:
         out += _forgetting_blocks(f)
     return out
+
+
+def _judge_blocks(results: Mapping[str, Any]) -> list[Block]:
+    """Which judge graded the replies, its prompt, and how many of its verdicts did not parse."""
+    judged = [(n, s["judge"]) for n, s in results.get("splits", {}).items() if s.get("judge")]
+    if not judged:
+        return []
+    j = judged[0][1]
+    unparsed = sum(c.get("unparsed", 0) for _, jj in judged for c in jj.get("per_system", {}).values())
+    return [
+        (
+            "p",
+            (
+                f"Judge: {j['judge']}, greedy, at most {j['max_tokens']} tokens; a reply starting with yes is "
+                f"correct, anything but yes or no counts as wrong ({unparsed} such). System prompt: "
+                f'"{j["system"]}" User turn: "{j["template"]}". Each raw verdict is in results.json '
+                f"(`per_question[system][i].judge_raw`)."
+            ),
+        )
+    ]
 
 
 def _run_blocks(run: Mapping[str, Any] | None) -> list[Block]:
@@ -89,18 +114,19 @@ def _system_blocks(split: str, s: Mapping[str, Any], v: Mapping[str, Any]) -> li
         out.append(("img", f"{split}_metrics", png, "answer metrics by system with 95% CIs"))
     if s["comparisons"]:
         keep = [n for n in ((v["splits"].get(split) or {}).get("best"), base_system(s)) if n]
+        shown = list(dict.fromkeys((v["metric"], "exact_match", "f1", "ndcg@10")))
+        names = ", ".join(NAMES.get(m, m) for m in shown[:-1])
         out.append(("h3", "Differences between systems (paired bootstrap)"))
         out.append(
             (
                 "p",
                 (
-                    f"Each system against {' and against '.join(keep) or 'each other'}; EM and F1 in "
-                    f"points, nDCG@10 on 0–1. Every pair, and ROUGE-L, contains, recall@5 and MRR@10, is in "
-                    f"results.json (`comparisons`)."
+                    f"Each system against {' and against '.join(keep) or 'each other'}; {names} in points, "
+                    f"nDCG@10 on 0–1. Every pair, and every other metric, is in results.json (`comparisons`)."
                 ),
             )
         )
-        out.append(("table", *comparison_table(s, keep)))
+        out.append(("table", *comparison_table(s, keep, shown)))
     return out
 
 
@@ -245,8 +271,13 @@ def _jsonable(o: Any) -> Any:
     return o
 
 
-def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write results.json (with the verdict), report.md, charts/*.png, report.html and disagreements.md."""
+def write_report(
+    results: Mapping[str, Any], out_dir: str | Path, metric: str | None = None
+) -> dict[str, Path]:
+    """Write results.json (with the verdict), report.md, charts/*.png, report.html and disagreements.md.
+
+    `metric`: the verdict's (compute_verdict's argument). No absolute path of this machine is written:
+    paths become relative to `out_dir` or `~` (eval/report_paths.py)."""
     out = Path(out_dir)
     (out / "charts").mkdir(parents=True, exist_ok=True)
     paths = {
@@ -255,21 +286,23 @@ def write_report(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, P
         "html": out / "report.html",
         "disagreements": out / "disagreements.md",
     }
-    v = compute_verdict(results)
+    v = compute_verdict(results, metric)
     paths["json"].write_text(
-        json.dumps(_jsonable({**results, "verdict": v}), indent=1, sort_keys=False), encoding="utf-8"
+        json.dumps(_jsonable(portable({**results, "verdict": v}, out)), indent=1, sort_keys=False),
+        encoding="utf-8",
     )
-    blocks = _blocks(results, v=v)
+    blocks = portable_blocks(_blocks(results, v=v), out)
     for b in blocks:
         if b[0] == "img":
             (out / "charts" / f"{b[1]}.png").write_bytes(b[2])
     paths["md"].write_text(_render_md(blocks, "charts"), encoding="utf-8")
     paths["html"].write_text(_render_html(blocks), encoding="utf-8")
-    dis: list[Block] = [("h1", "Questions the systems disagree on (exact match)")]
+    name = VERDICT_METRICS.get(results.get("config", {}).get("metric", "exact_match"), "exact match")
+    dis: list[Block] = [("h1", f"Questions the systems disagree on ({name})")]
     for split, s in results.get("splits", {}).items():
         dis += [
             ("h2", f"{split}: {len(s['disagreements'])} of {s['qa']['n']}"),
             ("table", *disagreement_table(s["disagreements"])),
         ]
-    paths["disagreements"].write_text(_render_md(dis, "charts"), encoding="utf-8")
+    paths["disagreements"].write_text(_render_md(portable_blocks(dis, out), "charts"), encoding="utf-8")
     return paths

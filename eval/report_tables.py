@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 Table = tuple[list[str], list[list[Any]]]
@@ -12,6 +13,7 @@ NAMES = {
     "f1": "F1",
     "rouge_l": "ROUGE-L",
     "contains": "contains",
+    "judge": "judge",
     "grounded": "grounded",
 }
 
@@ -29,19 +31,10 @@ def _num(v: Any, fmt: str = "{:.3g}") -> str:
 
 
 def system_table(split: Mapping[str, Any]) -> Table:
-    header = [
-        "system",
-        "mode",
-        "retrieval",
-        "EM",
-        "F1",
-        "ROUGE-L",
-        "contains",
-        "grounded",
-        "recall@top-k",
-        "MRR@10",
-        "nDCG@10",
-    ]
+    judged = any("judge" in s["metrics"] for s in split["systems"].values())
+    answer = ("exact_match", "f1", "rouge_l", "contains") + (("judge",) if judged else ())
+    header = ["system", "mode", "retrieval", *(NAMES[m] for m in answer)]
+    header += ["grounded", "recall@top-k", "MRR@10", "nDCG@10"]
     rows = []
     for name, s in split["systems"].items():
         m, spec = s["metrics"], s["spec"]
@@ -50,10 +43,7 @@ def system_table(split: Mapping[str, Any]) -> Table:
                 name,
                 s["describe"].get("mode", ""),
                 f"top {spec['top_k']}" if spec["retrieval"] else "off",
-                _ci(m.get("exact_match")),
-                _ci(m.get("f1")),
-                _ci(m.get("rouge_l")),
-                _ci(m.get("contains")),
+                *(_ci(m.get(a)) for a in answer),
                 _ci(m.get("grounded")),
                 _ci(m.get(f"recall@{spec['top_k']}"), 3),
                 _ci(m.get("mrr@10"), 3),
@@ -66,8 +56,10 @@ def system_table(split: Mapping[str, Any]) -> Table:
 REPORTED_DIFFS = ("exact_match", "f1", "ndcg@10")  # the rest (ROUGE-L, contains, recall, MRR) in results.json
 
 
-def comparison_table(split: Mapping[str, Any], keep: Collection[str] = ()) -> Table:
-    """The stored comparisons on REPORTED_DIFFS; with `keep`, only the pairs that involve one of those systems."""
+def comparison_table(
+    split: Mapping[str, Any], keep: Collection[str] = (), metrics: Collection[str] = REPORTED_DIFFS
+) -> Table:
+    """The stored comparisons on `metrics`; with `keep`, only the pairs that involve one of those systems."""
     header = ["a − b", "metric", "difference", "95% CI", "n", "CI excludes 0"]
     rows = [
         [
@@ -79,7 +71,7 @@ def comparison_table(split: Mapping[str, Any], keep: Collection[str] = ()) -> Ta
             "yes" if c["significant"] else "no",
         ]
         for c in split["comparisons"]
-        if c["metric"] in REPORTED_DIFFS and (not keep or c["a"] in keep or c["b"] in keep)
+        if c["metric"] in metrics and (not keep or c["a"] in keep or c["b"] in keep)
     ]
     return header, rows
 
@@ -150,7 +142,7 @@ def cost_table(split: Mapping[str, Any]) -> Table:
 def config_table(split: Mapping[str, Any]) -> Table:
     header = [
         "system",
-        "model / url",
+        "model (folder name) / url",
         "model sha256",
         "index version",
         "retriever",
@@ -163,7 +155,7 @@ def config_table(split: Mapping[str, Any]) -> Table:
         rows.append(
             [
                 n,
-                spec.get("model") or spec.get("url"),
+                Path(spec["model"]).name if spec.get("model") else spec.get("url"),
                 (d.get("model_sha256") or "–")[:12],
                 d.get("index_version") or spec.get("index_version") or "–",
                 (d.get("retriever_fingerprint") or spec.get("retriever") or "–")[:16],

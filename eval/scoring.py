@@ -16,9 +16,9 @@ from eval.ir import qa_retrieval_row
 from eval.stats import bootstrap_mean, paired_bootstrap, percentiles
 from ragtune.records import QAExample
 
-PERCENT = {"exact_match", "f1", "rouge_l", "contains", "grounded", "grounding_support"}
+PERCENT = {"exact_match", "f1", "rouge_l", "contains", "judge", "grounded", "grounding_support"}
 RETRIEVAL_KS = (1, 5, 10)
-HEADLINE = ("exact_match", "f1", "rouge_l", "contains")
+HEADLINE = ("exact_match", "f1", "rouge_l", "contains", "judge")  # judge only where a judge graded
 
 
 def score_rows(examples: Sequence[QAExample], preds: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -53,7 +53,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]], n_resamples: int = 1000, seed: 
     """Metric means with bootstrap 95% CIs, retrieval means, grounding and freshness counts."""
     out: dict[str, Any] = {"n": len(rows), "missing": sum(bool(r.get("missing")) for r in rows)}
     metrics: dict[str, Any] = {}
-    for m in ANSWER_METRICS + ("grounded", "grounding_support"):
+    for m in ANSWER_METRICS + ("judge", "grounded", "grounding_support"):
         vals = [r[m] for r in rows if m in r]
         if vals:
             ci = bootstrap_mean(vals, n_resamples, seed, scale=100.0)
@@ -63,6 +63,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]], n_resamples: int = 1000, seed: 
         for m in ret[0]:
             metrics[m] = bootstrap_mean([r[m] for r in ret], n_resamples, seed)
     out["metrics"] = metrics
+    out["contains_guarded"] = sum(int(r.get("contains_guarded", 0)) for r in rows)  # refused by the guard
     fresh = [r["freshness"] for r in rows if "freshness" in r]
     if fresh:
         c = Counter(fresh)

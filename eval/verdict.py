@@ -3,8 +3,12 @@
 `compute_verdict(results)` returns plain data (JSON-ready); `verdict_blocks(v)` renders it into the report's
 blocks. Per split (held-out "test" first, then "freshness", then any other):
 
-- the verdict metric is exact match; where the top two systems tie on it (paired difference exactly 0)
-  F1 decides between the tied ones, and the split says so;
+- the verdict metric is the one asked for (`compute_verdict(results, metric)`), else the one
+  results["config"] records (`ragtune eval --metric`), else eval.answers.DEFAULT_METRIC (contains);
+  where the top two systems tie on it (paired difference exactly 0) F1 decides (EM when the metric is
+  F1), and the split says so;
+- a system whose contained-rate is FORMAT_GAP points or more above its EM knows answers it does not
+  give in the expected form: the split's text says so (a fine-tune or a few-shot prompt fixes that);
 - the best system is the one with the highest mean; the runner-up the next one (ties: the next metric,
   then the order the systems were listed in);
 - best vs runner-up, best vs base, and the lists of systems the best beats or cannot be told apart
@@ -17,22 +21,28 @@ blocks. Per split (held-out "test" first, then "freshness", then any other):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-PRIMARY = "exact_match"
-CHAIN = ("exact_match", "f1")  # verdict metric, then what breaks a tie on it
-METRIC_NAMES = {"exact_match": "EM", "f1": "F1"}
-SPLIT_LABELS = {"test": "held-out questions", "freshness": "changed facts after the index refresh"}
+from eval.answers import DEFAULT_METRIC, GUARD_TEXT, VERDICT_METRICS, verdict_metric
+from eval.verdict_costs import (
+    cost_lines,
+    cost_split,
+    forgetting_summary,
+    forgetting_text,
+    glance_table,
+    metric_mean,
+    name_of,
+)
+
+METRIC_NAMES = VERDICT_METRICS
+FORMAT_GAP = 20.0  # contained-rate minus EM, in points, from which a system "knows but does not format"
+SPLIT_LABELS = {
+    "test": "held-out questions",
+    "freshness": "changed facts after the index refresh",
+    "user": "your own questions (ragtune run --qa)",
+}
 EPS = 1e-9
-
-
-def _mean(system: Mapping[str, Any], metric: str) -> float | None:
-    v = (system.get("metrics") or {}).get(metric) or {}
-    m = v.get("mean")
-    return None if m is None or math.isnan(m) else float(m)
 
 
 def comparison(split: Mapping[str, Any], x: str, y: str, metric: str) -> dict[str, Any] | None:
@@ -69,32 +79,48 @@ def base_system(split: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _ranked(split: Mapping[str, Any]) -> list[str]:
+def chain(metric: str) -> tuple[str, str]:
+    """The verdict metric, then what breaks a tie on it."""
+    return (metric, "exact_match" if metric == "f1" else "f1")
+
+
+def _ranked(split: Mapping[str, Any], metrics: tuple[str, ...]) -> list[str]:
     systems = split.get("systems") or {}
-    names = [n for n in systems if _mean(systems[n], PRIMARY) is not None]
+    names = [n for n in systems if metric_mean(systems[n], metrics[0]) is not None]
     order = {n: i for i, n in enumerate(names)}
 
     def key(n: str) -> tuple:
-        return tuple(-round(_mean(systems[n], m) or 0.0, 9) for m in CHAIN) + (order[n],)
+        return tuple(-round(metric_mean(systems[n], m) or 0.0, 9) for m in metrics) + (order[n],)
 
     return sorted(names, key=key)
 
 
-def split_verdict(split_name: str, split: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Best system of one split, its runner-up, and how sure the paired comparisons are."""
+def format_gaps(split: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Systems whose contained-rate is FORMAT_GAP points or more above their EM."""
+    out = []
+    for name, s in (split.get("systems") or {}).items():
+        em, contained = metric_mean(s, "exact_match"), metric_mean(s, "contains")
+        if em is not None and contained is not None and contained - em >= FORMAT_GAP:
+            out.append({"system": name, "exact_match": em, "contains": contained})
+    return out
+
+
+def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
+    """Best system of one split on `metric`, its runner-up, and how sure the paired comparisons are."""
     systems = split.get("systems") or {}
-    ranked = _ranked(split)
+    metrics = chain(metric)
+    ranked = _ranked(split, metrics)
     if not ranked:
         return None
     best = ranked[0]
     runner = ranked[1] if len(ranked) > 1 else None
-    metric, tied_on = PRIMARY, []
+    tied_on: list[str] = []
     if runner is not None:  # the verdict metric steps down the chain while the top two tie on it
-        for i, m in enumerate(CHAIN):
+        for i, m in enumerate(metrics):
             c = comparison(split, best, runner, m)
             tied = c is not None and abs(c["diff"]) < EPS  # equal means, whatever the per-question spread
             metric = m
-            if not tied or i == len(CHAIN) - 1:
+            if not tied or i == len(metrics) - 1:
                 break
             tied_on.append(m)
     out: dict[str, Any] = {
@@ -120,6 +146,7 @@ def split_verdict(split_name: str, split: Mapping[str, Any]) -> dict[str, Any] |
     if "freshness" in systems[best]:
         f = systems[best]["freshness"]
         out["freshness"] = {k: f.get(k) for k in ("new", "stale", "both", "neither", "n")}
+    out["format_gaps"] = format_gaps(split)
     out["text"] = _split_text(out)
     return out
 
@@ -169,154 +196,84 @@ def _split_text(v: Mapping[str, Any]) -> str:
     f = v.get("freshness")
     if f:
         text += f" It answers {f['new']} of {f['n']} changed facts with the new value, {f['stale']} with the stale one."
-    return text
+    return text + "".join(" " + _gap_text(g) for g in v.get("format_gaps") or [])
 
 
-def _name_of(path: Any) -> str | None:
-    return Path(str(path)).name if path else None
+def _gap_text(g: Mapping[str, Any]) -> str:
+    return (
+        f"{g['system']} contains the answer in {g['contains']:.1f}% of its replies but matches it exactly in "
+        f"{g['exact_match']:.1f}%: it knows the answer but not the format; a fine-tune or a few-shot prompt "
+        f"fixes that cheaply."
+    )
 
 
-def forgetting_for(system: Mapping[str, Any], forgetting: Mapping[str, Any]) -> str | None:
-    """ "ft" if `system` runs the fine-tuned model forgetting measured, "base" if its base, else None.
-
-    Matched by folder hash, then folder path; over HTTP without a folder, by the served model id (a
-    ragtune server names its model after the folder).
-    """
-    spec, d = system.get("spec") or {}, system.get("describe") or {}
-    for role in ("ft", "base"):
-        sha, path = forgetting.get(f"{role}_sha256"), forgetting.get(f"{role}_model")
-        if d.get("model_sha256"):
-            if sha and d["model_sha256"] == sha:
-                return role
-            continue
-        if spec.get("model") and path and Path(spec["model"]).resolve() == Path(path).resolve():
-            return role
-        if not spec.get("model") and path and d.get("model_id") and d["model_id"] == _name_of(path):
-            return role
-    return None
+def _has_metric(splits: Mapping[str, Any], metric: str) -> bool:
+    return any(
+        metric_mean(s, metric) is not None
+        for sp in splits.values()
+        for s in (sp.get("systems") or {}).values()
+    )
 
 
-def _forgetting_summary(f: Mapping[str, Any]) -> dict[str, Any]:
-    g = f.get("forgetting") or {}
-    out = {
-        "ft_model": f.get("ft_model"),
-        "base_model": f.get("base_model"),
-        "n": g.get("n") or (f.get("general_qa") or {}).get("n"),
-        "f1_points": g.get("f1_points"),
-        "f1_low": g.get("low"),
-        "f1_high": g.get("high"),
-        "contained_points": g.get("contained_points"),
-        "contained_low": g.get("contained_low"),
-        "contained_high": g.get("contained_high"),
-    }
-    for role in ("base", "ft"):
-        if isinstance(f.get(role), Mapping):
-            out[role] = {
-                k: f[role][k] for k in ("perplexity", "exact_match", "f1", "contained") if k in f[role]
-            }
-    gate = f.get("gate") or {}
-    if gate.get("max_forgetting") is not None:
-        out["gate"] = {"max_forgetting": gate["max_forgetting"], "passed": gate.get("passed")}
-    return out
-
-
-def _forgetting_text(s: Mapping[str, Any]) -> str:
-    parts = []
-    if s.get("f1_points") is not None:
-        parts.append(f"{s['f1_points']:.1f} F1 points [{s['f1_low']:+.1f}, {s['f1_high']:+.1f}]")
-    if s.get("contained_points") is not None:
-        parts.append(
-            f"{s['contained_points']:.1f} answer-contained points "
-            f"[{s['contained_low']:+.1f}, {s['contained_high']:+.1f}]"
-        )
-    text = f"forgets {' and '.join(parts) or 'nothing measured'} vs its base on general QA (n={s['n']})"
-    if "gate" in s:
-        text += f", gate --max-forgetting {s['gate']['max_forgetting']}: {'passed' if s['gate']['passed'] else 'FAILED'}"
-    return text
-
-
-def _cost_split(results: Mapping[str, Any]) -> str | None:
+def resolve_metric(results: Mapping[str, Any], metric: str | None = None) -> tuple[str, str | None]:
+    """The verdict metric (asked for, else results["config"]["metric"], else the default) and, when the
+    results do not hold it (results written before it existed, no judge), the note on what decides instead."""
+    asked = verdict_metric(metric or (results.get("config") or {}).get("metric") or DEFAULT_METRIC)
     splits = results.get("splits") or {}
-    return "test" if "test" in splits else next(iter(splits), None)
+    if _has_metric(splits, asked) or not splits:
+        return asked, None
+    fallback = next((m for m in (DEFAULT_METRIC, "exact_match", "f1") if _has_metric(splits, m)), asked)
+    return fallback, f"the results hold no {METRIC_NAMES[asked]} scores, so {METRIC_NAMES[fallback]} decides"
 
 
-def cost_lines(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per system: training time, latency p50 (held-out split), adapter size, forgetting where measured."""
-    split_name = _cost_split(results)
-    if split_name is None:
-        return []
-    f = results.get("forgetting")
-    fsum = _forgetting_summary(f) if f else None
-    out = []
-    for name, s in results["splits"][split_name]["systems"].items():
-        c = s.get("cost") or {}
-        role = forgetting_for(s, f) if f else None
-        line = {
-            "system": name,
-            "split": split_name,
-            "train_time_s": c.get("train_time_s"),
-            "latency_p50_s": c.get("latency_p50_s"),
-            "adapter_bytes": c.get("adapter_bytes"),
-            "forgetting": fsum if role == "ft" else None,
-            "forgetting_role": role or ("unmeasured" if f else None),
-        }
-        out.append({**line, "text": _cost_text(line)})
-    return out
+def _metric_text(metric: str, tie_broken: list[str], note: str | None) -> str:
+    name = METRIC_NAMES[metric]
+    what = {
+        "exact_match": "exact match (EM, in points)",
+        "f1": "token F1 (in points)",
+        "contains": f"the gold answer contained in the reply (in points; {GUARD_TEXT})",
+        "judge": "a judge model's yes/no on each reply against the gold (in points; prompt and raw verdicts "
+        "in results.json)",
+    }[metric]
+    text = f"Verdict metric: {what}"
+    if note:
+        text += f" ({note})"
+    text += "; paired bootstrap 95% CIs of the differences as stored in results.json (`comparisons`)"
+    tie = METRIC_NAMES[chain(metric)[1]]
+    if tie_broken:
+        return text + f"; where the top two tie on {name}, {tie} decides ({', '.join(tie_broken)})."
+    return text + f"; {tie} would decide only where the top two tie on {name}."
 
 
-def _cost_text(c: Mapping[str, Any]) -> str:
-    lat = c["latency_p50_s"]
-    parts = [
-        f"latency p50 {lat * 1000:.0f} ms" if lat is not None and not math.isnan(lat) else "latency p50 –",
-        f"training {c['train_time_s']:.0f} s"
-        if c["train_time_s"] is not None
-        else "training time not recorded",
-        f"adapter {c['adapter_bytes'] / 1e6:.2f} MB"
-        if c["adapter_bytes"] is not None
-        else "no adapter recorded",
-    ]
-    if c["forgetting_role"] == "ft":
-        parts.append(_forgetting_text(c["forgetting"]))
-    elif c["forgetting_role"] == "base":
-        parts.append("runs the base model (the forgetting reference)")
-    elif c["forgetting_role"] == "unmeasured":
-        parts.append("forgetting not measured")
-    return f"{c['system']}: " + "; ".join(parts)
+def compute_verdict(results: Mapping[str, Any], metric: str | None = None) -> dict[str, Any]:
+    """What to deploy, per split, with CIs and costs (JSON-ready; `text` fields are the report's sentences).
 
-
-def compute_verdict(results: Mapping[str, Any]) -> dict[str, Any]:
-    """What to deploy, per split, with CIs and costs (JSON-ready; `text` fields are the report's sentences)."""
+    `metric`: em (or exact_match), f1, contains or judge; default: results["config"]["metric"], else
+    contains (eval.answers.DEFAULT_METRIC)."""
     splits = results.get("splits") or {}
+    metric, note = resolve_metric(results, metric)
     order = [s for s in ("test", "freshness") if s in splits] + [
         s for s in splits if s not in ("test", "freshness")
     ]
-    per_split = {s: v for s in order if (v := split_verdict(s, splits[s])) is not None}
+    per_split = {s: v for s in order if (v := split_verdict(s, splits[s], metric)) is not None}
     f = results.get("forgetting")
     costs = cost_lines(results)
-    fsum = _forgetting_summary(f) if f else None
+    fsum = forgetting_summary(f) if f else None
     unmatched = fsum is not None and not any(c["forgetting_role"] == "ft" for c in costs)
     tie_broken = [v["split"] for v in per_split.values() if v["tied_on"]]
-    metric_text = (
-        "Verdict metric: exact match (EM, in points), paired bootstrap 95% CIs of the differences "
-        "as stored in results.json (`comparisons`)"
-    )
-    metric_text += (
-        f"; where the top two tie on EM, F1 decides ({', '.join(tie_broken)})."
-        if tie_broken
-        else "; F1 would decide only where the top two tie on EM."
-    )
     out: dict[str, Any] = {
-        "metric": PRIMARY,
-        "fallback": CHAIN[1],
-        "metric_text": metric_text,
+        "metric": metric,
+        "fallback": chain(metric)[1],
+        "metric_text": _metric_text(metric, tie_broken, note),
         "splits": per_split,
         "costs": costs,
         "forgetting": fsum,
-        "cost_split": _cost_split(results),
+        "cost_split": cost_split(results),
+        "table": glance_table(results, metric, costs),
     }
     if unmatched:
-        name = _name_of(fsum["ft_model"]) or "the fine-tuned model"
-        out["forgetting_text"] = f"Forgetting of {name}: {_forgetting_text(fsum)}."
+        name = name_of(fsum["ft_model"]) or "the fine-tuned model"
+        out["forgetting_text"] = f"Forgetting of {name}: {forgetting_text(fsum)}."
     return out
 
 
@@ -324,10 +281,14 @@ Block = tuple
 
 
 def verdict_blocks(v: Mapping[str, Any]) -> list[Block]:
-    """The verdict as report blocks (see eval/report.py): heading, one sentence per split, cost lines."""
+    """The verdict as report blocks (see eval/report.py): heading, the table at a glance, one sentence per
+    split, the metric, cost lines."""
     if not v.get("splits"):
         return []
     out: list[Block] = [("h2", "Verdict")]
+    t = v.get("table") or {}
+    if t.get("rows"):
+        out.append(("table", t["header"], t["rows"]))
     out.extend(("p", s["text"]) for s in v["splits"].values())
     out.append(("p", v["metric_text"]))
     if v["costs"]:

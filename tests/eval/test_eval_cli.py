@@ -39,6 +39,20 @@ def test_eval_cli_with_systems_yaml(tiny_generator, toy, tmp_path):
     assert set(systems) == {"base", "rag"} and systems["rag"]["spec"]["top_k"] == 2
     assert systems["rag"]["spec"]["max_tokens"] == 6  # top-level YAML defaults apply to every system
     assert [c["metric"] for c in res["splits"]["test"]["comparisons"]][:2] == ["exact_match", "f1"]
+    assert res["config"]["metric"] == "contains" == res["verdict"]["metric"]  # the default
+    assert "verdict metric: contains" in proc.stdout
+
+
+def test_eval_cli_metric_em_and_judge_without_a_judge(tiny_generator, toy, tmp_path):
+    out = tmp_path / "out"
+    args = ["eval", "--qa", str(toy["qa"]), "--systems", "base", "--base", str(tiny_generator)]
+    args += ["--max-tokens", "4", "--bootstrap", "50", "--out", str(out)]
+    run_cli(*args, "--metric", "em")
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["metric"] == "exact_match" == res["verdict"]["metric"]
+    assert "Verdict metric: exact match" in (out / "report.md").read_text()
+    proc = run_cli(*args, "--metric", "judge", check=False)
+    assert proc.returncode != 0 and "--metric judge needs --judge URL|FOLDER" in proc.stderr
 
 
 def test_eval_cli_freshness_and_forgetting_gate(tiny_generator, toy, tmp_path):

@@ -68,9 +68,8 @@ def test_rerun_is_identical_and_the_report_is_complete(first_run, tiny_generator
     assert body["splits"]["test"]["qa"]["n"] == 3 and body["config"]["seed"] == 0
     md = paths["md"].read_text()
     assert "| base − rag | F1 |" in md
-    assert md.startswith(
-        "# ragtune evaluation report\n\n## Verdict\n\nFor held-out questions (test, n=3) deploy "
-    )
+    assert md.startswith("# ragtune evaluation report\n\n## Verdict\n\n| system | contains [95% CI] | EM % |")
+    assert "\n\nFor held-out questions (test, n=3) deploy " in md
     assert body["verdict"]["splits"]["test"]["best"] in systems and len(body["verdict"]["costs"]) == 3
 
 

@@ -76,7 +76,7 @@ def _split(systems, comparisons):
 def _results(test, **extra):
     return {
         "ragtune_eval": 1,
-        "config": {"seed": 0, "n_resamples": 100, "batch_size": 4, "ci": 0.95},
+        "config": {"seed": 0, "n_resamples": 100, "batch_size": 4, "ci": 0.95, "metric": "exact_match"},
         "splits": {"test": test, **extra.pop("splits", {})},
         **extra,
     }
@@ -317,8 +317,9 @@ def test_pairwise_table_keeps_pairs_with_the_best_or_base(tmp_path):
     paths = write_report(_results(split), tmp_path)
     md = paths["md"].read_text()
     assert md.startswith(
-        "# ragtune evaluation report\n\n## Verdict\n\nFor held-out questions (test, n=20) deploy rag"
+        "# ragtune evaluation report\n\n## Verdict\n\n| system | EM [95% CI] | contains % | latency p50 |"
     )
+    assert "\n\nFor held-out questions (test, n=20) deploy rag" in md
     assert "| fewshot − ft |" not in md and "| ft − rag | EM |" in md and "| base − fewshot | F1 |" in md
     assert md.index("## Verdict") < md.index("## test (n=20)") < md.index("### Differences")
     body = json.loads(paths["json"].read_text())

@@ -73,7 +73,8 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(run_root):
     assert "same_winner_on_synthetic_test" in winner["won_on"]
     assert f"serve it: ragtune serve --from {run}" in out
     report = (run / "report" / "report.md").read_text()
-    assert "## This run" in report and f"ragtune serve --from {run}" in report
+    # the report holds no machine path: the run folder is named relative to the report (eval/report_paths.py)
+    assert "## This run" in report and "ragtune serve --from .." in report
     results = json.loads((run / "report" / "results.json").read_text())
     assert set(results["splits"]) == {"test", "user"}
     assert set(results["splits"]["user"]["systems"]) == set(SYSTEMS.split(","))
