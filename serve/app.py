@@ -330,9 +330,14 @@ def _retrieval_mode(cfg: Any) -> Any:
 
 
 @v1.post("/retrieve", response_model=RetrieveResponse)
-async def retrieve(req: RetrieveRequest, chat: ChatDep, kn: KnowledgeDep) -> RetrieveResponse:
+async def retrieve(
+    req: RetrieveRequest, request: Request, st: StateDep, chat: ChatDep, kn: KnowledgeDep
+) -> RetrieveResponse:
     k = req.top_k or chat.limits.default_top_k or 4
-    passages, version = await chat.retrieve(req.query, k, req.retrieval_mode)
+    # A slot like a chat request's (the queue and per-key limits: a 429 when full); a search has no prompt
+    # tokens to charge against the token budget.
+    with st.admission.admit(caller_id(request)):
+        passages, version = await chat.retrieve(req.query, k, req.retrieval_mode)
     return RetrieveResponse(index_version=version or kn.version, data=[to_source(p) for p in passages])
 
 

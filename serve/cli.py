@@ -151,8 +151,10 @@ def serve(config: str | None, port_file: str | None, from_run: str | None, **fla
     """Serve the OpenAI-compatible RAG chat endpoint with sources and live index refresh."""
     import uvicorn
 
+    from ragtune.logs import quiet_libraries
     from serve.app import create_app
 
+    quiet_libraries()  # no "Loading weights" bars: loading the model is not a step of ours
     if from_run is not None:
         flags = _winner_flags(from_run, flags)
     settings = _settings(config, flags)

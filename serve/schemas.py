@@ -8,8 +8,11 @@ Extension fields of a chat request (send them with the openai client's `extra_bo
   `retrieval_mode` ("dense", "bm25" or "hybrid"): how to search (default: the server's --retrieval).
 Unknown extra fields are ignored (OpenAI clients send many); known fields of the wrong type are a 400.
 OpenAI fields this server does not implement (`tools`, `tool_choice`, `functions`, `function_call`,
-`response_format` other than text, `logprobs`, `top_logprobs`, `n` > 1) are a 400 that names the field,
-never a silently different answer.
+`response_format` other than text, `logprobs`, `top_logprobs`, `n` > 1, and the sampling and output
+fields `presence_penalty`, `frequency_penalty`, `logit_bias`, `audio`, `modalities` other than text,
+`web_search_options`, `reasoning_effort`, `verbosity`) are a 400 that names the field, never a silently
+different answer. Fields that cannot change the answer (`metadata`, `store`, `service_tier`,
+`parallel_tool_calls`, `prediction`, `prompt_cache_key`, `safety_identifier`) are ignored.
 """
 
 from __future__ import annotations
@@ -100,6 +103,14 @@ class ChatCompletionRequest(BaseModel):
     )
     logprobs: bool | None = Field(None, description=f"{_NOT} when true.")
     top_logprobs: int | None = Field(None, description=f"{_NOT} above 0.")
+    presence_penalty: float | None = Field(None, description=f"{_NOT} other than 0.")
+    frequency_penalty: float | None = Field(None, description=f"{_NOT} other than 0.")
+    logit_bias: dict[str, Any] | None = Field(None, description=f"{_NOT} when not empty.")
+    audio: dict[str, Any] | None = Field(None, description=f"Audio output. {_NOT}.")
+    modalities: list[str] | None = Field(None, description=f'Only ["text"]; audio: {_NOT}.')
+    web_search_options: dict[str, Any] | None = Field(None, description=f"Web search. {_NOT}.")
+    reasoning_effort: str | None = Field(None, description=f"Reasoning models only. {_NOT}.")
+    verbosity: str | None = Field(None, description=f"{_NOT}; ask for the length in the messages.")
 
     @field_validator("stop")
     @classmethod
@@ -128,6 +139,30 @@ class ChatCompletionRequest(BaseModel):
             ),
             ("logprobs", not self.logprobs, "leave it out or send false"),
             ("top_logprobs", not self.top_logprobs, "leave it out or send 0"),
+            (
+                "presence_penalty",
+                not self.presence_penalty,
+                "repetition penalties are not implemented; send 0",
+            ),
+            (
+                "frequency_penalty",
+                not self.frequency_penalty,
+                "repetition penalties are not implemented; send 0",
+            ),
+            ("logit_bias", not self.logit_bias, "token biases are not implemented; leave it out"),
+            ("audio", self.audio is None, "audio output is not implemented; leave `audio` out"),
+            ("modalities", self.modalities in (None, ["text"]), 'only ["text"] is; leave it out'),
+            (
+                "web_search_options",
+                self.web_search_options is None,
+                "this server searches its own index only",
+            ),
+            (
+                "reasoning_effort",
+                self.reasoning_effort is None,
+                "the served model does not reason; leave it out",
+            ),
+            ("verbosity", self.verbosity is None, "ask for the answer's length in the messages instead"),
         ]
         return next(((name, fix) for name, ok, fix in checks if not ok), None)
 
