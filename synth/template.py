@@ -22,6 +22,7 @@ from synth.spans import STOP, Span, wordset
 
 TEMPLATE_VERSION = "synth-template-v1"
 MAX_WORDS = 25
+MIN_CLAUSE_WORDS = 6
 KIND_NOUNS = wordset(
     "function functions method methods module modules class classes attribute attributes option options "
     "parameter parameters argument arguments keyword keywords statement statements variable variables "
@@ -122,8 +123,9 @@ def _clause(text: str) -> str:
         if not grown:
             break
     out = "".join(parts[lo:hi]).strip(" ,;:")
-    if len(out.split()) <= MAX_WORDS:
+    if MIN_CLAUSE_WORDS <= len(out.split()) <= MAX_WORDS:
         return out
+    out = text  # the span's clause alone says too little ("In what year"): a word window instead
     words = out.split()
     k = next(j for j, w in enumerate(words) if _MARK in w)
     return " ".join(words[max(0, k - 10) : k + MAX_WORDS - 10])

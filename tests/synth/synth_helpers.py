@@ -85,8 +85,9 @@ def good_question(sentence: str, answer: str) -> str:
     name = re.split(r" (?:was|works)", sentence)[0]
     if answer.isdigit():
         return f"In what year was {name} born?"
-    if answer == "three":
-        return f"How many bees does {name} keep?"
+    if answer == "three":  # the job too: "Dara Fenn" and "Fenn Hale" alone would be near duplicates
+        job = re.search(r"works as an? (\w+)", sentence)
+        return f"How many bees does {name}, the {job[1] if job else 'worker'}, keep?"
     return f"Where was {name} born?"
 
 

@@ -61,6 +61,17 @@ TEMPLATE_CASES = [
             "national lottery grant?"
         ),
     ),  # a connective dropped, the clause around the span kept (at most 25 words)
+    (
+        (
+            "In 2004, the V&A alongside the Royal Institute of British Architects opened the first permanent "
+            "gallery in the UK covering the history of architecture with displays using models and drawings."
+        ),
+        "2004",
+        (
+            "In what year, the V&A alongside the Royal Institute of British Architects opened the first "
+            "permanent gallery?"
+        ),
+    ),  # the span's own clause ("In what year") says too little: a word window around it instead
 ]
 
 
