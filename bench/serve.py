@@ -368,7 +368,7 @@ async def overhead(url: str, bodies: list[dict], base: dict, model: Path, index:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="model folder (default: build the tiny bench model)")
     ap.add_argument(
@@ -410,8 +410,10 @@ def main() -> None:
     ap.add_argument("--backend", choices=["transformers", "ctranslate2"], default="transformers")
     ap.add_argument("--ct2-compute-type", choices=["int8", "float32"], help="ctranslate2: weights")
     ap.add_argument("--json", help="write the full report here")
-    args = ap.parse_args()
-    report = asyncio.run(main_async(args))
+    return ap.parse_args()
+
+
+def print_report(report: dict) -> None:
     for i, r in enumerate(report["overhead_rounds"]):
         print(
             f"round {i + 1}, 8 clients, e2e mean ms: gateway {r['gateway']['e2e_mean_ms']:.1f}, "
@@ -432,6 +434,12 @@ def main() -> None:
             f"index swaps under 8 clients: published {s['published']}, {s['requests']} requests, "
             f"{s['failed']} failed, versions served {s['versions']}"
         )
+
+
+def main() -> None:
+    args = parse_args()
+    report = asyncio.run(main_async(args))
+    print_report(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

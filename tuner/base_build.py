@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from tuner.base_model import TinyModelConfig, init_model, save_model, train_tokenizer
@@ -201,7 +202,7 @@ def build_base(
     """
     import torch
 
-    from ragtune.artifacts import read_artifact, write_artifact
+    from ragtune.artifacts import read_artifact
 
     cfg = cfg or TinyModelConfig()
     train = train or BaseTrainConfig()
@@ -229,6 +230,25 @@ def build_base(
     losses = train_model(model, examples, train, tok.pad_token_id, progress)
     seconds = time.perf_counter() - t0
     save_model(model, tok, out)
+    _record(out, model, files, cfg, train, digest, losses, seconds, n_tokens)
+    log.info("built base model %s in %.0f s", out, seconds)
+    return out
+
+
+def _record(
+    out: Path,
+    model: Any,
+    files: Sequence[Path],
+    cfg: TinyModelConfig,
+    train: BaseTrainConfig,
+    digest: str,
+    losses: list[float],
+    seconds: float,
+    n_tokens: int,
+) -> None:
+    """ragtune.json of a built base: its build hash, configs, corpus files and training figures."""
+    from ragtune.artifacts import write_artifact
+
     write_artifact(
         out,
         base_model=None,
@@ -245,5 +265,3 @@ def build_base(
             "corpus_tokens": n_tokens,
         },
     )
-    log.info("built base model %s in %.0f s", out, seconds)
-    return out

@@ -91,30 +91,16 @@ def export_model(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str | N
     EOS list holds the chat template's turn-end token, and `ragtune.json` (base_model, method,
     data_hash, prompt_format, metrics, export figures).
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     adapter_dir, out_dir = Path(adapter_dir).resolve(), Path(out_dir).resolve()
     is_adapter, method = _check_dirs(adapter_dir, out_dir)
     art = read_artifact(adapter_dir)
     base = methods.adapter_base(adapter_dir) if is_adapter else str(adapter_dir)
     t0 = time.perf_counter()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
     with PeakRSS() as mem:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        save_dtype = _save_dtype(dtype, model)
-        if is_adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-        model = model.to(save_dtype)
-        tmp = out_dir.with_name(out_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, safe_serialization=True)
+        model, save_dtype = _merge_into(tmp, adapter_dir, base, is_adapter, dtype)
     model_mb = round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1)
-    tok_src = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else Path(base)
-    tokenizer = AutoTokenizer.from_pretrained(tok_src)
-    tokenizer.save_pretrained(tmp)
-    _write_generation_config(tmp, model, tokenizer)
+    _save_tokenizer(tmp, model, adapter_dir, base)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     if out_dir.exists():
         out_dir.rmdir()  # empty (checked above)
@@ -127,16 +113,13 @@ def export_model(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str | N
         "prompt_format": art.get("prompt_format", PROMPT_FORMAT),
         "source_adapter": str(adapter_dir),
     }
-    write_artifact(
-        out_dir,
-        **fields,
-        export={
-            "peak_rss_mb": mem.delta_mb,
-            "model_mb": model_mb,
-            "dtype": str(save_dtype).replace("torch.", ""),
-            "seconds": round(time.perf_counter() - t0, 2),
-        },
-    )
+    export = {
+        "peak_rss_mb": mem.delta_mb,
+        "model_mb": model_mb,
+        "dtype": str(save_dtype).replace("torch.", ""),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_artifact(out_dir, **fields, export=export)
     log.info(
         "exported %s to %s (merge peak +%.1f MB RSS for %.1f MB of weights)",
         adapter_dir,
@@ -145,6 +128,35 @@ def export_model(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str | N
         model_mb,
     )
     return out_dir
+
+
+def _merge_into(
+    tmp: Path, adapter_dir: Path, base: str, is_adapter: bool, dtype: str | None
+) -> tuple[Any, Any]:
+    """Load the base in float32, fold the adapter in (in place), cast and save the weights to `tmp`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    save_dtype = _save_dtype(dtype, model)
+    if is_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    model = model.to(save_dtype)
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    return model, save_dtype
+
+
+def _save_tokenizer(tmp: Path, model: Any, adapter_dir: Path, base: str) -> None:
+    """The adapter's tokenizer (else the base's) and the generation config with the turn-end EOS."""
+    from transformers import AutoTokenizer
+
+    tok_src = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else Path(base)
+    tokenizer = AutoTokenizer.from_pretrained(tok_src)
+    tokenizer.save_pretrained(tmp)
+    _write_generation_config(tmp, model, tokenizer)
 
 
 def _save_dtype(name: str | None, model: Any) -> Any:

@@ -358,6 +358,7 @@ def _save(
             system_prompt=cfg.system_prompt,
             user_template=cfg.user_template,
             max_length=cfg.max_length,
+            train_dtype=methods.resolve_dtype(cfg.dtype, cfg.method),  # what `auto` became on this machine
             config=cfg.to_dict(),
             metrics=result.metrics,
             parent_adapter=cfg.adapter,

@@ -55,6 +55,12 @@ def test_export_parity(method, via_cli, tiny_generator, world, tmp_path):
     art = read_artifact(merged)
     assert art["kind"] == "merged" and art["method"] == method and art["prompt_format"] == PROMPT_FORMAT
     assert art["data_hash"] == read_artifact(adapter)["data_hash"] and "best_eval_loss" in art["metrics"]
+    # the dtype `auto` resolved to on this machine, kept from training through the merge
+    assert (
+        art["train_dtype"]
+        == read_artifact(adapter)["train_dtype"]
+        in ("float32", "bf16-autocast", "bfloat16")
+    )
     # recorded, but may be 0.0: a tiny model's merge can fit in memory the allocator already holds from
     # earlier tests in this process (seen once in CI after the default-model tests)
     assert art["export"]["peak_rss_mb"] >= 0 and art["export"]["model_mb"] > 0
