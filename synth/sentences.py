@@ -14,6 +14,7 @@ import re
 MIN_WORDS = 5
 MAX_WORDS = 60
 
+_QUOTE = re.compile(r"^\s*(?:>\s?)+")  # Markdown block quotes: the text without the markers
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _DROP_LINE = re.compile(
     r"^\s*(?:#{1,6}\s|\||[=\-~^*+#`]{3,}\s*$|\.\. |:[\w -]+:\s|>>>|\.\.\.|\$ |\{[%{]|<[a-zA-Z/!]|\[[^\]]+\]:\s)"
@@ -42,6 +43,7 @@ def paragraphs(text: str) -> list[str]:
     cur: list[str] = []
     in_code = False
     for line in text.splitlines():
+        line = _QUOTE.sub("", line)
         if _FENCE.match(line):
             in_code = not in_code
             continue
