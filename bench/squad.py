@@ -14,8 +14,11 @@ From the raw dev-v1.1.json (../shared/data/squad_v1.1) to the table, with the de
                                    80% of the examples, the rest retrieved distractors)
   6. `ragtune export`              both adapters merged into plain model folders
   7. `ragtune eval`                base, rag, ft, ft+rag, raft+rag on the same test questions: EM/F1/contains
-                                   (official SQuAD v1.1 normalisation) with bootstrap 95% CIs, recall@k,
-                                   paired differences and the report's verdict
+                                   (official SQuAD v1.1 normalisation; contains guarded against lists of
+                                   candidates) with bootstrap 95% CIs, recall@k, paired differences and the
+                                   report's verdict on --metric (default contains), printed beside the
+                                   verdict EM would give. The eval step always reruns: its predictions are
+                                   cached, so only the scoring is repeated.
 LoRA settings are the demo's (r 16, alpha 32, all linear layers, lr 1e-3, batch 8, one epoch, no
 validation split), as are k = 3 passages and 16 answer tokens; RAFT runs its steps of 8 as micro-batches
 of 4 (memory). --threads 1 sets OMP_NUM_THREADS for every step: on cores shared with other jobs one thread
@@ -187,7 +190,9 @@ def evaluate(
         *gen,
     ]
     report = ev / "results.json"
-    step("eval", report, lambda: ragtune(*cmd, "--seed", str(args.seed), "--out", str(ev)), times)
+    cmd += ["--metric", args.metric, "--seed", str(args.seed), "--out", str(ev)]
+    report.unlink(missing_ok=True)  # rescored every time (new metrics); the predictions are cached
+    step("eval", report, lambda: ragtune(*cmd), times)
     return report
 
 
@@ -225,7 +230,7 @@ def summarise(res: dict, ft: dict, raft: dict, args: argparse.Namespace) -> dict
             ("rag", "base"),
             ("ft", "base"),
         ):
-            if c["metric"] in ("exact_match", "f1") and {c["a"], c["b"]} == {hi, lo}:
+            if c["metric"] in METRICS and {c["a"], c["b"]} == {hi, lo}:
                 sign = 1 if c["a"] == hi else -1  # stored as a - b
                 lo_, hi_ = sorted((sign * c["low"], sign * c["high"]))
                 diffs.setdefault(f"{hi} - {lo}", {})[c["metric"]] = {
@@ -234,7 +239,10 @@ def summarise(res: dict, ft: dict, raft: dict, args: argparse.Namespace) -> dict
                     "high": hi_,
                 }
     published = json.loads((SQUAD / "official_script_scores.json").read_text())
+    from eval.verdict import compute_verdict
+
     verdict = [v.get("text") for v in res.get("verdict", {}).get("splits", {}).values() if v.get("text")]
+    em_verdict = [v["text"] for v in compute_verdict(res, "exact_match")["splits"].values()]
     train = {
         n: {
             **{key: r[key] for key in ("n_train", "steps", "train_seconds", "tokens_per_second")},
@@ -250,7 +258,10 @@ def summarise(res: dict, ft: dict, raft: dict, args: argparse.Namespace) -> dict
         "differences": diffs,
         "training": train,
         "published_full_dev": published,
+        "verdict_metric": res.get("verdict", {}).get("metric"),
         "verdict": verdict,
+        "verdict_on_em": em_verdict,
+        "guard_refused": {n: test["systems"][n].get("contains_guarded") for n in rows},
         "settings": vars(args),
     }
 
@@ -289,8 +300,13 @@ def print_table(result: dict) -> None:
         ours = result.get("published_on_sample", {}).get(name.removesuffix(".json"))
         tail = f" {_ci(ours['exact_match']):>20} {_ci(ours['f1']):>18}" if ours else ""
         print(f"  {name.removesuffix('.json'):<38} EM {s['exact_match']:5.1f}  F1 {s['f1']:5.1f}      {tail}")
+    print(
+        f"\ncontains refused by its guard (gold in the reply among too many items or words): {result['guard_refused']}"
+    )
     for line in result["verdict"]:
-        print(f"\nverdict: {line}")
+        print(f"\nverdict ({result['verdict_metric']}): {line}")
+    for line in result["verdict_on_em"]:
+        print(f"\nverdict (exact_match): {line}")
     print("\nwall times:")
     for name, s in result["seconds"].items():
         print(f"  {name}: {s:.0f} s")
@@ -320,6 +336,9 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--eval-batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--metric", default="contains", choices=["em", "f1", "contains"], help="The verdict's metric."
+    )
     p.add_argument(
         "--threads",
         type=int,
