@@ -10,24 +10,20 @@ from ingest_helpers import write_tree
 from ingest import ingest
 from retriever import KnowledgeIndex, RetrievalMode, Retriever
 
-# Configuration notes that talk around the same topic; each names one made-up identifier. A question that
-# is only the identifier shares word pieces, not meaning, with its note: dense search has little to go on.
-NOTES = {
-    "retry.md": "Set xq_rbound to stop the storage client after that many failed attempts on a flaky network.",
-    "wait.md": "The storage client waits for a reply before it counts a failed attempt; vlk_tmo_ms sets the wait.",
-    "pool.md": "Connections of the storage client are pooled; zzp_cap bounds how many stay open at once.",
-    "log.md": "Every failed attempt of the storage client is logged with its error; qmf_lvl picks the detail.",
-    "cache.md": "Replies are cached for a while so repeated reads skip the network; hhc_ttl sets how long.",
-    "backoff.md": "Between failed attempts the client sleeps longer each time; wbo_mult scales each pause.",
+# Settings of one client whose names differ by one part, each described in words that do not repeat its
+# name. Asked by the name alone, dense search ranks the siblings' notes about as high as the right one; BM25
+# keeps `retry_read_limit` one token and finds it exactly. (Measured with MiniLM: dense top-1 right for 3 of
+# the 6 "What is the default of NAME?" questions, hybrid and BM25 for all 6.)
+FILL = "The storage client keeps its settings in one file; this one matters when the network is slow. "
+SETTINGS = {
+    "retry_read_limit": "downloads are given up after this many failed attempts",
+    "retry_write_limit": "uploads are given up after this many failed attempts",
+    "retry_connect_limit": "opening a connection is given up after this many failed attempts",
+    "timeout_read_limit": "a download waits this many seconds for the next byte",
+    "timeout_write_limit": "an upload waits this many seconds for the server to accept a byte",
+    "timeout_connect_limit": "opening a connection waits this many seconds for the server",
 }
-IDENTIFIERS = {
-    "xq_rbound": "retry",
-    "vlk_tmo_ms": "wait",
-    "zzp_cap": "pool",
-    "qmf_lvl": "log",
-    "hhc_ttl": "cache",
-    "wbo_mult": "backoff",
-}
+NOTES = {f"{name}.md": f"{FILL}{text.capitalize()} ({name})." for name, text in SETTINGS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -45,25 +41,26 @@ def _top(r: Retriever, query: str, mode: str) -> str:
 
 
 def test_identifier_queries_dense_misses_hybrid_finds(retr):
-    dense_hits = sum(_top(retr, f"What does {i} do?", "dense") == d for i, d in IDENTIFIERS.items())
-    for ident, doc in IDENTIFIERS.items():
-        assert _top(retr, f"What does {ident} do?", "hybrid") == doc, ident
-        assert _top(retr, ident, "bm25") == doc
-    assert dense_hits <= len(IDENTIFIERS) // 2  # dense ranks the notes that talk around it
+    questions = {f"What is the default of {name}?": f"{name}.md" for name in SETTINGS}
+    dense_hits = sum(_top(retr, q, "dense") == doc for q, doc in questions.items())
+    for q, doc in questions.items():
+        assert _top(retr, q, "hybrid") == doc, q
+        assert _top(retr, q, "bm25") == doc, q
+    assert dense_hits <= 4  # dense misses some: it ranks the siblings' notes that talk around the name
 
 
 def test_each_passage_once_and_default_is_hybrid(retr):
     assert retr.kind() == "hybrid"
     for mode in (RetrievalMode("hybrid"), RetrievalMode("hybrid", "weighted", 0.3)):
-        hits = retr.search("storage client failed attempts zzp_cap", 6, mode)
+        hits = retr.search("failed attempts of retry_read_limit", 6, mode)
         ids = [p.chunk_id for p in hits]
-        assert len(ids) == len(set(ids)) == 6 and ids[0].startswith("pool")
+        assert len(ids) == len(set(ids)) == 6 and "retry_read_limit.md#0" in ids[:2]
         assert [p.score for p in hits] == sorted((p.score for p in hits), reverse=True)
 
 
 def test_bm25_returns_only_matching_chunks(retr):
-    hits = retr.search("zzp_cap", 6, "bm25")
-    assert [p.doc_id for p in hits] == ["pool"]
+    hits = retr.search("timeout_write_limit", 6, "bm25")
+    assert [p.doc_id for p in hits] == ["timeout_write_limit.md"]
     assert retr.search("words found nowhere", 3, "bm25") == []
 
 
@@ -71,8 +68,16 @@ def test_search_cli_retrieval_flags(retr):
     from cli_helpers import run_cli
 
     out = run_cli(
-        "search", "vlk_tmo_ms", "--index", str(retr.index.dir), "-k", "2", "--retrieval", "bm25", "--json"
+        "search",
+        "retry_connect_limit",
+        "--index",
+        str(retr.index.dir),
+        "-k",
+        "2",
+        "--retrieval",
+        "bm25",
+        "--json",
     )
-    assert [p["doc_id"] for p in json.loads(out.stdout)] == ["wait"]
+    assert [p["doc_id"] for p in json.loads(out.stdout)] == ["retry_connect_limit.md"]
     bad = run_cli("search", "x", "--index", str(retr.index.dir), "--fusion-weight", "2", check=False)
     assert bad.returncode != 0 and "fusion weight must lie in [0, 1]" in bad.stderr
