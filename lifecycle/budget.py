@@ -1,4 +1,4 @@
-"""The time budget: how many chunks synth asks about, how many examples training sees and how many
+"""The time budget: how many questions synth asks (chunks x spans per chunk), how many examples training sees and how many
 synthetic test questions are scored, so that a run on a laptop ends in about `--budget-minutes`.
 
 The costs are seconds measured on 2 CPU cores without AVX-512 (the slower of the machine kinds this
@@ -15,12 +15,13 @@ from typing import Any
 from ragtune.errors import RagtuneError
 
 # Seconds, measured on the default generator with 2 cores (AVX2, fp32); see docs/benchmarks.md (ragtune run).
-FIXED_S = 150.0  # model loads, ingest of ~50 documents, retriever training, export, report
-SYNTH_S_PER_CHUNK = 2.5  # span questions written and read back, per chunk
-TRAIN_S_PER_EXAMPLE = 1.2  # one RAFT example (question + top_k passages) through a LoRA step
-CLOSED_BOOK_S_PER_EXAMPLE = 0.3
-ANSWER_S = {"rag": 1.5, "closed": 0.4}  # one answer in evaluation, with and without passages
-SHARES = {"synth": 0.3, "train": 0.35, "eval": 0.35}
+FIXED_S = 60.0  # reading the documents and checking the inputs, the report; a cold model cache adds ~25 s
+SYNTH_S_PER_QUESTION = 0.7  # one span's question written (template) and read back by the generator
+TRAIN_S_PER_EXAMPLE = 3.2  # one RAFT example (question + top_k passages) through a LoRA step
+CLOSED_BOOK_S_PER_EXAMPLE = 0.8
+ANSWER_S = {"rag": 1.25, "closed": 0.4}  # one answer in evaluation, with and without passages
+SHARES = {"synth": 0.25, "train": 0.4, "eval": 0.35}
+MAX_QUESTIONS_PER_CHUNK = 4  # spans asked per chunk when the budget covers every chunk more than once
 MIN_TRAIN_EXAMPLES = 16  # two optimizer steps of batch 8: less is no training
 MIN_TEST_QUESTIONS = 20
 
@@ -30,6 +31,7 @@ class Plan:
     budget_s: float
     max_chunks: int  # chunks synth asks about
     chunks: int  # chunks in the index
+    questions_per_chunk: int  # spans synth asks about per chunk
     max_train_examples: int  # examples (epochs x pairs) the generator fine-tunes may see
     max_test_questions: int  # synthetic test questions scored per system
     cuts: list[str] = field(default_factory=list)
@@ -64,10 +66,12 @@ def make_plan(budget_minutes: float, chunks: int, systems: list[str], trains: bo
     budget = budget_minutes * 60
     left = budget - FIXED_S
     train_examples = _train_examples(budget_minutes)
-    max_chunks = max(1, int(max(left, 0) * SHARES["synth"] / SYNTH_S_PER_CHUNK))
+    questions = max(1, int(max(left, 0) * SHARES["synth"] / SYNTH_S_PER_QUESTION))
+    per_chunk = max(1, min(MAX_QUESTIONS_PER_CHUNK, questions // max(chunks, 1)))
+    max_chunks = min(chunks, max(1, questions // per_chunk))
     per_q = answer_seconds(systems)
     max_test = max(MIN_TEST_QUESTIONS, int(max(left, 0) * SHARES["eval"] / per_q) - n_user)
-    plan = Plan(budget, min(max_chunks, chunks), chunks, train_examples, max_test)
+    plan = Plan(budget, max_chunks, chunks, per_chunk, train_examples, max_test)
     if max_chunks < chunks:
         plan.cuts.append(
             f"synth asked about {max_chunks} of {chunks} chunks (a seeded sample; "

@@ -41,6 +41,13 @@ _HELP = config_help()
 @click.option("--max-tokens", default=32, show_default=True, type=int, help=_HELP["max_tokens"])
 @click.option("--lora-r", default=16, show_default=True, type=int, help=_HELP["lora_r"])
 @click.option("--learning-rate", default=1e-3, show_default=True, type=float, help=_HELP["learning_rate"])
+@click.option(
+    "--metric",
+    default="contains",
+    show_default=True,
+    type=click.Choice(["contains", "f1", "em"]),
+    help=_HELP["metric"],
+)
 @click.option("--seed", default=0, show_default=True, type=int, help=_HELP["seed"])
 @click.option("--force", is_flag=True, help=_HELP["force"])
 @click.option("--progress/--no-progress", "show_progress", default=True, help="Bars with ETA on stderr.")

@@ -53,6 +53,11 @@ class RunConfig:
     max_tokens: int = _f(32, "Most tokens per answer during evaluation.")
     lora_r: int = _f(16, "LoRA rank of the generator fine-tunes (all linear layers).")
     learning_rate: float = _f(1e-3, "Learning rate of the generator fine-tunes (LoRA, few steps).")
+    metric: str = _f(
+        "contains",
+        "What the verdict decides on: contains (the gold answer in the reply, guarded against lists of "
+        "guesses; eval's default, fair to a model that answers in sentences), f1 or em.",
+    )
     seed: int = _f(0, "Seed of sampling, splits, training and evaluation: same seed, same run.")
     force: bool = _f(False, "Start over when --out holds a run made from other inputs.")
 
@@ -74,6 +79,10 @@ class RunConfig:
         if self.retrieval_mode not in KINDS:
             raise RagtuneError(
                 f"--retrieval must be one of {', '.join(KINDS)} but the value passed is {self.retrieval_mode!r}"
+            )
+        if self.metric not in ("contains", "f1", "em", "exact_match"):
+            raise RagtuneError(
+                f"--metric should be contains, f1 or em but the value passed is {self.metric!r}"
             )
         if self.fewshot < 0:
             raise RagtuneError(f"--fewshot should be >= 0 but the value passed is {self.fewshot}")

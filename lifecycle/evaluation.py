@@ -35,13 +35,16 @@ def evaluate_systems(
     out: Path,
     seed: int,
     progress: bool,
+    metric: str = "contains",
 ) -> dict[str, Any]:
     """Run the comparison split by split (each resumable from eval's prediction cache), merge, save."""
     from eval import merge_results, run_comparison
 
     eval_dir = out / "eval"
     parts = [
-        run_comparison(test_qa, specs, out_dir=eval_dir, train_qa=train_qa, seed=seed, progress=progress)
+        run_comparison(
+            test_qa, specs, out_dir=eval_dir, train_qa=train_qa, seed=seed, progress=progress, metric=metric
+        )
     ]
     if user_qa:
         parts.append(
@@ -53,6 +56,7 @@ def evaluate_systems(
                 split=USER_SPLIT,
                 seed=seed,
                 progress=progress,
+                metric=metric,
             )
         )
     results = merge_results(*parts)

@@ -13,15 +13,16 @@ from ragtune.errors import RagtuneError
 RUN_FILE = "run.json"  # the inputs and settings a run folder was made from
 
 
-def check_documents(docs: str) -> int:
-    """The number of readable documents in `docs`; an error when it is no folder or holds too few."""
+def check_documents(docs: str) -> set[str]:
+    """The ids of the readable documents in `docs`; an error when it is no folder or holds too few."""
     from ingest import read_sources
 
     path = Path(docs)
     if not path.is_dir():
         raise RagtuneError(f"DOCS {docs} is not a folder; pass the folder that holds your documents")
     loaded = read_sources([path])
-    n = sum(len(part.documents) for part in loaded)
+    ids = {d.id for part in loaded for d in part.documents}
+    n = len(ids)
     skipped = [s for part in loaded for s in part.skipped]
     if n == 0:
         why = f" ({len(skipped)} skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
@@ -34,11 +35,12 @@ def check_documents(docs: str) -> int:
             "questions are split by document into train, validation and test: add documents (or split "
             "long ones into several files)"
         )
-    return n
+    return ids
 
 
-def check_qa(qa: str | None) -> int | None:
-    """The number of the user's questions; an error naming the line and field of a bad row."""
+def check_qa(qa: str | None, doc_ids: set[str]) -> int | None:
+    """The number of the user's questions; an error naming the line and field of a bad row, or a gold
+    document (`doc_ids`, optional) that is not among the documents."""
     if qa is None:
         return None
     from ragtune.records import RecordError, load_qa
@@ -53,6 +55,13 @@ def check_qa(qa: str | None) -> int | None:
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise RagtuneError(f"--qa {qa}: question id {dup!r} appears more than once; ids must be unique")
+    for i, r in enumerate(rows, 1):
+        unknown = [d for d in r.doc_ids if d not in doc_ids]
+        if unknown:
+            raise RagtuneError(
+                f"--qa {qa}: question {r.id!r} (row {i}) names doc_ids {unknown[:3]} that are not documents of "
+                f"DOCS (ids are paths relative to DOCS, e.g. {min(doc_ids)!r}); fix or drop its `doc_ids`"
+            )
     return len(rows)
 
 

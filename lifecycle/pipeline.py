@@ -55,8 +55,9 @@ class _Run:
         cfg = self.cfg
         self.echo(f"[1/{N_STEPS}] check the inputs ...")
         t0 = time.perf_counter()
-        n_docs = inputs.check_documents(cfg.docs)
-        self.n_user_qa = inputs.check_qa(cfg.qa)
+        doc_ids = inputs.check_documents(cfg.docs)
+        n_docs = len(doc_ids)
+        self.n_user_qa = inputs.check_qa(cfg.qa, doc_ids)
         self.base_dir = inputs.check_base(cfg.base)
         budget.check_budget(cfg.budget_minutes, cfg.trains("raft") or cfg.trains("ft"))
         inputs.check_run_folder(cfg, inputs.run_identity(cfg))
@@ -102,6 +103,7 @@ class _Run:
             generator=cfg.synth_generator,
             api_key=cfg.synth_api_key,
             max_chunks=self.plan.max_chunks if self.plan.max_chunks < self.plan.chunks else None,
+            questions_per_chunk=self.plan.questions_per_chunk,
             seed=cfg.seed,
             read_back=cfg.read_back,
         )
@@ -238,12 +240,13 @@ class _Run:
             "test": file_hash(test["path"]),
             "train": file_hash(self.train_qa),
             "user": file_hash(self.cfg.qa) if self.cfg.qa else None,
+            "metric": self.cfg.metric,
         }
         return self.steps.run(
             "evaluate",
             "evaluate every system on the held-out questions",
             key,
-            lambda: evaluate_systems(specs, test["path"], self.cfg.qa, self.train_qa, self.out, self.cfg.seed, self.progress),
+            lambda: evaluate_systems(specs, test["path"], self.cfg.qa, self.train_qa, self.out, self.cfg.seed, self.progress, self.cfg.metric),
             [self.out / "eval" / "results.json"],
         )  # fmt: skip
 

@@ -27,6 +27,12 @@ def _bad_qa(root: Path) -> list[str]:
     return ["--qa", str(root / "qa.jsonl")]
 
 
+def _unknown_doc(root: Path) -> list[str]:
+    write_corpus(root / "docs")
+    (root / "qa.jsonl").write_text('{"question": "Who?", "answer": "Mara", "doc_ids": ["nowhere.md"]}\n')
+    return ["--qa", str(root / "qa.jsonl")]
+
+
 def _not_chat(root: Path) -> list[str]:
     write_corpus(root / "docs")
     (root / "model").mkdir()
@@ -55,6 +61,7 @@ CASES = {  # name -> (set-up, words the error must hold, whether RUN exists befo
     "no readable documents": (_no_docs, ["holds no readable documents", "picture.png"], False),
     "too few documents": (_too_few, ["holds 3 readable document(s)", "at least 5"], False),
     "bad --qa row": (_bad_qa, ["qa.jsonl:2", "`answer`"], False),
+    "--qa names an unknown document": (_unknown_doc, ["doc_ids ['nowhere.md']", "brightwater.md"], False),
     "base not a chat model": (_not_chat, ["is not a chat model", "chat template"], False),
     "budget too small": (_small_budget, ["leaves no time for training", "--budget-minutes"], False),
     "run from other inputs": (_other_run, ["holds a run made from other inputs", "docs:", "--force"], True),

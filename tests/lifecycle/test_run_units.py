@@ -13,23 +13,24 @@ from lifecycle.steps import StepStore
 from ragtune.errors import RagtuneError
 from ragtune.winner import Winner, read_winner, write_winner
 
-PLANS = [  # budget min, chunks -> chunks asked, training examples, test questions, cut
-    (30, 60, 60, 481, 169, False),
-    (30, 900, 198, 481, 169, True),
-    (10, 40, 40, 131, 46, False),
+PLANS = [  # budget min, chunks -> chunks asked, spans per chunk, training examples, test questions, cut
+    (30, 60, 60, 4, 217, 210, False),
+    (30, 900, 621, 1, 217, 210, True),
+    (10, 40, 40, 4, 67, 65, False),
 ]
 
 
-@pytest.mark.parametrize(("minutes", "chunks", "asked", "examples", "tests", "cut"), PLANS)
-def test_the_budget_sizes_each_part(minutes, chunks, asked, examples, tests, cut):
+@pytest.mark.parametrize(("minutes", "chunks", "asked", "per_chunk", "examples", "tests", "cut"), PLANS)
+def test_the_budget_sizes_each_part(minutes, chunks, asked, per_chunk, examples, tests, cut):
     plan = make_plan(minutes, chunks, ["base", "rag", "raft+rag"], trains=True)
-    assert (plan.max_chunks, plan.max_train_examples, plan.max_test_questions) == (asked, examples, tests)
+    got = (plan.max_chunks, plan.questions_per_chunk, plan.max_train_examples, plan.max_test_questions)
+    assert got == (asked, per_chunk, examples, tests)
     assert bool(plan.cuts) == cut
 
 
 def test_the_users_questions_take_their_share_of_the_evaluation_first():
     systems = ["base", "rag", "raft+rag"]
-    assert make_plan(30, 60, systems, trains=True, n_user=100).max_test_questions == 169 - 100
+    assert make_plan(30, 60, systems, trains=True, n_user=100).max_test_questions == 210 - 100
     assert make_plan(30, 60, systems, trains=True, n_user=400).max_test_questions == 20  # the floor
 
 
@@ -40,7 +41,9 @@ def test_a_budget_with_no_room_for_training_is_refused_only_when_training_is_ask
 
 
 def test_epochs_shrink_to_the_plan_and_say_so():
-    plan = Plan(budget_s=600, max_chunks=10, chunks=10, max_train_examples=120, max_test_questions=20)
+    plan = Plan(
+        600, max_chunks=10, chunks=10, questions_per_chunk=1, max_train_examples=120, max_test_questions=20
+    )
     assert epochs_for(plan, 30, 3.0) == (3.0, None)
     epochs, note = epochs_for(plan, 100, 3.0)
     assert epochs == 1.2 and "120 examples" in note
