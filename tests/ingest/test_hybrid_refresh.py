@@ -33,7 +33,7 @@ def _hits(index_dir, encoder, query: str, mode: str, k: int = 5) -> list[str]:
 def test_refresh_add_change_delete_leaves_no_stale_lexical_hit(encoder, tmp_path):
     src, idx = write_tree(tmp_path / "src", V1), tmp_path / "idx"
     ingest([src], idx, encoder=encoder, show_progress=False)
-    assert _hits(idx, encoder, "Orkwick ferry", "bm25")[0] == "change"
+    assert _hits(idx, encoder, "Orkwick ferry", "bm25")[0] == "change.txt"
     (src / "gone.txt").unlink()
     write_tree(
         src,
@@ -42,14 +42,18 @@ def test_refresh_add_change_delete_leaves_no_stale_lexical_hit(encoder, tmp_path
     report = ingest([src], idx, encoder=encoder, show_progress=False)
     assert report.counts["added"] == report.counts["changed"] == report.counts["removed"] == 1
     for mode in ("bm25", "hybrid"):  # the old words lead nowhere stale, the new ones are found
-        assert "gone" not in _hits(idx, encoder, "Dunmarrow mill barley", mode)
+        assert "gone.txt" not in _hits(idx, encoder, "Dunmarrow mill barley", mode)
         assert _hits(idx, encoder, "Dunmarrow mill barley Orkwick ferry", "bm25") == []
-        assert _hits(idx, encoder, "Calloway bridge", mode)[0] == "change"
-        assert _hits(idx, encoder, "Kestrel Vale hops", mode)[0] == "new"
+        assert _hits(idx, encoder, "Calloway bridge", mode)[0] == "change.txt"
+        assert _hits(idx, encoder, "Kestrel Vale hops", mode)[0] == "new.txt"
     with KnowledgeIndex.open(idx) as ki:
-        assert len(ki.lexical) == ki.ntotal == 3 and set(ki.documents) == {"keep", "change", "new"}
+        assert len(ki.lexical) == ki.ntotal == 3 and set(ki.documents) == {
+            "keep.txt",
+            "change.txt",
+            "new.txt",
+        }
     rollback(idx, "v000001")  # both parts come back together
-    assert _hits(idx, encoder, "Dunmarrow mill", "bm25")[0] == "gone"
+    assert _hits(idx, encoder, "Dunmarrow mill", "bm25")[0] == "gone.txt"
     assert _hits(idx, encoder, "Calloway bridge", "bm25") == []
 
 
@@ -70,7 +74,9 @@ def test_old_index_dense_default_clear_error_then_add_lexical(encoder, tmp_path,
     ingest([src], idx, encoder=encoder, show_progress=False)
     _strip_lexical(idx)
     with caplog.at_level(logging.WARNING, logger="retriever.modes"):
-        assert _hits(idx, encoder, "Orkwick ferry", None)[0] == "change"  # the default falls back to dense
+        assert (
+            _hits(idx, encoder, "Orkwick ferry", None)[0] == "change.txt"
+        )  # the default falls back to dense
     assert "falls back to dense" in caplog.text and "ragtune index add-lexical" in caplog.text
     with pytest.raises(LexicalMissing, match=r"ragtune index add-lexical --index .*ingest SOURCES"):
         Retriever.open(idx, mode="hybrid")
@@ -81,7 +87,7 @@ def test_old_index_dense_default_clear_error_then_add_lexical(encoder, tmp_path,
         assert new.version == "v000002" and new.has_lexical and not old.has_lexical
         same = [new.faiss.reconstruct(i) for i in range(3)], [old.faiss.reconstruct(i) for i in range(3)]
         np.testing.assert_array_equal(*same)  # nothing re-embedded
-    assert _hits(idx, encoder, "Orkwick ferry", "hybrid")[0] == "change"
+    assert _hits(idx, encoder, "Orkwick ferry", "hybrid")[0] == "change.txt"
 
 
 DRIVER = textwrap.dedent("""
@@ -117,8 +123,8 @@ def test_kill_9_during_rebuild_keeps_last_version_with_both_parts(encoder, tmp_p
     assert current_version(idx) == "v000001"
     with KnowledgeIndex.open(idx) as ki:
         assert ki.has_lexical and len(ki.lexical) == ki.ntotal
-    assert _hits(idx, encoder, "whale oil lighthouse", "bm25")[0] == "keep"
-    assert _hits(idx, encoder, "whale oil lighthouse", "hybrid")[0] == "keep"
+    assert _hits(idx, encoder, "whale oil lighthouse", "bm25")[0] == "keep.txt"
+    assert _hits(idx, encoder, "whale oil lighthouse", "hybrid")[0] == "keep.txt"
     assert _hits(idx, encoder, "paraffin", "bm25") == []
     assert ingest([src], idx, encoder=encoder, show_progress=False).published  # the leftovers are cleaned
-    assert _hits(idx, encoder, "paraffin", "bm25")[0] == "keep"
+    assert _hits(idx, encoder, "paraffin", "bm25")[0] == "keep.txt"
