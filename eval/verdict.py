@@ -101,7 +101,8 @@ def format_gaps(split: Mapping[str, Any]) -> list[dict[str, Any]]:
     for name, s in (split.get("systems") or {}).items():
         em, contained = metric_mean(s, "exact_match"), metric_mean(s, "contains")
         if em is not None and contained is not None and contained - em >= FORMAT_GAP:
-            out.append({"system": name, "exact_match": em, "contains": contained})
+            shots = bool((s.get("spec") or {}).get("fewshot"))
+            out.append({"system": name, "exact_match": em, "contains": contained, "fewshot": shots})
     return out
 
 
@@ -202,8 +203,12 @@ def _split_text(v: Mapping[str, Any]) -> str:
 def _gap_text(g: Mapping[str, Any]) -> str:
     return (
         f"{g['system']} contains the answer in {g['contains']:.1f}% of its replies but matches it exactly in "
-        f"{g['exact_match']:.1f}%: it knows the answer but not the format; a fine-tune or a few-shot prompt "
-        f"fixes that cheaply."
+        f"{g['exact_match']:.1f}%: it knows the answer but not the format; "
+        + (
+            "a fine-tune fixes that cheaply."
+            if g.get("fewshot")
+            else "a fine-tune or a few-shot prompt fixes that cheaply."
+        )
     )
 
 

@@ -3,6 +3,8 @@ systems that know the answer but not its format."""
 
 from __future__ import annotations
 
+import copy
+
 from test_eval_verdict import _ci, _cmp, _results, _split, _system
 
 from eval.report import _blocks, _render_md
@@ -60,6 +62,12 @@ def test_knows_the_answer_but_not_the_format():
     v = compute_verdict(_chatty("exact_match"))
     gaps = v["splits"]["test"]["format_gaps"]
     assert [g["system"] for g in gaps] == ["rag"]  # 45 contained vs 0 EM; ft's 30 vs 30 is no gap
+    chatty = copy.deepcopy(_chatty("exact_match"))
+    chatty["splits"]["test"]["systems"]["rag"]["spec"]["fewshot"] = 3  # few-shot already: only a fine-tune
+    assert (
+        "0.0%: it knows the answer but not the format; a fine-tune fixes that cheaply."
+        in (compute_verdict(chatty)["splits"]["test"]["text"])
+    )
     assert (
         "rag contains the answer in 45.0% of its replies but matches it exactly in 0.0%: it knows the answer "
         "but not the format; a fine-tune or a few-shot prompt fixes that cheaply."
