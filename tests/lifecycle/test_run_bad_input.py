@@ -61,7 +61,7 @@ CASES = {  # name -> (set-up, words the error must hold, whether RUN exists befo
     "no readable documents": (_no_docs, ["holds no readable documents", "picture.png"], False),
     "too few documents": (_too_few, ["holds 3 readable document(s)", "at least 5"], False),
     "bad --qa row": (_bad_qa, ["qa.jsonl:2", "`answer`"], False),
-    "--qa names an unknown document": (_unknown_doc, ["doc_ids ['nowhere.md']", "brightwater.md"], False),
+    "--qa names an unknown document": (_unknown_doc, ["doc_ids ['nowhere.md']", "e.g. 'aldmouth.md'"], False),
     "base not a chat model": (_not_chat, ["is not a chat model", "chat template"], False),
     "budget too small": (_small_budget, ["leaves no time for training", "--budget-minutes"], False),
     "run from other inputs": (_other_run, ["holds a run made from other inputs", "docs:", "--force"], True),
