@@ -139,6 +139,25 @@ def cost_table(split: Mapping[str, Any]) -> Table:
     return header, rows
 
 
+def retrieval_cell(spec: Mapping[str, Any], describe: Mapping[str, Any]) -> str:
+    """How a system retrieved: off, dense, bm25, or hybrid with its fusion (weighted: the dense share).
+
+    In-process systems record the kind their retriever ran (`retrieval_kind`: an index without a lexical
+    part falls back to dense); a server asked for no mode used its own, whose fusion it does not report."""
+    if not spec.get("retrieval"):
+        return "off"
+    kind = describe.get("retrieval_kind") or spec.get("retrieval_mode")
+    if kind is None:
+        return "the server's default" if describe.get("mode") == "http" else "–"
+    if kind != "hybrid":
+        return kind
+    if describe.get("mode") == "http":  # the chat request names the kind only: the server fuses its own way
+        return "hybrid (the server's fusion)"
+    if spec.get("fusion", "rrf") == "weighted":
+        return f"hybrid, weighted (dense {spec.get('fusion_weight', 0.5):g})"
+    return "hybrid, RRF"
+
+
 def config_table(split: Mapping[str, Any]) -> Table:
     header = [
         "system",
@@ -146,6 +165,7 @@ def config_table(split: Mapping[str, Any]) -> Table:
         "model sha256",
         "index version",
         "retriever",
+        "retrieval",
         "few-shot k (seed)",
         "cached",
     ]
@@ -159,6 +179,7 @@ def config_table(split: Mapping[str, Any]) -> Table:
                 (d.get("model_sha256") or "–")[:12],
                 d.get("index_version") or spec.get("index_version") or "–",
                 (d.get("retriever_fingerprint") or spec.get("retriever") or "–")[:16],
+                retrieval_cell(spec, d),
                 f"{spec['fewshot']} ({spec['fewshot_seed']})" if spec["fewshot"] else "0",
                 f"{s['cached']}/{s['n']}",
             ]
