@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ragtune.artifacts import read_artifact
 from ragtune.errors import RagtuneError
+from ragtune.feedback import open_feedback
 from ragtune.prompt import PROMPT_FORMAT, build_messages
 from serve.admission import REASONS, AdmissionGate, AdmissionLimits, AdmittedStream
 from serve.auth import caller_id, check_bearer
@@ -28,6 +29,7 @@ from serve.backends import load_backend
 from serve.chat import CHAT_DOC, ChatLimits, ChatService, PromptSpec, to_source
 from serve.config import ServeSettings
 from serve.errors import APIError, BodySizeLimit, error_response, install_error_handlers
+from serve.feedback import AnswerRecorder
 from serve.knowledge import KnowledgeHolder
 from serve.metrics import Metrics
 from serve.page import router as chat_page
@@ -35,6 +37,8 @@ from serve.schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
     IndexInfo,
     ModelCard,
     ModelList,
@@ -61,6 +65,7 @@ class State:
     knowledge: KnowledgeHolder | None = None
     chat: ChatService | None = None
     admission: AdmissionGate | None = None
+    feedback: AnswerRecorder | None = None  # serve --feedback-db
     model_id: str = ""
     created: int = 0
     ready: bool = False
@@ -211,7 +216,11 @@ class Lifespan:
             )
             st.knowledge.start_polling()
         limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k, cfg.default_retrieval)
-        st.chat = ChatService(st.backend, st.knowledge, metrics, limits, self.spec, served_system(cfg))
+        if cfg.feedback_db is not None:
+            st.feedback = AnswerRecorder(await asyncio.to_thread(open_feedback, cfg.feedback_db))
+        st.chat = ChatService(
+            st.backend, st.knowledge, metrics, limits, self.spec, served_system(cfg), st.feedback
+        )
         st.created, st.ready = int(time.time()), True
 
     async def _stop(self) -> None:
@@ -221,6 +230,8 @@ class Lifespan:
             await st.knowledge.aclose()
         await st.backend.aclose()
         logger.info("server stopped")
+        if st.feedback is not None:
+            st.feedback.close()
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -241,6 +252,17 @@ def get_chat(request: Request) -> ChatService:
 
 
 def get_knowledge(request: Request) -> KnowledgeHolder:
+def get_feedback(request: Request) -> AnswerRecorder:
+    st = get_state(request)
+    if st.feedback is None:
+        raise APIError(
+            404,
+            "this server stores no feedback; start it with --feedback-db FILE",
+            code="no_feedback_db",
+        )
+    return st.feedback
+
+
     st = get_state(request)
     if st.knowledge is None:
         raise APIError(404, "this server has no knowledge index; start it with --index DIR", code="no_index")
@@ -256,6 +278,7 @@ StateDep = Annotated[State, Depends(get_state)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 KnowledgeDep = Annotated[KnowledgeHolder, Depends(get_knowledge)]
 
+FeedbackDep = Annotated[AnswerRecorder, Depends(get_feedback)]
 public = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=ERRORS)
 
@@ -346,6 +369,15 @@ async def index_info(kn: KnowledgeDep) -> IndexInfo:
     with kn.lease() as retriever:
         m = retriever.index.manifest
         return IndexInfo(
+@v1.post(
+    "/feedback", response_model=FeedbackResponse, summary="Rate an answer: up or down, with a correction."
+)
+async def feedback(req: FeedbackRequest, request: Request, st: StateDep, fb: FeedbackDep) -> FeedbackResponse:
+    # A slot like a chat request's (queue and per-key limits); answered only once the row is committed
+    with st.admission.admit(caller_id(request)):
+        return await fb.rate(req)
+
+
             version=retriever.version,
             dir=kn.name,  # the index folder's name, never its path on the server
             counts=m.get("counts", {}),

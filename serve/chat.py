@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragtune.prompt import build_messages
 from ragtune.records import Passage
@@ -30,6 +30,9 @@ from serve.schemas import (
 )
 from serve.torch_threads import single_threaded
 from serve.types import Backend, Delta, Prepared, SamplingOptions, backend_failure
+
+if TYPE_CHECKING:
+    from serve.feedback import AnswerRecorder
 
 SNIPPET_CHARS = 300
 CHAT_DOC = """OpenAI's chat completions, answered from the knowledge index with the passages used (`sources`).
@@ -76,6 +79,9 @@ class Turn:
     opts: SamplingOptions
     sources: list[Source] = field(default_factory=list)
     index_version: str | None = None
+    question: str = ""  # the last user message (what the feedback database stores as the question)
+    request_messages: list[dict[str, str]] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)  # whole, as quoted in the prompt
 
 
 def to_source(p: Passage) -> Source:
@@ -98,10 +104,12 @@ class ChatService:
         limits: ChatLimits,
         spec: PromptSpec | None = None,
         served: ServedSystem | None = None,
+        recorder: AnswerRecorder | None = None,
     ):
         self.backend, self.knowledge, self.metrics, self.limits = backend, knowledge, metrics, limits
         self.spec = spec or PromptSpec()
         self.served = served
+        self.recorder = recorder  # stores every finished answer (serve --feedback-db), else None
 
     # --- building the turn ----------------------------------------------------------------------------
     async def retrieve(self, query: str, k: int, mode: str | None = None) -> tuple[list[Passage], str | None]:
@@ -134,7 +142,8 @@ class ChatService:
             )
         msgs = [{"role": m.role, "content": m.text()} for m in req.messages]
         sources: list[Source] = []
-        version = None
+        passages: list[Passage] = []
+        version, question = None, ""
         if req.raw_prompt:
             messages = msgs
         else:
@@ -157,7 +166,6 @@ class ChatService:
                 )
             system = [m["content"] for m in msgs[:last] if m["role"] in ("system", "developer")]
             history = [m for m in msgs[:last] if m["role"] in ("user", "assistant")]
-            passages: list[Passage] = []
             if self.limits.default_retrieval if req.retrieval is None else req.retrieval:
                 k = self.limits.default_top_k if req.top_k is None else req.top_k
                 passages, version = await self.retrieve(question, k, req.retrieval_mode)
@@ -170,7 +178,7 @@ class ChatService:
             )
         prepared = self.backend.prepare(messages)
         prepared.extra["raw_prompt"] = req.raw_prompt
-        return Turn(prepared, self._options(req, prepared), sources, version)
+        return Turn(prepared, self._options(req, prepared), sources, version, question, msgs, passages)
 
     def _options(self, req: ChatCompletionRequest, prepared: Prepared) -> SamplingOptions:
         cap, ctx, n_prompt = self.limits.max_tokens_cap, self.backend.max_context, prepared.prompt_tokens
@@ -220,8 +228,10 @@ class ChatService:
             parts.append(d.text)
             last = d
         usage = self._usage(turn, last)
+        response_id = new_id()
+        await self._record(turn, response_id, model_id, "".join(parts))
         return ChatCompletionResponse(
-            id=new_id(),
+            id=response_id,
             created=int(time.time()),
             model=model_id,
             choices=[Choice(message=ResponseMessage(content="".join(parts)), finish_reason=_reason(last))],
@@ -269,7 +279,7 @@ class ChatService:
                 **({"ragtune_system": self.served.model_dump()} if self.served else {}),
             }
         )
-        last, seen_text, finished = Delta(), False, False
+        last, seen_text, finished, parts = Delta(), False, False, []
         self.metrics.in_flight.inc()
         try:
             d: Delta | None = first
@@ -279,6 +289,7 @@ class ChatService:
                     yield "data: [DONE]\n\n"
                     return
                 last = d
+                parts.append(d.text)
                 if d.text:
                     if not seen_text:
                         self.metrics.ttft.observe(time.perf_counter() - t0)
@@ -294,6 +305,7 @@ class ChatService:
             if req.stream_options is not None and req.stream_options.include_usage:
                 yield _sse_event({**base, "choices": [], "usage": self._usage(turn, last).model_dump()})
             finished = True
+            await self._record(turn, base["id"], model_id, "".join(parts))  # stored before [DONE]
             yield "data: [DONE]\n\n"
         finally:
             if not finished and last.finish_reason is None:
@@ -303,6 +315,10 @@ class ChatService:
             self.metrics.latency.labels(route="/v1/chat/completions (stream, to end)").observe(
                 time.perf_counter() - t0
             )
+
+    async def _record(self, turn: Turn, response_id: str, model_id: str, answer: str) -> None:
+        if self.recorder is not None:
+            await self.recorder.record(turn, response_id, model_id, answer, self.served)
 
     def _error_event(self, message: str) -> str:
         """A backend failure as an in-band event: the error object its status would carry."""

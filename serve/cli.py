@@ -143,6 +143,13 @@ logger = logging.getLogger(__name__)
     help="Serve the winner of a `ragtune run` folder: its model, index, retriever, top-k and few-shot turns "
     "from RUN/winner.json (flags for those are refused; host, port, keys and limits still apply).",
 )
+@click.option(
+    "--feedback-db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite file that stores every answer and the ratings of them (POST /v1/feedback, the page's "
+    "buttons); `ragtune feedback export` turns it into training data.",
+)
 @click.option("--config", type=click.Path(), default=None, help="YAML settings file (flags override it).")
 @click.option(
     "--port-file", type=click.Path(), default=None, help="Write the bound port here once listening."

@@ -120,6 +120,11 @@ class ServeSettings(Settings):
     )
     run_name: str | None = Field(None, description="The run whose winner is served (serve --from).")
     system_name: str | None = Field(None, description="The winning system's name in the run's report.")
+    feedback_db: Path | None = Field(
+        None,
+        description="SQLite file that stores every answer and the ratings of them (POST /v1/feedback); "
+        "unset: no answer is stored and /v1/feedback is a 404.",
+    )
     insecure_no_auth: bool = Field(
         False,
         description="Serve without an API key on a non-loopback address (anyone who reaches it can chat "

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from ragtune.feedback import MAX_CORRECTION_CHARS, MAX_NOTE_CHARS
+
 MAX_STOP = 4
 _NOT = "Not supported by this server (a 400 that names the field)"
 
@@ -262,6 +264,32 @@ class ReloadResponse(BaseModel):
 
 
 class ErrorBody(BaseModel):
+class FeedbackRequest(BaseModel):
+    """A rating of one served answer (`POST /v1/feedback`), kept with the answer it rates."""
+
+    model_config = ConfigDict(extra="forbid")
+    response_id: str = Field(
+        min_length=1, max_length=200, description="The `id` of the chat completion being rated."
+    )
+    rating: Literal["up", "down"] = Field(description="up: a good answer; down: a wrong or unhelpful one.")
+    correction: Text | None = Field(
+        None,
+        max_length=MAX_CORRECTION_CHARS,
+        description=f"The right answer, in the reader's words (up to {MAX_CORRECTION_CHARS} characters).",
+    )
+    note: Text | None = Field(
+        None, max_length=MAX_NOTE_CHARS, description=f"Anything else (up to {MAX_NOTE_CHARS} characters)."
+    )
+
+
+class FeedbackResponse(BaseModel):
+    object: Literal["feedback"] = "feedback"
+    id: int = Field(description="The stored row's id.")
+    response_id: str
+    rating: str
+    stored: bool = True
+
+
     message: str
     type: str
     param: str | None = None
