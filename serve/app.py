@@ -215,9 +215,9 @@ class Lifespan:
                 _retrieval_mode(cfg),
             )
             st.knowledge.start_polling()
-        limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k, cfg.default_retrieval)
         if cfg.feedback_db is not None:
             st.feedback = AnswerRecorder(await asyncio.to_thread(open_feedback, cfg.feedback_db))
+        limits = ChatLimits(cfg.max_tokens_cap, cfg.default_max_tokens, cfg.top_k, cfg.default_retrieval)
         st.chat = ChatService(
             st.backend, st.knowledge, metrics, limits, self.spec, served_system(cfg), st.feedback
         )
@@ -229,9 +229,9 @@ class Lifespan:
         if st.knowledge is not None:
             await st.knowledge.aclose()
         await st.backend.aclose()
-        logger.info("server stopped")
         if st.feedback is not None:
             st.feedback.close()
+        logger.info("server stopped")
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -251,7 +251,6 @@ def get_chat(request: Request) -> ChatService:
     return st.chat
 
 
-def get_knowledge(request: Request) -> KnowledgeHolder:
 def get_feedback(request: Request) -> AnswerRecorder:
     st = get_state(request)
     if st.feedback is None:
@@ -263,6 +262,7 @@ def get_feedback(request: Request) -> AnswerRecorder:
     return st.feedback
 
 
+def get_knowledge(request: Request) -> KnowledgeHolder:
     st = get_state(request)
     if st.knowledge is None:
         raise APIError(404, "this server has no knowledge index; start it with --index DIR", code="no_index")
@@ -277,8 +277,8 @@ async def authorized(request: Request) -> None:
 StateDep = Annotated[State, Depends(get_state)]
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 KnowledgeDep = Annotated[KnowledgeHolder, Depends(get_knowledge)]
-
 FeedbackDep = Annotated[AnswerRecorder, Depends(get_feedback)]
+
 public = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=ERRORS)
 
@@ -364,11 +364,6 @@ async def retrieve(
     return RetrieveResponse(index_version=version or kn.version, data=[to_source(p) for p in passages])
 
 
-@v1.get("/index", response_model=IndexInfo)
-async def index_info(kn: KnowledgeDep) -> IndexInfo:
-    with kn.lease() as retriever:
-        m = retriever.index.manifest
-        return IndexInfo(
 @v1.post(
     "/feedback", response_model=FeedbackResponse, summary="Rate an answer: up or down, with a correction."
 )
@@ -378,6 +373,11 @@ async def feedback(req: FeedbackRequest, request: Request, st: StateDep, fb: Fee
         return await fb.rate(req)
 
 
+@v1.get("/index", response_model=IndexInfo)
+async def index_info(kn: KnowledgeDep) -> IndexInfo:
+    with kn.lease() as retriever:
+        m = retriever.index.manifest
+        return IndexInfo(
             version=retriever.version,
             dir=kn.name,  # the index folder's name, never its path on the server
             counts=m.get("counts", {}),

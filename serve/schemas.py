@@ -263,7 +263,6 @@ class ReloadResponse(BaseModel):
     error: str | None = None
 
 
-class ErrorBody(BaseModel):
 class FeedbackRequest(BaseModel):
     """A rating of one served answer (`POST /v1/feedback`), kept with the answer it rates."""
 
@@ -290,6 +289,7 @@ class FeedbackResponse(BaseModel):
     stored: bool = True
 
 
+class ErrorBody(BaseModel):
     message: str
     type: str
     param: str | None = None
