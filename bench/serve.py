@@ -14,7 +14,12 @@ untied so that it emits text) and an index of the first --docs abstracts of BEIR
   3. batching gain: output-token throughput at 8 clients ÷ at 1 (goal ≥ 3 on the tiny model), and the
      1-client decode speed (1 ÷ TPOT p50) ÷ the fp32 weight-read ceiling (1 ÷ the time to read the
      model's parameters once as fp32, measured here: the memory-bound limit of an fp32 decode step);
-  4. two index swaps (re-ingests of a changed document) under 8 streaming clients: failed requests (goal 0).
+  4. two index swaps (re-ingests of a changed document) under 8 streaming clients: failed requests (goal 0);
+     with --soak S: --soak-clients clients for at least S seconds instead, their requests rotating over the
+     base model and every --lora adapter, e2e p50/p95 and the answers completed;
+  5. with --backend llama.cpp and --llamacpp-baseline: llama-cpp-python's own single-stream
+     `create_completion` on the same GGUF and the same rendered RAG prompts (TTFT, decode tokens/s), and the
+     server's 1-client decode ÷ it (goal ≥ 1: the server adds nothing).
 Bounded: --requests-per-client requests per client per level and a --time-limit per level. The machine is
 shared: re-run before quoting.
 """
@@ -169,6 +174,7 @@ def summarize(results: list[dict], wall: float, clients: int) -> dict:
     }
     for name, xs in (("ttft", [r["ttft"] for r in ok]), ("tpot", tpot), ("e2e", [r["e2e"] for r in ok])):
         out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = pct(xs, 50) * 1e3, pct(xs, 99) * 1e3
+        out[f"{name}_p95_ms"] = pct(xs, 95) * 1e3
         out[f"{name}_mean_ms"] = statistics.fmean(xs) * 1e3 if xs else float("nan")
     return out
 
@@ -209,13 +215,17 @@ def rag_messages(index: Path, k: int) -> list[list[dict]]:
         r.close()
 
 
-async def swaps_under_load(url: str, bodies: list[dict], index: Path, src: Path, clients: int) -> dict:
+async def swaps_under_load(
+    url: str, bodies: list[dict], index: Path, src: Path, clients: int, seconds: float = 0
+) -> dict:
+    """Two re-ingests while `clients` stream; the load lasts at least `seconds`."""
     from ingest import ingest
 
     stop = asyncio.Event()
+    t0 = time.perf_counter()
     load = asyncio.create_task(run_level(url, bodies, clients, 0, 0, stop=stop))
     versions = []
-    await asyncio.sleep(2)
+    await asyncio.sleep(2 if not seconds else seconds / 4)
     for i in range(2):
         rows = [json.loads(line) for line in src.read_text().splitlines()]
         rows[0]["text"] = f"Revision {i + 1}: " + rows[0]["text"]
@@ -223,7 +233,8 @@ async def swaps_under_load(url: str, bodies: list[dict], index: Path, src: Path,
         report = await asyncio.to_thread(ingest, [src], index, show_progress=False)
         versions.append(report.version)
         await wait_for_version(url, report.version)  # the server polls CURRENT every 0.5 s
-        await asyncio.sleep(2)  # and keeps serving the new version under load
+        await asyncio.sleep(2 if not seconds else seconds / 4)  # and keeps serving it under load
+    await asyncio.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
     stop.set()
     out = await load
     out["published"] = versions
@@ -261,6 +272,8 @@ async def main_async(args) -> dict:
     extra += ["--backend", args.backend] + (
         ["--ct2-compute-type", args.ct2_compute_type] * bool(args.ct2_compute_type)
     )
+    for spec in args.lora:
+        extra += ["--lora", spec]
     if args.torch_threads:
         import torch
 
@@ -278,9 +291,16 @@ async def main_async(args) -> dict:
         bodies = [{**base, "messages": [{"role": "user", "content": q}]} for q in QUESTIONS]
         await run_level(url, bodies, 2, 1, 60)  # warm-up
         report["levels"] = await concurrency_levels(url, bodies, args)
-        report.update(await overhead(url, bodies, base, model, index, args))
+        if args.rounds:
+            report.update(await overhead(url, bodies, base, model, index, args))
         if src is not None:
-            report["swaps"] = await swaps_under_load(url, bodies, index, src, 8)
+            names = [model.name] + [spec.partition("=")[0] for spec in args.lora]
+            rotating = [{**b, "model": names[i % len(names)]} for i, b in enumerate(bodies)]
+            clients = args.soak_clients if args.soak else 8
+            report["swaps"] = await swaps_under_load(url, rotating, index, src, clients, args.soak)
+            report["swaps"]["models"] = names
+    if args.llamacpp_baseline:
+        report["llamacpp_baseline"] = llamacpp_baseline(model, index, args)
     by = {lv["clients"]: lv for lv in report["levels"]}
     if 1 in by and 8 in by:
         report["batching_gain_8_over_1"] = by[8]["out_tok_per_s"] / by[1]["out_tok_per_s"]
@@ -288,6 +308,42 @@ async def main_async(args) -> dict:
         report["weight_read_ms"] = fp32_weight_read_s(model) * 1e3
         report["decode_over_ceiling_1_client"] = report["weight_read_ms"] / by[1]["tpot_p50_ms"]
     return report
+
+
+def llamacpp_baseline(model: Path, index: Path, args) -> dict:
+    """llama-cpp-python's own single-stream `create_completion` (streamed, greedy) on the GGUF the server
+    loads, with the prompts the server builds (rendered by its tokenizer): TTFT and decode tokens/s, p50."""
+    from llama_cpp import Llama
+
+    from serve.backends import load_backend
+    from serve.llamacpp_models import resolve_files
+
+    files = resolve_files(model, {}, args.gguf_type)
+    be = load_backend("llama.cpp", model, max_batch_size=1, llamacpp_options={"gguf_type": args.gguf_type})
+    prompts = [be.prepare(m).prompt_ids for m in rag_messages(index, args.top_k)]
+    asyncio.run(be.aclose())
+    threads = len(os.sched_getaffinity(0))
+    llm = Llama(
+        str(files.gguf), n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+    ttft, rate = [], []
+    for ids in prompts[: args.requests_per_client * 2]:
+        llm.reset()
+        t0, first, n = time.perf_counter(), None, 0
+        for _ in llm.create_completion(
+            ids, max_tokens=args.max_tokens, temperature=0.0, top_k=1, stream=True
+        ):
+            n += 1
+            first = first or time.perf_counter()
+        end = time.perf_counter()
+        ttft.append(first - t0)
+        if n > 1:
+            rate.append((n - 1) / (end - first))
+    return {
+        "ttft_p50_ms": statistics.median(ttft) * 1e3,
+        "decode_tok_s": statistics.median(rate),
+        "n": len(ttft),
+    }
 
 
 def fp32_weight_read_s(model: Path) -> float:
@@ -346,6 +402,7 @@ async def overhead(url: str, bodies: list[dict], base: dict, model: Path, index:
         model,
         max_batch_size=16,
         compute_type=args.ct2_compute_type,
+        llamacpp_options={"gguf_type": args.gguf_type},
         prefill_precision=args.prefill_precision,
         cpu_kernels=not args.no_cpu_kernels,
         weight_precision=args.weight_precision,
@@ -407,7 +464,14 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="transformers' own decode path (the backend before issue 10)",
     )
-    ap.add_argument("--backend", choices=["transformers", "ctranslate2"], default="transformers")
+    ap.add_argument("--backend", choices=["transformers", "ctranslate2", "llama.cpp"], default="transformers")
+    ap.add_argument("--gguf-type", default="q8_0", help="llama.cpp: the type a model folder is converted to")
+    ap.add_argument("--lora", action="append", default=[], help="llama.cpp: NAME=ADAPTER, served and rotated")
+    ap.add_argument("--soak", type=float, default=0, help="seconds of load around the two index swaps")
+    ap.add_argument("--soak-clients", type=int, default=16)
+    ap.add_argument(
+        "--llamacpp-baseline", action="store_true", help="llama-cpp-python create_completion, single stream"
+    )
     ap.add_argument("--ct2-compute-type", choices=["int8", "float32"], help="ctranslate2: weights")
     ap.add_argument("--json", help="write the full report here")
     return ap.parse_args()
@@ -431,9 +495,16 @@ def print_report(report: dict) -> None:
     if "swaps" in report:
         s = report["swaps"]
         print(
-            f"index swaps under 8 clients: published {s['published']}, {s['requests']} requests, "
-            f"{s['failed']} failed, versions served {s['versions']}"
+            f"index swaps under {s['clients']} clients for {s['wall_s']:.0f} s (models {s['models']}): "
+            f"published {s['published']}, {s['requests']} requests, {s['failed']} failed, e2e p50 "
+            f"{s['e2e_p50_ms']:.0f} ms p95 {s['e2e_p95_ms']:.0f} ms, versions served {s['versions']}"
         )
+    if "llamacpp_baseline" in report:
+        b, by = report["llamacpp_baseline"], {lv["clients"]: lv for lv in report["levels"]}
+        line = f"llama-cpp-python create_completion: TTFT p50 {b['ttft_p50_ms']:.0f} ms, decode {b['decode_tok_s']:.1f} tok/s"
+        if 1 in by:
+            line += f"; server 1-client decode ÷ it: {1e3 / by[1]['tpot_p50_ms'] / b['decode_tok_s']:.2f}"
+        print(line)
 
 
 def main() -> None:

@@ -123,3 +123,18 @@ def publishing(out: Path) -> Iterator[Path]:
         os.replace(tmp, out)
     except OSError:  # another process published it first
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def publishing_file(out: Path) -> Iterator[Path]:
+    """A staging file name beside `out`, renamed to `out` when the block succeeds (a reader never sees a
+    half-written file; a crash leaves the previous `out`); removed when it fails."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)

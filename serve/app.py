@@ -25,7 +25,7 @@ from ragtune.feedback import open_feedback
 from ragtune.prompt import PROMPT_FORMAT, build_messages
 from serve.admission import REASONS, AdmissionGate, AdmissionLimits, AdmittedStream
 from serve.auth import caller_id, check_bearer
-from serve.backends import load_backend
+from serve.backends import load_backend, served_names
 from serve.chat import CHAT_DOC, ChatLimits, ChatService, PromptSpec, to_source
 from serve.config import ServeSettings
 from serve.errors import APIError, BodySizeLimit, error_response, install_error_handlers
@@ -191,6 +191,7 @@ class Lifespan:
             openai_api_key=cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else None,
             vllm_options=cfg.vllm_options(),
             compute_type=cfg.ct2_compute_type,
+            llamacpp_options=cfg.llamacpp_options(),
             prefill_precision=cfg.prefill_precision,
             cpu_kernels=cfg.cpu_kernels,
             prefill_chunk_tokens=cfg.prefill_chunk_tokens,
@@ -300,6 +301,7 @@ async def readyz(st: StateDep):
         "backend": st.backend.kind,
         "index_version": st.knowledge.version if st.knowledge else None,
         "ragtune_system": (served.model_dump() if (served := served_system(st.settings)) else None),
+        "feedback": st.feedback is not None,  # POST /v1/feedback stores ratings (serve --feedback-db)
     }
 
 
@@ -310,40 +312,44 @@ async def metrics(st: StateDep) -> Response:
 
 @v1.get("/models", response_model=ModelList)
 async def models(st: StateDep) -> ModelList:
-    return ModelList(
-        data=[
-            ModelCard(
-                id=st.model_id,
-                created=st.created,
-                max_model_len=st.backend.max_context if st.backend else None,
-                ragtune_system=served_system(st.settings),
-            )
-        ]
+    max_len = st.backend.max_context if st.backend else None
+    base = ModelCard(
+        id=st.model_id, created=st.created, max_model_len=max_len, ragtune_system=served_system(st.settings)
     )
+    adapters = [
+        ModelCard(id=name, created=st.created, max_model_len=max_len, parent=st.model_id)
+        for name in served_names(st.backend)
+    ]
+    return ModelList(data=[base, *adapters])
 
 
 @v1.post("/chat/completions", response_model=ChatCompletionResponse, description=CHAT_DOC)
 async def chat_completions(req: ChatCompletionRequest, request: Request, st: StateDep, chat: ChatDep):
-    if req.model not in (st.model_id, str(st.settings.model)):
+    adapters = served_names(st.backend)
+    if req.model not in (st.model_id, str(st.settings.model), *adapters):
+        names = ", ".join(repr(n) for n in (st.model_id, *adapters))
         raise APIError(
             404,
-            f"model {req.model!r} is not served here; use {st.model_id!r} (GET /v1/models)",
+            f"model {req.model!r} is not served here; use {names} (GET /v1/models)",
             param="model",
             code="model_not_found",
         )
+    answering = req.model if req.model in adapters else st.model_id
     # A slot until the answer is sent, fails or its client leaves: a 429 when the server or this key is full
     with st.admission.admit(caller_id(request)) as ticket:
         turn = await chat.build_turn(req)
+        if answering != st.model_id:
+            turn.prepared.extra["adapter"] = answering  # the LoRA adapter the llama.cpp backend applies
         ticket.charge(turn.prepared)  # 429 when its prompt tokens do not fit now, 413 never
         if req.stream:
-            lines = await chat.start_stream(req, turn, st.model_id)
+            lines = await chat.start_stream(req, turn, answering)
             return AdmittedStream(
                 ticket,
                 lines,
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        return await _until_disconnect(request, chat.complete(req, turn, st.model_id), st.metrics)
+        return await _until_disconnect(request, chat.complete(req, turn, answering), st.metrics)
 
 
 def _retrieval_mode(cfg: Any) -> Any:

@@ -1,7 +1,9 @@
 """Choosing and loading a generation backend, and the in-process generator other stages use.
 
-`auto` picks vLLM when it is installed and a CUDA device is present, else transformers; `openai` is
-never picked automatically (it needs a remote URL); `ctranslate2` (CPU, the `ct2` extra) only when asked for.
+`auto` picks vLLM when it is installed and a CUDA device is present, else llama.cpp when llama-cpp-python
+is installed and the model is a Llama-architecture folder or a GGUF file (it has a GGUF or gets one by
+conversion), else transformers; `openai` is never picked automatically (it needs a remote URL);
+`ctranslate2` (CPU, the `ct2` extra) only when asked for.
 """
 
 from __future__ import annotations
@@ -19,20 +21,49 @@ from serve.types import Backend, Completion, Delta, SamplingOptions, backend_fai
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "vllm", "transformers", "ctranslate2", "openai")
+AUTO_LLAMACPP = False  # decided by measurement (docs/llamacpp.md)
+BACKENDS = ("auto", "vllm", "llama.cpp", "transformers", "ctranslate2", "openai")
 
 
-def resolve_backend(name: str) -> str:
+def resolve_backend(name: str, model: str | Path | None = None) -> str:
+    from serve import llamacpp_engine
     from serve.vllm_backend import cuda_available, is_vllm_available
 
     if name not in BACKENDS:
         raise RagtuneError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if name == "auto":
-        return "vllm" if is_vllm_available() and cuda_available() else "transformers"
-    return name
+    if name != "auto":
+        return name
+    if is_vllm_available() and cuda_available():
+        return "vllm"
+    if AUTO_LLAMACPP and llamacpp_engine.available() and _has_or_gets_gguf(model):
+        return "llama.cpp"
+    return "transformers"
+
+
+def _has_or_gets_gguf(model: str | Path | None) -> bool:
+    if model is None or models.is_default(model):
+        return True
+    path = Path(model)
+    if path.is_file():
+        return path.suffix == ".gguf"
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        return False
+    import json
+
+    return (json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or [""])[0] == "LlamaForCausalLM"
+
+
+def served_names(backend: object) -> list[str]:
+    """The LoRA adapters a backend serves besides its base model, by name (none for most backends)."""
+    return list(getattr(backend, "adapters", []) or [])
 
 
 def check_model_dir(model: str | Path | None, kind: str) -> None:
+    if kind == "llama.cpp" and model is not None and Path(model).is_file():
+        if Path(model).suffix != ".gguf":
+            raise RagtuneError(f"--model {model}: the llama.cpp backend takes a .gguf file or a model folder")
+        return
     if kind != "openai":  # a remote server holds its own model
         models.check_model_dir(model, "--model", default_ok=True)
 
@@ -49,14 +80,26 @@ def load_backend(
     openai_api_key: str | None = None,
     vllm_options: dict[str, Any] | None = None,
     compute_type: str | None = None,
+    llamacpp_options: dict[str, Any] | None = None,
     prefill_precision: str = "auto",
     cpu_kernels: bool = True,
     prefill_chunk_tokens: int = 256,
     weight_precision: str = "auto",
     prefix_cache_mb: float = 512,
 ) -> Backend:
-    kind = resolve_backend(kind)
+    kind = resolve_backend(kind, model)
     check_model_dir(model, kind)
+    if kind == "llama.cpp":
+        from serve.llamacpp_backend import LlamaCppBackend
+
+        return LlamaCppBackend(
+            model or "default",
+            max_batch_size=max_batch_size,
+            batch_window_ms=batch_window_ms,
+            model_id=model_id,
+            on_batch=on_batch,
+            **(llamacpp_options or {}),
+        )
     if kind == "transformers":
         from serve.hf_backend import TransformersBackend
 

@@ -36,10 +36,10 @@ logger = logging.getLogger(__name__)
 @retrieval_options(kind_param="retrieval_mode", defaults=False)
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "vllm", "transformers", "ctranslate2", "openai"]),
+    type=click.Choice(["auto", "vllm", "llama.cpp", "transformers", "ctranslate2", "openai"]),
     default=None,
-    help="Generation backend (default auto: vLLM when it and CUDA are present, else transformers; "
-    "ctranslate2: CPU, int8, needs the ct2 extra).",
+    help="Generation backend (default auto: vLLM when it and CUDA are present, else llama.cpp when "
+    "llama-cpp-python is installed, else transformers; ctranslate2: CPU, int8, needs the ct2 extra).",
 )
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000; 0 picks a free one).")
@@ -131,6 +131,21 @@ logger = logging.getLogger(__name__)
     default=None,
     help="ctranslate2: weights (default int8 where the CPU has it; float32 keeps fp32's greedy text).",
 )
+@click.option(
+    "--lora",
+    "loras",
+    multiple=True,
+    default=None,
+    help="llama.cpp: serve a LoRA adapter over the base as NAME=ADAPTER (a GGUF LoRA or a `ragtune tune "
+    "generator` folder); repeat for several; a request's `model` picks one by NAME.",
+)
+@click.option(
+    "--gguf-type",
+    type=click.Choice(["f32", "f16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"]),
+    default=None,
+    help="llama.cpp: the type a model folder without its own model.gguf is converted to (default q8_0).",
+)
+@click.option("--llamacpp-ctx", type=int, default=None, help="llama.cpp: context positions per request.")
 @click.option("--tensor-parallel-size", type=int, default=None, help="vllm: tensor-parallel GPUs.")
 @click.option("--pipeline-parallel-size", type=int, default=None, help="vllm: pipeline stages.")
 @click.option("--max-model-len", type=int, default=None, help="vllm: context length.")
@@ -192,6 +207,8 @@ def _settings(config: str | None, flags: dict) -> ServeSettings:
 
     from serve.config import load_serve_settings
 
+    flags["loras"] = list(flags.get("loras") or []) or None  # click gives () for an unused multiple option
+
     try:
         return load_serve_settings(config, **flags)
     except ValidationError as e:
@@ -229,7 +246,11 @@ def _check_inputs(settings: ServeSettings) -> None:
     if is_default(settings.model) or (settings.model is None and settings.backend != "openai"):
         settings.model = resolve_generator(settings.model, what="--model")
         settings.model_id = settings.model_id or DEFAULT_GENERATOR.name
-    check_model_dir(settings.model, resolve_backend(settings.backend))
+    kind = resolve_backend(settings.backend, settings.model)
+    check_model_dir(settings.model, kind)
+    if settings.loras and kind != "llama.cpp":
+        raise RagtuneError(f"--lora serves adapters with --backend llama.cpp, not {kind}")
+    settings.llamacpp_options()  # a malformed --lora is an error before anything loads
     try:
         resolve_weight_precision(settings.weight_precision, settings.prefill_precision)
     except ValueError as e:

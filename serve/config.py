@@ -75,6 +75,19 @@ class ServeSettings(Settings):
         pattern="^(int8|float32)$",
         description="ctranslate2 backend: int8 or float32 weights (default: int8 where the CPU has it).",
     )
+    loras: list[str] = Field(
+        default_factory=list,
+        description="llama.cpp backend: LoRA adapters served over the one base as NAME=ADAPTER (a GGUF LoRA "
+        "or a `ragtune tune generator` folder); a request's `model` picks one by NAME.",
+    )
+    gguf_type: str = Field(
+        "q8_0",
+        pattern="^(f32|f16|q8_0|q4_k_m|q5_k_m|q6_k)$",
+        description="llama.cpp backend: the type a model folder without its own model.gguf is converted to.",
+    )
+    llamacpp_ctx: int = Field(
+        2048, ge=64, description="llama.cpp backend: context positions per request (each slot's KV cache)."
+    )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm backend: GPUs per tensor-parallel group.")
     pipeline_parallel_size: int = Field(1, ge=1, description="vllm backend: pipeline stages.")
     max_model_len: int | None = Field(
@@ -141,6 +154,16 @@ class ServeSettings(Settings):
             "max_queue": self.max_queue,
             "max_per_key": self.max_concurrent_per_key,
             "max_prompt_tokens": self.max_queued_prompt_tokens,
+        }
+
+    def llamacpp_options(self) -> dict[str, Any]:
+        from serve.llamacpp_models import parse_lora_specs
+
+        return {
+            "loras": parse_lora_specs(self.loras),
+            "gguf_type": self.gguf_type,
+            "ctx_per_seq": self.llamacpp_ctx,
+            "prefill_chunk_tokens": self.prefill_chunk_tokens,
         }
 
     def vllm_options(self) -> dict[str, Any]:

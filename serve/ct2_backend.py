@@ -34,13 +34,11 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt import control_token_strings
-from serve.decoding import Job, RowState
-from serve.decoding import eos_ids as hf_eos_ids
+from serve.decoding import Job, RowState, folder_eos_ids
 from serve.hf_backend import TransformersBackend
 from serve.types import Completion, Delta, Prepared, SamplingOptions
 
@@ -132,7 +130,7 @@ class CTranslate2Backend(TransformersBackend):
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         self._specials = control_token_strings(self.tokenizer)
         config = AutoConfig.from_pretrained(str(self.model_dir), local_files_only=True)
-        self.eos_ids = _eos_ids(self.model_dir, config, self.tokenizer)
+        self.eos_ids = folder_eos_ids(self.model_dir, self.tokenizer, config)
         self.max_context = int(getattr(config, "max_position_embeddings", 0) or 0) or None
         self.threads = threads or _torch_threads() or 0  # 0: CTranslate2's own default
         self.generator = ctranslate2.Generator(
@@ -260,13 +258,3 @@ def _torch_threads() -> int | None:
 
     torch = sys.modules.get("torch")
     return torch.get_num_threads() if torch is not None else None
-
-
-def _eos_ids(model_dir: Path, config: Any, tokenizer: Any) -> set[int]:
-    from transformers import GenerationConfig
-
-    try:
-        gen = GenerationConfig.from_pretrained(str(model_dir), local_files_only=True)
-    except OSError:
-        gen = None
-    return hf_eos_ids(SimpleNamespace(generation_config=gen, config=config), tokenizer)

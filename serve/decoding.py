@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from serve.types import Delta, SamplingOptions
@@ -23,6 +25,7 @@ class Job:
     opts: SamplingOptions
     sink: Callable[[Delta], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    adapter: str | None = None  # the LoRA adapter the request named (backends that load several)
 
 
 class RowState:
@@ -124,3 +127,16 @@ def eos_ids(model, tokenizer) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return ids
+
+
+def folder_eos_ids(model_dir: Path, tokenizer: Any, config: Any = None) -> set[int]:
+    """`eos_ids` for a model folder without loading its weights (its config and generation config)."""
+    from transformers import AutoConfig, GenerationConfig
+
+    if config is None:
+        config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+    try:
+        gen = GenerationConfig.from_pretrained(str(model_dir), local_files_only=True)
+    except OSError:
+        gen = None
+    return eos_ids(SimpleNamespace(generation_config=gen, config=config), tokenizer)

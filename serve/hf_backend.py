@@ -135,7 +135,7 @@ class TransformersBackend:
         """Queue one request and yield its Deltas; closing this generator early cancels the generation."""
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[Delta] = asyncio.Queue()
-        job = Job(prepared.prompt_ids or [], opts, lambda d: loop.call_soon_threadsafe(inbox.put_nowait, d))
+        job = self._job(prepared, opts, lambda d: loop.call_soon_threadsafe(inbox.put_nowait, d))
         self._ensure_worker()
         self._queue.put(job)
         try:
@@ -152,6 +152,9 @@ class TransformersBackend:
                     return
         finally:
             job.cancelled.set()  # no-op when finished; stops the row at its next step otherwise
+
+    def _job(self, prepared: Prepared, opts: SamplingOptions, sink: Callable[[Delta], None]) -> Job:
+        return Job(prepared.prompt_ids or [], opts, sink)
 
     # --- sync batch (eval, in process) -------------------------------------------------------------
     def generate_prepared(self, prompts: Sequence[list[int]], opts: SamplingOptions) -> list[Completion]:

@@ -225,6 +225,7 @@ class ModelCard(BaseModel):
     created: int
     owned_by: str = "ragtune"
     max_model_len: int | None = None
+    parent: str | None = None  # a LoRA adapter's base model (as vLLM lists its --lora-modules)
     ragtune_system: ServedSystem | None = None
 
 

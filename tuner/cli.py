@@ -7,9 +7,11 @@ unset does not override the YAML run config given with --config.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
+from ragtune.gguf_files import GGUF_TYPES
 from ragtune.logs import quiet_libraries
 from tuner.gen_config import config_help
 from tuner.retriever_cli import retriever
@@ -108,19 +110,51 @@ tune.add_command(retriever)
 @click.option(
     "--adapter",
     "adapter_dir",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False),
     help="Output of `ragtune tune generator` (adapter or full model).",
 )
-@click.option(
-    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Merged model folder."
-)
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Merged model folder.")
 @click.option(
     "--dtype", default=None, help="Save as float32, bfloat16 or float16 (default: the base's dtype)."
 )
-def export(adapter_dir: str, out_dir: str, dtype: str | None) -> None:
-    """Merge an adapter into a plain Hugging Face model folder (+ ragtune.json) that any server loads."""
+@click.option(
+    "--gguf",
+    "gguf_type",
+    type=click.Choice(GGUF_TYPES),
+    default=None,
+    help="Also write OUT/model.gguf for llama.cpp (with --model: FOLDER/model.gguf of a merged folder); "
+    "the k-quants need llama-cpp-python.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="With --gguf: a merged model folder to write model.gguf into (no merge).",
+)
+@click.option(
+    "--lora-gguf",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="With --adapter: write the LoRA adapter as a GGUF LoRA file here (no merge) for `serve --backend "
+    "llama.cpp --lora NAME=FILE`.",
+)
+def export(
+    adapter_dir: str | None,
+    out_dir: str | None,
+    dtype: str | None,
+    gguf_type: str | None,
+    model_dir: str | None,
+    lora_gguf: str | None,
+) -> None:
+    """Merge an adapter into a plain Hugging Face model folder (+ ragtune.json) that any server loads;
+    optionally its GGUF (llama.cpp), or the adapter alone as a GGUF LoRA."""
     quiet_libraries()
+    if model_dir is not None or lora_gguf is not None:
+        return _export_gguf_only(adapter_dir, model_dir, gguf_type, lora_gguf)
+    if adapter_dir is None or out_dir is None:
+        raise click.UsageError("pass --adapter and --out (or --model FOLDER --gguf TYPE, or --lora-gguf)")
     from tuner.export import export_model
 
     path = export_model(adapter_dir, out_dir, dtype=dtype)
@@ -131,6 +165,33 @@ def export(adapter_dir: str, out_dir: str, dtype: str | None) -> None:
         f"merged model written to {path} (merge peak memory {peak.get('peak_rss_mb', '?')} MB over "
         f"{peak.get('model_mb', '?')} MB of weights)"
     )
+    if gguf_type is not None:
+        _write_model_gguf(path, gguf_type)
+
+
+def _write_model_gguf(folder: str | Path, gguf_type: str) -> None:
+    from ragtune.gguf_files import GGUF_IN_FOLDER, write_gguf
+
+    out = write_gguf(folder, Path(folder) / GGUF_IN_FOLDER, gguf_type)
+    click.echo(f"GGUF ({gguf_type}) written to {out} ({out.stat().st_size / 2**20:.0f} MB)")
+
+
+def _export_gguf_only(
+    adapter_dir: str | None, model_dir: str | None, gguf_type: str | None, lora_gguf: str | None
+) -> None:
+    if model_dir is not None:
+        if gguf_type is None or adapter_dir is not None or lora_gguf is not None:
+            raise click.UsageError("--model takes --gguf TYPE only (it converts a merged folder, no merge)")
+        return _write_model_gguf(model_dir, gguf_type)
+    if adapter_dir is None:
+        raise click.UsageError("--lora-gguf FILE needs --adapter (the LoRA folder to convert)")
+    from ragtune.gguf_files import write_lora_gguf
+    from ragtune.models import resolve_generator
+    from tuner import methods
+
+    base = resolve_generator(methods.adapter_base(Path(adapter_dir)))
+    out = write_lora_gguf(adapter_dir, base, lora_gguf)
+    click.echo(f"GGUF LoRA written to {out} (serve it: --backend llama.cpp --model {base} --lora NAME={out})")
 
 
 @click.command("check-prompt")

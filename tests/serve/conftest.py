@@ -76,3 +76,16 @@ def client(server):
 @pytest.fixture(scope="session")
 def model_id(chatty_generator) -> str:
     return Path(chatty_generator).name
+
+
+@pytest.fixture(scope="module")
+def hf(chatty_generator):
+    """The transformers backend in fp32 on chatty_generator: the reference the other engines are checked
+    against."""
+    import asyncio
+
+    from serve import load_generator
+
+    g = load_generator(chatty_generator, prefill_precision="float32")
+    yield g
+    asyncio.run(g.backend.aclose())

@@ -50,15 +50,6 @@ def gen(chatty_generator, cache):
     asyncio.run(g.backend.aclose())
 
 
-@pytest.fixture(scope="module")
-def hf(chatty_generator):
-    from serve import load_generator
-
-    g = load_generator(chatty_generator, prefill_precision="float32")  # the fp32 reference
-    yield g
-    asyncio.run(g.backend.aclose())
-
-
 def test_greedy_matches_transformers_batched_or_alone(gen, hf):
     batch = gen.generate([msgs(q) for q in QUESTIONS], max_tokens=16)
     ref = hf.generate([msgs(q) for q in QUESTIONS], max_tokens=16)

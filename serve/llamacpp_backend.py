@@ -1,0 +1,256 @@
+"""The llama.cpp backend (CPU): GGUF weights, continuous batching over llama.cpp's batch API, LoRA adapters
+picked per request without merging.
+
+Why: on a CPU, llama.cpp's quantised kernels read fewer bytes per weight than torch can (bench/engines.py,
+bench/serve.py; docs/llamacpp.md has the figures). Prompts are rendered and tokenized exactly as the
+transformers backend does (`render_prompt` with the model's Hugging Face tokenizer), and every request keeps
+the same `RowState` (stops, EOS, max_tokens, streaming hold-back, cancellation, seeded sampling), so the
+two backends differ only in the arithmetic; transformers stays the reference (tests compare them).
+
+Scheduling (one worker thread owns the llama.cpp context): each request gets a sequence slot with its own
+KV cells. Every step builds one batch per adapter in use: the last sampled token of every decoding
+sequence first, then the next chunk of the oldest prompts still being prefilled, up to `n_batch` tokens.
+New requests join between steps; a finished or cancelled request's cells are freed at once and its slot
+taken by the next waiting request. Sampling happens on our side from each sequence's logits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragtune.prompt import control_token_strings
+from serve.decoding import Job, RowState, sample_next
+from serve.hf_backend import TransformersBackend
+from serve.llamacpp_engine import LlamaEngine, Token
+from serve.llamacpp_models import LlamaModelFiles, resolve_files
+from serve.types import Delta
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Seq:
+    """One request in a slot: prompt tokens [0, done) are in the KV cache; `next_token` is sampled but not
+    yet decoded."""
+
+    row: RowState
+    slot: int
+    adapter: str | None
+    done: int = 0
+    next_token: int | None = None
+
+    @property
+    def prefilling(self) -> bool:
+        return self.done < len(self.row.job.prompt_ids)
+
+
+class LlamaCppBackend(TransformersBackend):
+    """Shares the transformers backend's request queue, streaming, sync batch API and closing; the model,
+    the slots and the step loop are llama.cpp's."""
+
+    kind = "llama.cpp"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        loras: dict[str, str | Path] | None = None,
+        gguf_type: str = "q8_0",
+        max_batch_size: int = 16,
+        batch_window_ms: float = 10.0,
+        ctx_per_seq: int = 2048,
+        prefill_chunk_tokens: int = 256,
+        threads: int | None = None,
+        model_id: str | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ):
+        from transformers import AutoTokenizer
+
+        if max_batch_size < 1 or prefill_chunk_tokens < 1:
+            raise ValueError("`max_batch_size` and `prefill_chunk_tokens` should be positive integers")
+        files: LlamaModelFiles = resolve_files(model, loras or {}, gguf_type)
+        self.files = files
+        self.model_dir = files.tokenizer_dir
+        self.model_id = model_id or files.name
+        self.tokenizer = AutoTokenizer.from_pretrained(str(files.tokenizer_dir), **files.tokenizer_kwargs)
+        self._specials = control_token_strings(self.tokenizer)
+        self.eos_ids = files.eos_ids(self.tokenizer)
+        self.threads = threads or _default_threads()
+        self.engine = LlamaEngine(
+            files.gguf,
+            n_seq=max_batch_size,
+            ctx_per_seq=ctx_per_seq,
+            n_batch=prefill_chunk_tokens + max_batch_size,
+            threads=self.threads,
+            loras=files.loras,
+        )
+        self.max_context = self.engine.ctx_per_seq
+        self.max_batch_size = max_batch_size
+        self.prefill_chunk_tokens = prefill_chunk_tokens
+        self.batch_window = batch_window_ms / 1000.0
+        self.on_batch = on_batch
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._model_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self.tokens_generated = 0
+        self.batches_run = 0
+        self.decode_calls = 0
+
+    @property
+    def adapters(self) -> list[str]:
+        """The LoRA adapters a request may name as its `model`."""
+        return list(self.files.loras)
+
+    def _job(self, prepared, opts, sink) -> Job:
+        job = super()._job(prepared, opts, sink)
+        job.adapter = prepared.extra.get("adapter")
+        return job
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        """Continuous batching: collect newcomers (blocking only when idle), then one step."""
+        running: list[_Seq] = []
+        waiting: deque[Job] = deque()
+        free = list(range(self.max_batch_size))
+        closing = False
+        while not (closing and not running and not waiting):
+            room = self.max_batch_size - len(running) - len(waiting)
+            block = not running and not waiting and not closing
+            jobs, stop = self._collect(block=block, room=room) if room > 0 else ([], False)
+            closing = closing or stop
+            waiting.extend(jobs)
+            try:
+                self._admit_waiting(waiting, running, free)
+                if running:
+                    self._step(running, free)
+            except Exception as e:  # the worker must survive: fail what runs, keep serving the next
+                logger.exception("llama.cpp step failed")
+                for s in running:
+                    if not s.row.done:
+                        s.row.fail(f"generation failed: {type(e).__name__}: {e}")
+                    self.engine.forget(s.slot)
+                free = list(range(self.max_batch_size))
+                running = []
+
+    def _admit_waiting(self, waiting: deque[Job], running: list[_Seq], free: list[int]) -> None:
+        while waiting and free:
+            job = waiting.popleft()
+            rows = self._admit([job])  # finishes the cancelled and the over-long at once
+            if not rows:
+                continue
+            if job.adapter is not None and job.adapter not in self.files.loras:
+                rows[0].fail(f"no LoRA adapter named {job.adapter!r} is loaded")
+                continue
+            running.append(_Seq(rows[0], free.pop(0), job.adapter))
+            self.batches_run += 1
+        if self.on_batch is not None and running:
+            self.on_batch(len(running))
+
+    def _step(self, running: list[_Seq], free: list[int]) -> None:
+        """Drop the cancelled, then one decode per adapter in use, then sample for what got logits."""
+        for s in running:
+            if not s.row.done and s.row.job.cancelled.is_set():
+                s.row.cancel_now()
+        self._release(running, free)
+        for adapter in dict.fromkeys(s.adapter for s in running):
+            group = [s for s in running if s.adapter == adapter and not s.row.done]
+            tokens, owners = self._batch_for(group)
+            if not tokens:
+                continue
+            with self._model_lock:
+                self.engine.use_adapter(adapter)
+                logits = self.engine.decode(tokens)
+            self.decode_calls += 1
+            self._sample([(owners[i], logits[i]) for i in sorted(logits)])
+        self._release(running, free)
+
+    def _batch_for(self, group: list[_Seq]) -> tuple[list[Token], list[_Seq]]:
+        """The decoding sequences' next tokens, then prompt chunks (oldest first) up to the batch size."""
+        tokens: list[Token] = []
+        owners: list[_Seq] = []
+        for s in group:
+            if s.next_token is not None:
+                pos = len(s.row.job.prompt_ids) + len(s.row.ids) - 1
+                tokens.append(Token(s.next_token, pos, s.slot, True))
+                owners.append(s)
+                s.next_token = None
+        budget = self.engine.n_batch - len(tokens)
+        for s in group:
+            if budget <= 0:
+                break
+            if not s.prefilling:
+                continue
+            ids = s.row.job.prompt_ids
+            end = min(len(ids), s.done + min(budget, self.prefill_chunk_tokens))
+            for p in range(s.done, end):
+                tokens.append(Token(ids[p], p, s.slot, p == len(ids) - 1))
+                owners.append(s)
+            budget -= end - s.done
+            s.done = end
+        return tokens, owners
+
+    def _sample(self, got: list[tuple[_Seq, object]]) -> None:
+        import numpy as np
+        import torch
+
+        if not got:
+            return
+        logits = torch.from_numpy(np.stack([lg for _, lg in got]))  # [B, vocab]
+        rows = [s.row for s, _ in got]
+        toks = sample_next(logits, rows).tolist()
+        self.tokens_generated += len(rows)
+        for (s, _), t in zip(got, toks):
+            s.row.push(int(t))
+            if not s.row.done:
+                s.next_token = int(t)
+
+    def _release(self, running: list[_Seq], free: list[int]) -> None:
+        for s in [s for s in running if s.row.done]:
+            running.remove(s)
+            with self._model_lock:
+                self.engine.forget(s.slot)
+            free.append(s.slot)
+
+    # --- the sync batch API (eval in process): the same loop, the caller waits for its jobs -----------
+    def run_batch(self, jobs: list[Job]) -> None:
+        events = []
+        for job in jobs:
+            done = threading.Event()
+            events.append(done)
+            job.sink = _signalling(job.sink, done)
+        self._ensure_worker()
+        for job in jobs:
+            self._queue.put(job)
+        for done in events:
+            done.wait()
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        with self._model_lock:
+            self.engine.close()
+
+
+def _signalling(sink: Callable[[Delta], None], done: threading.Event) -> Callable[[Delta], None]:
+    def wrapped(d: Delta) -> None:
+        sink(d)
+        if d.finish_reason is not None:
+            done.set()
+
+    return wrapped
+
+
+def _default_threads() -> int:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    import os
+
+    return len(os.sched_getaffinity(0))
