@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("tuner.cli:export", "Merge an adapter into a plain Hugging Face model folder."),
     "check-prompt": ("tuner.cli:check_prompt", "Check that training and serving render the same tokens."),
     "base": ("tuner.base_cli:base", "Build the tiny embedded base generator."),
+    "feedback": (
+        "tuner.feedback_cli:feedback",
+        "Turn the ratings and corrections of served answers into SFT rows and preference pairs.",
+    ),
     "serve": ("serve.cli:serve", "Serve the OpenAI-compatible RAG chat endpoint."),
     "eval": ("eval.cli:eval_group", "Compare base, RAG, fine-tune and both; score predictions."),
     "run": (

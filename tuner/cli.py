@@ -27,6 +27,8 @@ _OPTIONS = [
     ("--retrieval", "retrieval_mode", click.Choice(["dense", "bm25", "hybrid"])),
     ("--out", "out_dir", str),
     ("--adapter", "adapter", str),
+    ("--objective", "objective", click.Choice(["sft", "dpo"])),
+    ("--beta", "beta", float),
     ("--k", "k", int),
     ("--p-gold", "p_gold", float),
     ("--system-prompt", "system_prompt", str),

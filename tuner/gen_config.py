@@ -28,6 +28,7 @@ METHODS = ("lora", "dora", "qlora", "prefix", "prompt", "ptuning", "full")
 PEFT_LORA = ("lora", "dora", "qlora")
 PEFT_PROMPT = ("prefix", "prompt", "ptuning")
 MODES = ("closed-book", "raft")
+OBJECTIVES = ("sft", "dpo")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "bf16-autocast")
 RAFT_FIELDS = ("k", "p_gold", "quote")  # shape RAFT examples only
@@ -44,6 +45,10 @@ DEFAULT_LR = {
     "ptuning": 3e-4,
     "full": 2e-5,
 }
+
+# DPO moves the policy by log-probability ratios against the frozen base: LoRA at the SFT rate overshoots
+# on a few hundred pairs (the chosen answers' log-probabilities fall with the rejected ones).
+DPO_LR = {"lora": 5e-5, "dora": 5e-5, "qlora": 5e-5, "full": 5e-7}
 
 Check = Callable[[Any], str | None]  # a field's value -> why it is bad, or None
 
@@ -111,6 +116,17 @@ class GeneratorConfig:
         "Multi-task mix: a list of {data, mode, weight, index?, system_prompt?}; overrides data.",
     )
     adapter: str | None = _f(None, "Continue training this existing adapter (sequential fine-tuning).")
+    objective: str = _f(
+        "sft",
+        "sft (supervised: the answer's tokens) or dpo (direct preference optimisation on prompt/chosen/"
+        "rejected pairs, e.g. `ragtune feedback export`'s preferences.jsonl; TRL's DPOTrainer).",
+        _one_of(OBJECTIVES),
+    )
+    beta: float = _f(
+        0.1,
+        "dpo: how far the model may move from the base (higher: closer to the base).",
+        lambda v: None if isinstance(v, (int, float)) and v > 0 else "must be a positive number",
+    )
     # RAFT
     k: int = _f(4, "Passages per RAFT example (gold + distractors).", _positive_int)
     p_gold: float = _f(
@@ -261,7 +277,9 @@ class GeneratorConfig:
     # --- derived -------------------------------------------------------------------------------
     @property
     def lr(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return (DPO_LR if self.objective == "dpo" else DEFAULT_LR)[self.method]
 
     def task_list(self) -> list[dict[str, Any]]:
         """Tasks as dicts ({data, mode, weight, index, system_prompt}); `data` alone is one task per file."""
@@ -372,6 +390,8 @@ def _cross_problems(v: Mapping[str, Any]) -> list[str]:
             f"`adapter` continues a PEFT adapter; with method full, pass the merged model as --base "
             f"(got {v['adapter']!r})"
         )
+    if v.get("objective") == "dpo":
+        out += _dpo_problems(v)
     tasks = v.get("tasks") or []
     if _task_problems(tasks):
         return out + _task_problems(tasks)
@@ -384,6 +404,19 @@ def _cross_problems(v: Mapping[str, Any]) -> list[str]:
         w = t.get("weight", 1.0)
         if not isinstance(w, (int, float)) or w <= 0:
             out.append(f"task {t['data']}: `weight` must be a positive number, got {w!r}")
+    return out
+
+
+def _dpo_problems(v: Mapping[str, Any]) -> list[str]:
+    """DPO trains on preference pairs whose prompts already hold their passages: one file, no RAFT."""
+    out = []
+    if v.get("method") not in (*PEFT_LORA, "full"):
+        out.append(f"objective dpo trains LoRA, DoRA, QLoRA or full weights, not method {v.get('method')!r}")
+    if v.get("mode") == "raft" or v.get("tasks"):
+        out.append(
+            "objective dpo reads prompt/chosen/rejected pairs whose prompts already hold the passages; "
+            "drop --mode raft and `tasks` (one --data preferences.jsonl)"
+        )
     return out
 
 

@@ -209,9 +209,14 @@ def train_generator(
     check_chat_template(tokenizer, cfg.base)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    train_ex, val_ex, info = build_examples(cfg)
-    train_rows = encode_all(tokenizer, train_ex, max_length, "training data")
-    val_rows = encode_all(tokenizer, val_ex, max_length, "validation data") if val_ex else []
+    if cfg.objective == "dpo":  # prompt/chosen/rejected pairs, tokenized by TRL with the same chat template
+        from tuner.preference import build_pairs
+
+        train_rows, val_rows, info = build_pairs(cfg, tokenizer)
+    else:
+        train_ex, val_ex, info = build_examples(cfg)
+        train_rows = encode_all(tokenizer, train_ex, max_length, "training data")
+        val_rows = encode_all(tokenizer, val_ex, max_length, "validation data") if val_ex else []
     log.info(
         "%d training and %d validation examples (split by source document)", len(train_rows), len(val_rows)
     )
@@ -248,7 +253,7 @@ def _fit(
     seconds = time.perf_counter() - t0
     state = trainer.state
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    avg_len = sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
+    avg_len = info.get("avg_tokens") or sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
     start_step = int(resume_from.rsplit("-", 1)[1]) if resume_from else 0
     tokens = (state.global_step - start_step) * cfg.batch_size * cfg.grad_accum * world * avg_len
     train_hist, val_hist = runtime.history(state.log_history)
@@ -303,10 +308,16 @@ def _setup_trainer(
         model.enable_input_require_grads()
     trainable, total = methods.count_params(model)
     has_val = bool(val_rows)
-    args = runtime.training_arguments(cfg, Path(cfg.out_dir) / runtime.CHECKPOINTS, dtype, has_val)
     callbacks = [runtime.quiet_progress_callback()]
     if cfg.early_stopping_patience and has_val:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    if cfg.objective == "dpo":
+        from tuner.preference import dpo_trainer
+
+        trainer = dpo_trainer(cfg, model, tokenizer, train_rows, val_rows, dtype, callbacks)
+        trainer.remove_callback(PrinterCallback)
+        return trainer, trainable, total
+    args = runtime.training_arguments(cfg, Path(cfg.out_dir) / runtime.CHECKPOINTS, dtype, has_val)
     trainer_cls = Trainer
     if cfg.method not in PEFT_PROMPT and supports_logits_to_keep(model):
         trainer_cls = AnswerLogitsTrainer  # the output layer only where a label is: same loss, less work
@@ -348,6 +359,7 @@ def _save(
             out,
             base_model=cfg.base,
             method=cfg.method,
+            objective=cfg.objective,
             mode=result.mode,
             kind="adapter" if cfg.method != "full" else "model",
             data_hash=info["data_hash"],

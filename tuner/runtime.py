@@ -49,7 +49,11 @@ def complete_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def training_arguments(cfg: Any, run_dir: Path, dtype: Any, has_val: bool) -> Any:
+def training_arguments(
+    cfg: Any, run_dir: Path, dtype: Any, has_val: bool, cls: Any = None, **extra: Any
+) -> Any:
+    """The Trainer's arguments for a run (`cls`: TrainingArguments or a subclass such as TRL's DPOConfig;
+    `extra`: that subclass's own fields, or overrides)."""
     import torch
     from transformers import TrainingArguments
 
@@ -63,7 +67,8 @@ def training_arguments(cfg: Any, run_dir: Path, dtype: Any, has_val: bool) -> An
         kwargs["ddp_backend"] = "gloo"  # only under torchrun: plain python has no process group
     if is_distributed():
         kwargs["ddp_find_unused_parameters"] = False
-    return TrainingArguments(
+    kwargs.update(extra)
+    return (cls or TrainingArguments)(
         output_dir=str(run_dir),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
@@ -93,12 +98,10 @@ def training_arguments(cfg: Any, run_dir: Path, dtype: Any, has_val: bool) -> An
         or cpu_autocast(cfg.dtype, cfg.method),  # on CPU: autocast, fp32 master weights
         fp16=dtype == torch.float16,
         gradient_checkpointing=cfg.gradient_checkpointing,
-        remove_unused_columns=False,
-        label_names=["labels"],
         dataloader_num_workers=0,
         disable_tqdm=True,  # QuietProgress below instead: a bar without printed log dicts
         log_level="warning",
-        **kwargs,
+        **{"remove_unused_columns": False, "label_names": ["labels"], **kwargs},
     )
 
 

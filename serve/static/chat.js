@@ -4,7 +4,7 @@
 
 const KEY_NAME = "ragtune.apiKey";
 const $ = (id) => document.getElementById(id);
-const state = { model: null, history: [], controller: null };
+const state = { model: null, history: [], controller: null, feedback: false };
 
 function storedKey() {
   return sessionStorage.getItem(KEY_NAME) || localStorage.getItem(KEY_NAME) || "";
@@ -23,6 +23,7 @@ async function loadServer() {
     const body = await r.json();
     if (!r.ok) throw new Error(body.error ? body.error.message : `HTTP ${r.status}`);
     state.model = body.model;
+    state.feedback = Boolean(body.feedback);
     const index = body.index_version ? `index ${body.index_version}` : "no index";
     const system = body.ragtune_system
       ? `run ${body.ragtune_system.run} · system ${body.ragtune_system.system} · `
@@ -40,7 +41,10 @@ function newTurn(question) {
   $("log").append(node);
   node.scrollIntoView({ block: "end" });
   const part = (sel) => node.querySelector(sel);
-  return { node, text: part(".text"), meta: part(".meta"), error: part(".error"), sources: part(".sources") };
+  return {
+    node, text: part(".text"), meta: part(".meta"), error: part(".error"), sources: part(".sources"),
+    feedback: part(".feedback"),
+  };
 }
 
 function showSources(turn, sources) {
@@ -77,6 +81,45 @@ function showSources(turn, sources) {
 function showError(turn, message) {
   turn.error.textContent = message;
   turn.error.hidden = false;
+}
+
+// The rating buttons of one answer: up sends at once; down opens the correction box (Enter sends it).
+function offerFeedback(turn, responseId) {
+  const box = turn.feedback;
+  const up = box.querySelector(".rate-up");
+  const down = box.querySelector(".rate-down");
+  const form = box.querySelector(".correction");
+  const text = box.querySelector(".correction-text");
+  const status = box.querySelector(".feedback-status");
+  const send = async (rating, correction) => {
+    up.setAttribute("aria-pressed", String(rating === "up"));
+    down.setAttribute("aria-pressed", String(rating === "down"));
+    status.textContent = "sending…";
+    try {
+      const body = { response_id: responseId, rating };
+      if (correction) body.correction = correction;
+      const r = await fetch("/v1/feedback", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${$("key").value}` },
+        body: JSON.stringify(body),
+      });
+      status.textContent = r.ok
+        ? `Thank you: saved as ${rating === "up" ? "right" : "wrong"}${correction ? " with your correction" : ""}.`
+        : `Not saved: ${await errorMessage(r)}`;
+      if (r.ok && rating === "down") form.hidden = true;
+    } catch (e) {
+      status.textContent = `Not saved: ${e.message}`;
+    }
+  };
+  up.addEventListener("click", () => { form.hidden = true; send("up"); });
+  down.addEventListener("click", () => {
+    down.setAttribute("aria-pressed", "true");
+    up.setAttribute("aria-pressed", "false");
+    form.hidden = false;
+    text.focus();
+  });
+  form.addEventListener("submit", (e) => { e.preventDefault(); send("down", text.value.trim()); });
+  box.hidden = false;
 }
 
 // The API's own error message from a non-2xx response (OpenAI shape: {"error": {"message"}}).
@@ -116,7 +159,7 @@ async function readEvents(response, onEvent) {
 async function ask(question) {
   const turn = newTurn(question);
   const messages = [...state.history, { role: "user", content: question }];
-  const info = { model: state.model, index: null, finish: null };
+  const info = { model: state.model, index: null, finish: null, id: null, failed: false };
   let answer = "";
   turn.node.classList.add("streaming");
   setBusy(true);
@@ -136,8 +179,10 @@ async function ask(question) {
     await readEvents(response, (event) => {
       if (event.error) {
         showError(turn, event.error.message);
+        info.failed = true;
         return;
       }
+      if (event.id) info.id = event.id;
       if (event.model) info.model = event.model;
       if (event.ragtune_system) info.system = event.ragtune_system.system;
       if ("sources" in event) {
@@ -153,6 +198,7 @@ async function ask(question) {
       }
     });
     state.history = [...messages, { role: "assistant", content: answer }];
+    if (state.feedback && info.id && !info.failed) offerFeedback(turn, info.id);
   } catch (e) {
     showError(turn, e.name === "AbortError" ? "stopped" : `the request failed: ${e.message}`);
   } finally {

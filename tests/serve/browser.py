@@ -76,3 +76,18 @@ def ask(driver, key: str, question: str, timeout: float = WAIT_S):
     box.send_keys(question, Keys.ENTER)
     wait_idle(driver, timeout)
     return driver.find_elements(By.CSS_SELECTOR, "#log .turn")[-1]
+
+
+def browser_session():
+    """A module fixture's body: one headless Chromium for the module; a missing browser fails, saying what
+    to install (CI installs it)."""
+    import pytest
+
+    why = missing_browser()
+    if why:
+        pytest.fail(why)
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()

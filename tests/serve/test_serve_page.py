@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from browser import ask, missing_browser, start_chromium, wait_ready
+from browser import ask, browser_session, wait_ready
 from serve_helpers import API_KEY
 
 QUESTION = "Who founded Brightwater?"
@@ -18,16 +18,7 @@ new MutationObserver(() => { window.textChanges += 1; })
 """
 
 
-@pytest.fixture(scope="module")
-def browser():
-    why = missing_browser()
-    if why:
-        pytest.fail(why)
-    driver = start_chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
+browser = pytest.fixture(scope="module", name="browser")(browser_session)
 
 
 @pytest.fixture
