@@ -49,6 +49,7 @@ _HELP = config_help()
     help=_HELP["metric"],
 )
 @click.option("--seed", default=0, show_default=True, type=int, help=_HELP["seed"])
+@click.option("--feedback-db", default=None, type=click.Path(dir_okay=False), help=_HELP["feedback_db"])
 @click.option("--force", is_flag=True, help=_HELP["force"])
 @click.option("--progress/--no-progress", "show_progress", default=True, help="Bars with ETA on stderr.")
 def run(show_progress: bool, **options) -> None:

@@ -59,6 +59,11 @@ class RunConfig:
         "guesses; eval's default, fair to a model that answers in sentences), f1 or em.",
     )
     seed: int = _f(0, "Seed of sampling, splits, training and evaluation: same seed, same run.")
+    feedback_db: str | None = _f(
+        None,
+        "A `serve --feedback-db` file: its corrections join the training pairs of every generator fine-tune "
+        "(as `ragtune feedback export` writes them, with their passages).",
+    )
     force: bool = _f(False, "Start over when --out holds a run made from other inputs.")
 
     def __post_init__(self) -> None:

@@ -10,9 +10,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lifecycle.hashes import file_hash
 from lifecycle.steps import key_of
 
 KEY_FILE = ".ragtune-step-key"
+
+
+def feedback_tasks(
+    train_qa: Path, out: Path, mode: str, feedback_db: str | None, echo: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """The training tasks: the run's pairs, plus (with --feedback-db) the corrections users typed, exported
+    by `ragtune feedback export` and weighted by their count (each row seen once per epoch)."""
+    tasks: list[dict[str, Any]] = [{"data": str(train_qa), "mode": mode}]
+    if not feedback_db:
+        return tasks
+    from ragtune.records import iter_jsonl
+    from tuner.feedback_data import export_feedback
+
+    summary = export_feedback(feedback_db, out / "qa" / "feedback")
+    n_fb, n_run = summary.sft["train"], sum(1 for _ in iter_jsonl(train_qa))
+    echo(f"    feedback: {n_fb} corrections from {feedback_db} join {n_run} training pairs")
+    if n_fb:
+        tasks[0]["weight"] = n_run
+        tasks.append({"data": summary.files["sft.jsonl"], "mode": mode, "weight": n_fb})
+    return tasks
 
 
 def train_and_export(
@@ -30,8 +51,9 @@ def train_and_export(
     from tuner import export_model, train_generator
 
     adapter, model = out / "adapters" / kind, out / "models" / kind
+    data = feedback_tasks(train_qa, out, mode, getattr(cfg, "feedback_db", None), echo)
     key = key_of([str(base), str(train_qa), kind, mode, epochs, cfg.lora_r, cfg.learning_rate, cfg.top_k,
-                  cfg.seed, str(index)])  # fmt: skip
+                  cfg.seed, str(index), *(file_hash(t["data"]) for t in data[1:])])  # fmt: skip
     marker = adapter / KEY_FILE
     resume = marker.is_file() and marker.read_text() == key
     if not resume:
@@ -41,8 +63,9 @@ def train_and_export(
     extra = {"index": str(index), "k": cfg.top_k} if mode == "raft" else {}
     res = train_generator(
         str(base),
-        str(train_qa),
+        None,
         str(adapter),
+        tasks=data,
         method="lora",
         mode=mode,
         epochs=epochs,

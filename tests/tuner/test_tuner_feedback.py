@@ -154,7 +154,7 @@ def test_dpo_on_the_tiny_model_through_the_cli_resumes_and_refuses_raft(exported
 
 
 def test_dpo_round_trip_on_the_default_model(exported, tmp_path):
-    """export -> DPO (LoRA, three steps) -> export on the real SmolLM2-135M-Instruct: the merged model loads,
+    """export -> DPO (LoRA, two steps) -> export on the real SmolLM2-135M-Instruct: the merged model loads,
     ragtune.json records the objective, and the chosen answers gained probability over the rejected ones."""
     out, _ = exported
     result = train_generator(
@@ -162,7 +162,7 @@ def test_dpo_round_trip_on_the_default_model(exported, tmp_path):
         str(out / "preferences.jsonl"),
         str(tmp_path / "adapter"),
         objective="dpo",
-        max_steps=3,
+        max_steps=2,
         batch_size=4,
         val_fraction=0,
         logging_steps=1,
@@ -170,7 +170,7 @@ def test_dpo_round_trip_on_the_default_model(exported, tmp_path):
         max_length=256,
     )
     losses = [h["loss"] for h in result.train_losses]
-    assert result.steps == 3 and math.isclose(losses[0], math.log(2), abs_tol=1e-3)  # starts as the base
+    assert result.steps == 2 and math.isclose(losses[0], math.log(2), abs_tol=1e-3)  # starts as the base
     assert losses[-1] < losses[0]
     merged = export_model(str(tmp_path / "adapter"), str(tmp_path / "merged"))
     art = read_artifact(merged)
@@ -179,3 +179,20 @@ def test_dpo_round_trip_on_the_default_model(exported, tmp_path):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(str(merged)).config.model_type == "llama"
+
+
+def test_a_run_takes_the_corrections_as_extra_training_pairs(tmp_path, world):
+    """`ragtune run --feedback-db`: the corrections join the run's pairs, each row once per epoch."""
+    from lifecycle.training import feedback_tasks
+    from tuner.gen_config import GeneratorConfig
+
+    fill(tmp_path / "fb.db")
+    said: list[str] = []
+    tasks = feedback_tasks(world["qa"], tmp_path, "raft", str(tmp_path / "fb.db"), said.append)
+    assert [t["weight"] for t in tasks] == [32, 7] and tasks[1]["data"].endswith("qa/feedback/sft.jsonl")
+    assert "7 corrections" in said[0]
+    assert feedback_tasks(world["qa"], tmp_path, "raft", None, said.append) == [
+        {"data": str(world["qa"]), "mode": "raft"}
+    ]
+    cfg = GeneratorConfig.from_dict({"tasks": tasks, "mode": "raft", "index": str(tmp_path)})
+    assert [t["weight"] for t in cfg.task_list()] == [32, 7]
