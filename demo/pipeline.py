@@ -2,7 +2,7 @@
 
 default generator (SmolLM2-135M-Instruct) → target world → ingest → tune retriever → re-embed index → tune generator (closed-book,
 RAFT) → export → serve → evaluate every system over HTTP → refresh the index with the update set
-(no retraining) → freshness → forgetting → report.
+(no retraining) → freshness → forgetting of each fine-tune → report.
 """
 
 from __future__ import annotations
@@ -41,9 +41,6 @@ class Steps:
         dt = time.perf_counter() - t0
         self.times[title] = round(dt, 1)
         self.echo(f"[{self.n}/{self.total}] {title}: done in {dt:.1f} s")
-
-
-GENERAL_QA = Path(__file__).parent / "data" / "general_knowledge.jsonl"
 
 
 def wordings(src: Path, dst: Path, n: int) -> Path:
@@ -262,12 +259,13 @@ class _DemoRun:
 
     def report(self, models: dict[str, Path], test: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
         """Forgetting, the report, and the summary (returned and written to summary.json)."""
-        from eval import compute_verdict, forgetting, merge_results, write_report
+        from eval import GENERAL_QA, compute_verdict, forgetting_of, merge_results, write_report
 
         summary = self.summary
         with self.step("measure forgetting and write the report"):
-            forget = forgetting(
-                models["ft"], self.base_dir, GENERAL_QA, seed=self.cfg.seed, progress=self.progress
+            tuned = {k: models[k] for k in ("ft", "raft")}  # every fine-tune, the winner's included
+            forget = forgetting_of(
+                tuned, self.base_dir, GENERAL_QA, seed=self.cfg.seed, progress=self.progress
             )
             results = merge_results(test, fresh, {"forgetting": forget})
             files = write_report(results, self.out / "report")
@@ -280,7 +278,7 @@ class _DemoRun:
             name: {k: v.get("freshness", {}).get(f"{k}_rate", {}).get("mean") for k in ("new", "stale")}
             for name, v in results["splits"].get("freshness", {}).get("systems", {}).items()
         }
-        summary["forgetting"] = {k: forget.get(k) for k in ("delta",) if k in forget}
+        summary["forgetting"] = {f["name"]: f["forgetting"] for f in forget}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
         return summary
 

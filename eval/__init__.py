@@ -40,6 +40,9 @@ Running and reporting:
     Judge(url_or_folder, api_key=None, cache_dir=None)   a judge model (eval/judge.py)
     forgetting(ft_model, base_model, general_qa, *, seed=0, n_resamples=1000, batch_size=8,
                max_tokens=32, progress=True) -> dict     (merge as {"forgetting": result})
+    forgetting_of({name: ft_model}, base_model, general_qa, ...) -> list[dict]   each fine-tune against
+                                                    the one base (scored once); merge as {"forgetting": list}
+    GENERAL_QA                                      the 50 general-knowledge questions shipped with eval
     merge_results(*results) -> dict                 one report from several runs (test, freshness, forgetting)
     score_predictions(qa, predictions) -> dict      what `ragtune eval score` prints
     write_report(results, out_dir, metric=None) -> dict[str, Path]   report.md, report.html,
@@ -84,6 +87,8 @@ _EXPORTS = {
     "merge_results": "eval.compare",
     "score_predictions": "eval.compare",
     "forgetting": "eval.forget",
+    "forgetting_of": "eval.forget",
+    "GENERAL_QA": "eval.forget",
     "write_report": "eval.report",
     "compute_verdict": "eval.verdict",
     "Judge": "eval.judge",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
@@ -77,19 +77,26 @@ def freshness(split: Mapping[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def forgetting(f: Mapping[str, Any] | None) -> bytes | None:
-    if not f:
+def forgetting(measurements: Sequence[Mapping[str, Any]]) -> bytes | None:
+    """The base and each fine-tuned model on the general held-out set: answer contained, perplexity."""
+    if not measurements:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0))
-    first = ("contained", "answer contained (%)") if "contained" in f["delta"] else ("f1", "F1 (%)")
+    names = ["base"] + [str(f.get("name") or "fine-tuned") for f in measurements]
+    fig, axes = plt.subplots(1, 2, figsize=(3.6 + 1.4 * len(names), 3.2))
+    first = (
+        ("contained", "answer contained (%)") if "contained" in measurements[0]["delta"] else ("f1", "F1 (%)")
+    )
     for ax, (key, label) in zip(axes, (first, ("perplexity", "answer perplexity"))):
-        d = f["delta"][key]
-        ax.bar(["base", "fine-tuned"], [f["base"][key], f["ft"][key]], color=COLORS[:2])
-        ax.set_title(
-            f"{label}\nΔ {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}], n={d['n']}", fontsize=9
+        vals = [measurements[0]["base"][key]] + [f["ft"][key] for f in measurements]
+        ax.bar(names, vals, color=COLORS[: len(names)])
+        deltas = "\n".join(
+            f"{n} Δ {f['delta'][key]['diff']:+.2f} [{f['delta'][key]['low']:+.2f}, {f['delta'][key]['high']:+.2f}]"
+            for n, f in zip(names[1:], measurements)
         )
-    fig.suptitle("Forgetting on the general held-out set", fontsize=10)
+        ax.set_title(f"{label}\n{deltas}", fontsize=8)
+    n = measurements[0]["delta"][first[0]]["n"]
+    fig.suptitle(f"Forgetting on the general held-out set (n={n})", fontsize=10)
     return _png(fig)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,10 @@ from ragtune.prompt import build_messages
 from ragtune.records import QAExample
 
 logger = logging.getLogger(__name__)
+
+# 50 general-knowledge questions the default base model mostly answers (capitals, authors, elements, ...):
+# what a fine-tune on one body of knowledge might overwrite. Ships with the package (package-data).
+GENERAL_QA = Path(__file__).parent / "data" / "general_knowledge.jsonl"
 
 
 def _messages(ex: QAExample) -> list[dict[str, str]]:
@@ -77,46 +81,62 @@ def forgetting(
     ft_model: str | Path,
     base_model: str | Path,
     general_qa: str | Path | Sequence[QAExample],
+    **options: Any,
+) -> dict[str, Any]:
+    """Perplexity and QA accuracy of `ft_model` vs `base_model` on `general_qa`, with paired CIs (the
+    options of `forgetting_of`)."""
+    return forgetting_of({"ft": ft_model}, base_model, general_qa, **options)[0]
+
+
+def forgetting_of(
+    tuned: Mapping[str, str | Path],
+    base_model: str | Path,
+    general_qa: str | Path | Sequence[QAExample],
     *,
     seed: int = 0,
     n_resamples: int = 1000,
     batch_size: int = 8,
     max_tokens: int = 32,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Perplexity and QA accuracy of `ft_model` vs `base_model` on `general_qa`, with paired CIs."""
+) -> list[dict[str, Any]]:
+    """`forgetting` of each fine-tuned model in `tuned` (name → folder) against the one base, which is
+    scored once; one measurement per model, in `tuned`'s order, each named (`name`). Stored in results as
+    `{"forgetting": [...]}` (eval/verdict_costs.py reads a single measurement as a list of one)."""
     from eval.compare import load_examples
 
-    ft, base = (
-        check_model_dir(ft_model, "the fine-tuned model"),
-        check_model_dir(base_model, "the base model"),
-    )
+    base = check_model_dir(base_model, "the base model")
+    folders = {name: check_model_dir(p, f"the fine-tuned model {name}") for name, p in tuned.items()}
     examples, desc = load_examples(general_qa, "general QA")
-    res: dict[str, Any] = {
-        "general_qa": desc,
-        "ft_model": str(ft),
-        "base_model": str(base),
-        "ft_sha256": folder_hash(ft),
-        "base_sha256": folder_hash(base),
-        "seed": seed,
-    }
-    scores: dict[str, dict[str, np.ndarray]] = {}
-    for name, path in (("base", base), ("ft", ft)):
-        scores[name], res[name] = _score_model(
-            name, path, examples, batch_size=batch_size, max_tokens=max_tokens, seed=seed, progress=progress
-        )
-    res["delta"] = _deltas(scores["base"], scores["ft"], n_resamples, seed)
-    d, c = res["delta"]["f1"], res["delta"]["contained"]
-    res["forgetting"] = {
-        "f1_points": 0.0 - d["diff"],
-        "low": 0.0 - d["high"],
-        "high": 0.0 - d["low"],
-        "n": d["n"],
-        "contained_points": 0.0 - c["diff"],
-        "contained_low": 0.0 - c["high"],
-        "contained_high": 0.0 - c["low"],
-    }
-    return res
+    common = {"batch_size": batch_size, "max_tokens": max_tokens, "seed": seed, "progress": progress}
+    base_scores, base_summary = _score_model("base", base, examples, **common)
+    base_sha = folder_hash(base)
+    out = []
+    for name, ft in folders.items():
+        scores, summary = _score_model(name, ft, examples, **common)
+        res: dict[str, Any] = {
+            "name": name,
+            "general_qa": desc,
+            "ft_model": str(ft),
+            "base_model": str(base),
+            "ft_sha256": folder_hash(ft),
+            "base_sha256": base_sha,
+            "seed": seed,
+            "base": base_summary,
+            "ft": summary,
+            "delta": _deltas(base_scores, scores, n_resamples, seed),
+        }
+        d, c = res["delta"]["f1"], res["delta"]["contained"]
+        res["forgetting"] = {
+            "f1_points": 0.0 - d["diff"],
+            "low": 0.0 - d["high"],
+            "high": 0.0 - d["low"],
+            "n": d["n"],
+            "contained_points": 0.0 - c["diff"],
+            "contained_low": 0.0 - c["high"],
+            "contained_high": 0.0 - c["low"],
+        }
+        out.append(res)
+    return out
 
 
 def _score_model(

@@ -29,6 +29,7 @@ from eval.report_tables import (
     system_table,
 )
 from eval.verdict import base_system, compute_verdict, verdict_blocks
+from eval.verdict_costs import forgetting_measurements, measurement_name
 
 Block = (
     tuple  # ("h1"|"h2"|"h3"|"p", text) | ("ul", [text]) | ("table", header, rows) | ("img", name, png, alt)
@@ -60,9 +61,9 @@ def _blocks(
     ]
     for split, s in results.get("splits", {}).items():
         out += _split_blocks(split, s, cfg, v, max_disagreements)
-    f = results.get("forgetting")
-    if f:
-        out += _forgetting_blocks(f)
+    fs = forgetting_measurements(results)
+    if fs:
+        out += _forgetting_blocks(fs)
     return out
 
 
@@ -187,19 +188,19 @@ def _config_blocks(s: Mapping[str, Any], max_disagreements: int) -> list[Block]:
     return out
 
 
-def _forgetting_blocks(f: Mapping[str, Any]) -> list[Block]:
-    """The fine-tuned model against its base on general questions, and the gate when one was set."""
+def _forgetting_blocks(fs: list[Mapping[str, Any]]) -> list[Block]:
+    """Each fine-tuned model against its base on general questions, and the gate when one was set."""
     out: list[Block] = []
-    out.append(("h2", f"Forgetting (general held-out set, n={f['general_qa']['n']})"))
-    out.append(("table", *forgetting_table(f)))
-    png = charts.forgetting(f)
+    out.append(("h2", f"Forgetting (general held-out set, n={fs[0]['general_qa']['n']})"))
+    out.append(("table", *forgetting_table(fs)))
+    png = charts.forgetting(fs)
     if png:
         out.append(("img", "forgetting", png, "forgetting"))
-    g = f.get("gate") or {}
-    if g.get("max_forgetting") is not None:
-        out.append(
-            ("p", f"Gate --max-forgetting {g['max_forgetting']}: {'passed' if g['passed'] else 'FAILED'}.")
-        )
+    for f in fs:
+        g = f.get("gate") or {}
+        if g.get("max_forgetting") is not None:
+            gate = f"Gate --max-forgetting {g['max_forgetting']}: {'passed' if g['passed'] else 'FAILED'}"
+            out.append(("p", f"{gate} ({measurement_name(f)})." if len(fs) > 1 else f"{gate}."))
     return out
 
 

@@ -200,8 +200,10 @@ def disagreement_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     return header, out
 
 
-def forgetting_table(f: Mapping[str, Any]) -> Table:
-    header = ["measure", "base", "fine-tuned", "fine-tuned − base [95% CI]", "n"]
+def forgetting_table(measurements: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per measure: the base, then each fine-tuned model and its difference from the base."""
+    names = [str(f.get("name") or "fine-tuned") for f in measurements]
+    header = ["measure", "base"] + [h for n in names for h in (n, f"{n} − base [95% CI]")]
     rows = []
     for key, label in (
         ("perplexity", "answer perplexity"),
@@ -209,18 +211,13 @@ def forgetting_table(f: Mapping[str, Any]) -> Table:
         ("f1", "F1 %"),
         ("contained", "answer contained %"),
     ):
-        if key not in f["delta"]:  # results written before `contained` was measured
+        if any(key not in f["delta"] for f in measurements):  # results from before `contained` was measured
             continue
-        d = f["delta"][key]
-        rows.append(
-            [
-                label,
-                f"{f['base'][key]:.3g}",
-                f"{f['ft'][key]:.3g}",
-                f"{d['diff']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]",
-                d["n"],
-            ]
-        )
+        row = [label, f"{measurements[0]['base'][key]:.3g}"]
+        for f in measurements:
+            d = f["delta"][key]
+            row += [f"{f['ft'][key]:.3g}", f"{d['diff']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]"]
+        rows.append(row)
     return header, rows
 
 

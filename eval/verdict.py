@@ -16,7 +16,8 @@ blocks. Per split (held-out "test" first, then "freshness", then any other):
   turned around (diff → −diff, [low, high] → [−high, −low]) when stored the other way; nothing is
   recomputed;
 - one cost line per system: training time, latency p50 (held-out split), adapter size, and forgetting
-  for the systems that run the model `results["forgetting"]` measured (eval/forget.py).
+  for the systems that run a model `results["forgetting"]` measured (eval/forget.py: one measurement per
+  fine-tuned model; a model no system runs is stated apart).
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from eval.answers import DEFAULT_METRIC, GUARD_TEXT, VERDICT_METRICS, verdict_me
 from eval.verdict_costs import (
     cost_lines,
     cost_split,
+    forgetting_measurements,
     forgetting_summary,
     forgetting_text,
     glance_table,
     metric_mean,
-    name_of,
 )
 
 METRIC_NAMES = VERDICT_METRICS
@@ -261,10 +262,10 @@ def compute_verdict(results: Mapping[str, Any], metric: str | None = None) -> di
         s for s in splits if s not in ("test", "freshness")
     ]
     per_split = {s: v for s in order if (v := split_verdict(s, splits[s], metric)) is not None}
-    f = results.get("forgetting")
+    fs = forgetting_measurements(results)
     costs = cost_lines(results)
-    fsum = forgetting_summary(f) if f else None
-    unmatched = fsum is not None and not any(c["forgetting_role"] == "ft" for c in costs)
+    matched = {c["forgetting"]["ft_model"] for c in costs if c["forgetting"]}
+    unmatched = [forgetting_summary(f) for f in fs if f.get("ft_model") not in matched]
     tie_broken = [v["split"] for v in per_split.values() if v["tied_on"]]
     out: dict[str, Any] = {
         "metric": metric,
@@ -272,13 +273,14 @@ def compute_verdict(results: Mapping[str, Any], metric: str | None = None) -> di
         "metric_text": _metric_text(metric, tie_broken, note),
         "splits": per_split,
         "costs": costs,
-        "forgetting": fsum,
+        "forgetting": [forgetting_summary(f) for f in fs] or None,
         "cost_split": cost_split(results),
         "table": glance_table(results, metric, costs),
     }
-    if unmatched:
-        name = name_of(fsum["ft_model"]) or "the fine-tuned model"
-        out["forgetting_text"] = f"Forgetting of {name}: {forgetting_text(fsum)}."
+    if unmatched:  # measured models no compared system runs: stated apart
+        out["forgetting_text"] = " ".join(
+            f"Forgetting of {u['name']}: {forgetting_text(u)}." for u in unmatched
+        )
     return out
 
 

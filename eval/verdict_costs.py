@@ -1,7 +1,7 @@
 """The verdict's costs: one line per system (training time, latency, adapter size, forgetting) and the
 table at a glance that opens the verdict (system, verdict metric with CI, contained-rate, latency,
-training time, forgetting). Forgetting is matched to the systems that run the model
-`results["forgetting"]` measured (eval/forget.py).
+training time, forgetting). Forgetting is matched to the systems that run a model
+`results["forgetting"]` measured (eval/forget.py: one measurement per fine-tuned model).
 """
 
 from __future__ import annotations
@@ -24,29 +24,47 @@ def name_of(path: Any) -> str | None:
     return Path(str(path)).name if path else None
 
 
-def forgetting_for(system: Mapping[str, Any], forgetting: Mapping[str, Any]) -> str | None:
-    """ "ft" if `system` runs the fine-tuned model forgetting measured, "base" if its base, else None.
+def forgetting_measurements(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """`results["forgetting"]` as a list: one measurement per fine-tuned model (eval.forget.forgetting_of),
+    or the single one `forgetting` and `ragtune eval --general-qa` write."""
+    f = results.get("forgetting")
+    if not f:
+        return []
+    return [f] if isinstance(f, Mapping) else [m for m in f if m]
 
-    Matched by folder hash, then folder path; over HTTP without a folder, by the served model id (a
-    ragtune server names its model after the folder).
-    """
+
+def measurement_name(f: Mapping[str, Any]) -> str:
+    return str(f.get("name") or name_of(f.get("ft_model")) or "the fine-tuned model")
+
+
+def _runs(system: Mapping[str, Any], sha: str | None, path: str | None) -> bool:
+    """Does `system` run the model folder `path` (content hash `sha`)? By hash, then folder path; over
+    HTTP without a folder, by the served model id (a ragtune server names its model after the folder)."""
     spec, d = system.get("spec") or {}, system.get("describe") or {}
-    for role in ("ft", "base"):
-        sha, path = forgetting.get(f"{role}_sha256"), forgetting.get(f"{role}_model")
-        if d.get("model_sha256"):
-            if sha and d["model_sha256"] == sha:
-                return role
-            continue
-        if spec.get("model") and path and Path(spec["model"]).resolve() == Path(path).resolve():
-            return role
-        if not spec.get("model") and path and d.get("model_id") and d["model_id"] == name_of(path):
-            return role
-    return None
+    if d.get("model_sha256"):
+        return bool(sha) and d["model_sha256"] == sha
+    if spec.get("model") and path:
+        return Path(spec["model"]).resolve() == Path(path).resolve()
+    return bool(not spec.get("model") and path and d.get("model_id") and d["model_id"] == name_of(path))
+
+
+def forgetting_for(
+    system: Mapping[str, Any], measurements: list[Mapping[str, Any]]
+) -> tuple[str | None, Mapping[str, Any] | None]:
+    """("tuned", its measurement) if `system` runs a fine-tuned model one of `measurements` measured,
+    ("base", None) if it runs their base, else (None, None)."""
+    for f in measurements:
+        if _runs(system, f.get("ft_sha256"), f.get("ft_model")):
+            return "tuned", f
+    if any(_runs(system, f.get("base_sha256"), f.get("base_model")) for f in measurements):
+        return "base", None
+    return None, None
 
 
 def forgetting_summary(f: Mapping[str, Any]) -> dict[str, Any]:
     g = f.get("forgetting") or {}
     out = {
+        "name": measurement_name(f),
         "ft_model": f.get("ft_model"),
         "base_model": f.get("base_model"),
         "n": g.get("n") or (f.get("general_qa") or {}).get("n"),
@@ -93,20 +111,19 @@ def cost_lines(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     split_name = cost_split(results)
     if split_name is None:
         return []
-    f = results.get("forgetting")
-    fsum = forgetting_summary(f) if f else None
+    fs = forgetting_measurements(results)
     out = []
     for name, s in results["splits"][split_name]["systems"].items():
         c = s.get("cost") or {}
-        role = forgetting_for(s, f) if f else None
+        role, f = forgetting_for(s, fs)
         line = {
             "system": name,
             "split": split_name,
             "train_time_s": c.get("train_time_s"),
             "latency_p50_s": c.get("latency_p50_s"),
             "adapter_bytes": c.get("adapter_bytes"),
-            "forgetting": fsum if role == "ft" else None,
-            "forgetting_role": role or ("unmeasured" if f else None),
+            "forgetting": forgetting_summary(f) if f else None,
+            "forgetting_role": role or ("unmeasured" if fs else None),
         }
         out.append({**line, "text": _cost_text(line)})
     return out
@@ -123,7 +140,7 @@ def _cost_text(c: Mapping[str, Any]) -> str:
         if c["adapter_bytes"] is not None
         else "no adapter recorded",
     ]
-    if c["forgetting_role"] == "ft":
+    if c["forgetting_role"] == "tuned":
         parts.append(forgetting_text(c["forgetting"]))
     elif c["forgetting_role"] == "base":
         parts.append("runs the base model (the forgetting reference)")
@@ -140,7 +157,7 @@ def _ci_text(v: Mapping[str, Any] | None) -> str:
 
 def _forgetting_cell(c: Mapping[str, Any]) -> str:
     role = c["forgetting_role"]
-    if role == "ft":
+    if role == "tuned":
         f = c["forgetting"]
         if f.get("f1_points") is None:
             return "measured, no F1"

@@ -2,7 +2,8 @@
 
 check the inputs → ingest (refresh) the index → plan the budget → QA pairs (synth, split by document) →
 retriever LoRA (kept only where it wins on validation) → RAFT / closed-book LoRA and export → evaluate
-every system on the synthetic test split and the user's questions → report, verdict, winner.json.
+every system on the synthetic test split and the user's questions → forgetting of every fine-tune on general
+questions → report, verdict, winner.json.
 
 Each step is keyed by the hash of its inputs and settings (lifecycle/steps.py): a rerun with the same
 inputs redoes nothing, and after documents change only what depends on them runs again.
@@ -26,7 +27,7 @@ from ragtune.records import iter_jsonl
 
 log = logging.getLogger(__name__)
 
-N_STEPS = 9
+N_STEPS = 9  # check, ingest, synth, retriever, raft, ft, evaluate, forgetting, report
 
 
 def run_lifecycle(
@@ -40,6 +41,7 @@ def run_lifecycle(
     run.tune_retriever()
     run.tune_generators()
     results = run.evaluate()
+    run.measure_forgetting()
     return run.conclude(results)
 
 
@@ -188,6 +190,7 @@ class _Run:
             ("ft", "closed-book", "fine-tune the generator closed-book (LoRA) and export"),
         ):
             if not self.cfg.trains(kind):
+                self.steps.n += 1  # the step numbers stay those of a run that trains both
                 continue
             self.models[kind], self.training[kind] = self._tune(kind, mode, title)
 
@@ -249,6 +252,40 @@ class _Run:
             lambda: evaluate_systems(specs, test["path"], self.cfg.qa, self.train_qa, self.out, self.cfg.seed, self.progress, self.cfg.metric),
             [self.out / "eval" / "results.json"],
         )  # fmt: skip
+
+    def measure_forgetting(self) -> None:
+        """Each fine-tuned generator against the base on general-knowledge questions (eval.GENERAL_QA)."""
+        from lifecycle.evaluation import measure_forgetting, sample_general
+
+        tuned = {k: p for k, p in self.models.items() if k in budget.tuned_models(self.cfg.system_names())}
+        forget = self.out / "eval" / "forgetting.json"
+        if not tuned or not self.plan.general_questions:
+            forget.unlink(missing_ok=True)  # a rerun without fine-tunes reports none
+            self.steps.n += 1
+            return
+        qa = sample_general(
+            self.out / "eval" / "general_qa.jsonl", self.plan.general_questions, self.cfg.seed
+        )
+        key = {
+            "base": self.base_key,
+            "models": {k: model_fingerprint(p) for k, p in tuned.items()},
+            "general": file_hash(qa),
+            "seed": self.cfg.seed,
+            "max_tokens": self.cfg.max_tokens,
+        }
+        res = self.steps.run(
+            "forgetting",
+            "measure each fine-tune's forgetting on general questions",
+            key,
+            lambda: measure_forgetting(tuned, self.base_dir, qa, self.out, self.cfg.seed, self.cfg.max_tokens, self.progress),
+            [forget],
+        )  # fmt: skip
+        self.echo(
+            "    F1 points lost vs the base: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in res["f1_points"].items())
+            + "; answer-contained points lost: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in res["contained_points"].items())
+        )
 
     def system_specs(self) -> list[dict[str, Any]]:
         cfg, out = self.cfg, []

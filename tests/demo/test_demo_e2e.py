@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
+from eval import compute_verdict
+
 # The quick demo takes ~5 min on 2 idle cores with the real default generator (SmolLM2-135M-Instruct; its
 # one-time conversion from the GGUF adds ~25 s); on a shared machine much longer, so this module gets its
 # own timeout above the suite's default.
@@ -51,7 +53,12 @@ def test_demo_quick_results_carry_the_world(demo_run):
     assert all(s["freshness"]["n"] == n_fresh for s in fresh.values())
     # after the refresh, the retrieved passages hold the new facts, never only the stale ones
     assert fresh["rag"]["freshness"]["passages"]["stale"] == 0
-    assert "forgetting" in results
+    # every fine-tune's forgetting is measured against the base, the winner's (raft) included
+    assert [f["name"] for f in results["forgetting"]] == ["ft", "raft"]
+    costs = {c["system"]: c["forgetting_role"] for c in compute_verdict(results)["costs"]}
+    assert costs == {"base": "base", "fewshot": "base", "rag": "base", "fewshot+rag": "base"} | {
+        s: "tuned" for s in ("ft", "ft+rag", "raft+rag")
+    }
 
 
 def test_demo_quick_runs_on_the_real_default_generator(demo_run):

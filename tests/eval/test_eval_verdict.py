@@ -272,7 +272,7 @@ def test_cost_lines_with_and_without_forgetting(forget):
             "forgets 3.0 F1 points [-1.0, +7.0] and 10.0 answer-contained points "
             "[+4.0, +16.0] vs its base on general QA (n=30), gate --max-forgetting 5.0: passed"
         )
-        assert v["forgetting"]["ft"]["f1"] == 27.0 and "forgetting_text" not in v
+        assert v["forgetting"][0]["ft"]["f1"] == 27.0 and "forgetting_text" not in v
         assert lines["base"].endswith("runs the base model (the forgetting reference)")  # served as /m/base
     else:
         assert v["forgetting"] is None and not any("forget" in t for t in lines.values())
@@ -284,10 +284,37 @@ def test_forgetting_matched_over_http_by_served_name_or_stated_apart():
     split["systems"]["base"]["describe"]["model_id"] = "base"
     v = compute_verdict(_results(split, forgetting=FORGET))  # ragtune serve names a model after its folder
     roles = {c["system"]: c["forgetting_role"] for c in v["costs"]}
-    assert roles == {"base": "base", "ft": "ft", "rag": "unmeasured"}
+    assert roles == {"base": "base", "ft": "tuned", "rag": "unmeasured"}
     split["systems"]["ft"]["describe"]["model_id"] = "other"
     v = compute_verdict(_results(split, forgetting=FORGET))
     assert v["forgetting_text"].startswith("Forgetting of ft: forgets 3.0 F1 points")
+
+
+def test_every_tuned_model_gets_its_own_forgetting_the_winner_included(tmp_path):
+    """Two fine-tunes measured against one base (eval.forget.forgetting_of's list): each system gets the
+    measurement of the model it runs, in its cost line, the table at a glance, the report and its chart."""
+    split = json.loads(json.dumps(CLEAR))
+    split["systems"]["raft+rag"] = _system("raft+rag", 60, retrieval=True, sha="r" * 64)
+    split["systems"]["ft+rag"] = _system("ft+rag", 30, retrieval=True, sha="f" * 64)
+    raft = json.loads(json.dumps(FORGET))
+    raft.update(name="raft", ft_model="/m/raft", ft_sha256="r" * 64)
+    raft["forgetting"].update(f1_points=1.0, low=-2.0, high=4.0)
+    ft = {**json.loads(json.dumps(FORGET)), "name": "ft"}
+    for f in (ft, raft):
+        f["delta"] = {k: {"diff": -1.0, "low": -2.0, "high": 0.5, "n": 30} for k in f["base"]}
+    results = _results(split, forgetting=[ft, raft])
+    v = compute_verdict(results)
+    lines = {c["system"]: c["text"] for c in v["costs"]}
+    assert "forgets 1.0 F1 points [-2.0, +4.0]" in lines["raft+rag"]
+    assert "forgets 3.0 F1 points [-1.0, +7.0]" in lines["ft"] and "forgets 3.0 F1 points" in lines["ft+rag"]
+    assert lines["rag"].endswith("forgetting not measured")
+    cells = {r[0]: r[-1] for r in v["table"]["rows"]}
+    assert cells["raft+rag"] == "1.0 F1 pts [-2.0, +4.0]" and cells["base"] == "base model"
+    assert [f["name"] for f in v["forgetting"]] == ["ft", "raft"] and "forgetting_text" not in v
+    files = write_report(results, tmp_path)
+    md = files["md"].read_text()
+    assert "| measure | base | ft | ft − base [95% CI] | raft | raft − base [95% CI] |" in md
+    assert (tmp_path / "charts" / "forgetting.png").is_file()
 
 
 def test_pairwise_table_keeps_pairs_with_the_best_or_base(tmp_path):

@@ -78,6 +78,17 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(run_root):
     results = json.loads((run / "report" / "results.json").read_text())
     assert set(results["splits"]) == {"test", "user"}
     assert set(results["splits"]["user"]["systems"]) == set(SYSTEMS.split(","))
+    # the fine-tune (raft) has its forgetting measured against the base on general questions, in the
+    # verdict's cost line of every system that runs it
+    assert [f["name"] for f in results["forgetting"]] == ["raft"]
+    assert (
+        results["forgetting"][0]["general_qa"]["n"]
+        == json.loads((run / "summary.json").read_text())["plan"]["general_questions"]
+    )
+    assert "measure each fine-tune's forgetting on general questions: done" in out
+    assert "| measure | base | raft | raft − base [95% CI] |" in report
+    raft_line = next(line for line in report.splitlines() if line.startswith("- raft+rag: "))
+    assert "vs its base on general QA" in raft_line
     qa = json.loads((run / "qa" / "synth_report.json").read_text())
     assert qa["kept"] > 0 and all(qa["splits"][s]["pairs"] > 0 for s in ("train", "validation", "test"))
 

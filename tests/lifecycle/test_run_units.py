@@ -14,9 +14,9 @@ from ragtune.errors import RagtuneError
 from ragtune.winner import Winner, read_winner, write_winner
 
 PLANS = [  # budget min, chunks -> chunks asked, spans per chunk, training examples, test questions, cut
-    (30, 60, 60, 4, 217, 210, False),
-    (30, 900, 621, 1, 217, 210, True),
-    (10, 40, 40, 4, 67, 65, False),
+    (30, 60, 60, 4, 217, 194, False),
+    (30, 900, 621, 1, 217, 194, True),
+    (10, 40, 40, 4, 67, 52, True),  # the forgetting check gets 42 of the 50 general questions
 ]
 
 
@@ -30,8 +30,23 @@ def test_the_budget_sizes_each_part(minutes, chunks, asked, per_chunk, examples,
 
 def test_the_users_questions_take_their_share_of_the_evaluation_first():
     systems = ["base", "rag", "raft+rag"]
-    assert make_plan(30, 60, systems, trains=True, n_user=100).max_test_questions == 210 - 100
+    assert make_plan(30, 60, systems, trains=True, n_user=100).max_test_questions == 194 - 100
     assert make_plan(30, 60, systems, trains=True, n_user=400).max_test_questions == 20  # the floor
+
+
+@pytest.mark.parametrize(
+    ("systems", "general", "tests"),
+    [
+        (["base", "rag"], 0, 369),  # nothing fine-tuned: no forgetting to measure
+        (["base", "rag", "raft+rag"], 50, 194),  # the base and raft answer 50 general questions each
+        (["base", "ft", "rag", "raft+rag"], 50, 164),  # base, ft and raft: 67.5 s of the evaluation share
+    ],
+)
+def test_every_fine_tune_gets_its_forgetting_check_out_of_the_evaluation_share(systems, general, tests):
+    plan = make_plan(30, 60, systems, trains=True)
+    assert (plan.general_questions, plan.max_test_questions) == (general, tests)
+    small = make_plan(3.5, 60, ["ft", "raft+rag"], trains=True)
+    assert small.general_questions == 0 and "forgetting not measured" in " ".join(small.cuts)
 
 
 def test_a_budget_with_no_room_for_training_is_refused_only_when_training_is_asked():
