@@ -115,11 +115,18 @@ def _matches(prediction: str, answers: Sequence[str]) -> bool:
     )
 
 
-def freshness_label(prediction: str, answers: Sequence[str], stale_answers: Sequence[str]) -> str | None:
-    """'new', 'stale', 'both' or 'neither' for a freshness question; None for an ordinary one."""
+def freshness_label(
+    prediction: str, answers: Sequence[str], stale_answers: Sequence[str], *, guarded: bool = True
+) -> str | None:
+    """'new', 'stale', 'both' or 'neither' for a freshness question; None for an ordinary one.
+    `guarded=False` for passages: their text is long by nature, so the guard against replies that list
+    candidates does not apply, only containment on word boundaries."""
     if not stale_answers:
         return None
-    new, stale = _matches(prediction, answers), _matches(prediction, stale_answers)
+    match = (
+        _matches if guarded else (lambda text, golds: bool(golds) and contained_unguarded(text, golds) == 1.0)
+    )
+    new, stale = match(prediction, answers), match(prediction, stale_answers)
     return "both" if new and stale else "new" if new else "stale" if stale else "neither"
 
 
@@ -166,6 +173,6 @@ def score_answer(
         row["freshness"] = fresh
         if passages:  # which fact did the system's passages carry? (retriever vs generator memory)
             row["context_freshness"] = freshness_label(
-                " ".join(_passage_text(p) for p in passages), answers, stale_answers
+                " ".join(_passage_text(p) for p in passages), answers, stale_answers, guarded=False
             )
     return row

@@ -52,3 +52,15 @@ def test_verdict_metric_names():
     ]
     with pytest.raises(RagtuneError, match="choose one of em, f1, contains, judge"):
         verdict_metric("bleu")
+
+
+def test_a_long_passage_carries_the_new_fact_the_guard_is_for_replies_only():
+    """Which fact a system's passages carried is containment on word boundaries: a passage of 40 words is
+    no list of guesses (the guard once made every real passage 'neither')."""
+    passage = {
+        "text": "Dalis Mirmir makes a home in the town of Linby. " * 4 + "Dalis Mirmir works as a cooper."
+    }
+    row = score_answer("a cooper", ["cooper"], [passage], stale_answers=["bookbinder"])
+    assert row["context_freshness"] == "new" and row["freshness"] == "new"
+    stale = {"text": passage["text"].replace("cooper", "bookbinder")}
+    assert score_answer("a cooper", ["cooper"], [stale], ["bookbinder"])["context_freshness"] == "stale"
