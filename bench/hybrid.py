@@ -1,9 +1,11 @@
 """SciFact hybrid retrieval: dense, BM25 and hybrid on one index, through ragtune's own commands.
 
-    .venv/bin/python bench/hybrid.py [--work DIR] [--queries 300]
+    .venv/bin/python bench/hybrid.py [--work DIR] [--queries 300] [--retriever FOLDER]
 
   1. `ragtune data import beir`      documents.jsonl from ../shared/data/beir_scifact
-  2. `ragtune ingest`                one index version: FAISS + chunk store + the lexical (BM25) part
+  2. `ragtune ingest`                one index version: FAISS + chunk store + the lexical (BM25) part;
+                                   with --retriever, embedded by that encoder (e.g. the LoRA-tuned one
+                                   that bench/scifact.py's `ragtune tune retriever` step writes)
   3. `ragtune eval retrieval --retrieval dense|bm25|hybrid` (and hybrid --fusion weighted): test nDCG@10,
      Recall@100 per query; paired bootstrap 95% CIs of hybrid − dense and hybrid − bm25 (300 queries)
   4. in this process: query latency p50 of each mode (k 10, one query at a time, modes interleaved so that
@@ -120,7 +122,8 @@ def sizes(index: Path, ingest_report: dict) -> dict:
 def run(args: argparse.Namespace) -> dict:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    data, index = work / "data", work / "index-base"
+    data, index = work / "data", work / ("index-tuned" if args.retriever else "index-base")
+    encoder = ["--retriever", str(args.retriever)] if args.retriever else []
     times: dict[str, float] = {}
     step("import", data, lambda: ragtune("data", "import", "beir", str(SCIFACT), "--out", str(data)), times)
     report = work / "ingest.json"
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> dict:
         "ingest",
         report,
         lambda: report.write_text(
-            ragtune("ingest", str(data / "documents.jsonl"), "--index", str(index), "--json")
+            ragtune("ingest", str(data / "documents.jsonl"), "--index", str(index), *encoder, "--json")
         ),
         times,
     )
@@ -138,12 +141,13 @@ def run(args: argparse.Namespace) -> dict:
     result["latency"] = latency(index, args.queries)
     result["build"] = sizes(index, json.loads(report.read_text()))
     result["seconds"] = times
+    result["retriever"] = str(args.retriever) if args.retriever else "default"
     (work / "hybrid.json").write_text(json.dumps(result, indent=2))
     return result
 
 
 def print_table(r: dict) -> None:
-    print(f"\nSciFact test, {r['n_queries']} queries")
+    print(f"\nSciFact test, {r['n_queries']} queries, retriever {r.get('retriever', 'default')}")
     print(f"{'':<16} {'nDCG@10':>8} {'R@100':>8}")
     print(f"{'published BM25':<16} {PUBLISHED_BM25['ndcg@10']:>8.4f} {PUBLISHED_BM25['recall@100']:>8.4f}")
     for name, m in r["metrics"].items():
@@ -163,9 +167,16 @@ def print_table(r: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", default="bench-out/hybrid")
+    p.add_argument("--work", help="Default bench-out/hybrid, or bench-out/hybrid-tuned with --retriever.")
     p.add_argument("--queries", type=int, default=300, help="Test queries timed per mode.")
-    print_table(run(p.parse_args()))
+    p.add_argument(
+        "--retriever",
+        type=Path,
+        help="Encoder folder to embed the index with (default: the embedded all-MiniLM-L6-v2).",
+    )
+    args = p.parse_args()
+    args.work = args.work or ("bench-out/hybrid-tuned" if args.retriever else "bench-out/hybrid")
+    print_table(run(args))
 
 
 if __name__ == "__main__":
