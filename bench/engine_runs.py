@@ -298,8 +298,6 @@ def _serve_llamacpp(gguf: Path, model_dir: Path, threads: int, eos: list[int]) -
     file beside it gives the same ids); EOS suppressed as for the others."""
     import shutil
 
-    import torch
-
     import serve.llamacpp_backend as lb
 
     folder = gguf.parent / f"{gguf.stem}-serve"
@@ -309,11 +307,12 @@ def _serve_llamacpp(gguf: Path, model_dir: Path, threads: int, eos: list[int]) -
             shutil.copy(f, folder / f.name)
     if not (folder / "model.gguf").exists():
         (folder / "model.gguf").symlink_to(gguf.resolve())
-    plain = lb.sample_next
+    plain = lb.next_tokens
 
     def no_eos(logits, rows):
-        return plain(logits.index_fill(-1, torch.tensor(eos), float("-inf")), rows)
+        logits[:, eos] = float("-inf")
+        return plain(logits, rows)
 
-    lb.sample_next = no_eos
+    lb.next_tokens = no_eos
     backend = lb.LlamaCppBackend(folder / "model.gguf", max_batch_size=1, threads=threads)
     return serve_backend_run(backend, eos)

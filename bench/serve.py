@@ -295,12 +295,15 @@ async def main_async(args) -> dict:
             report.update(await overhead(url, bodies, base, model, index, args))
         if src is not None:
             names = [model.name] + [spec.partition("=")[0] for spec in args.lora]
-            rotating = [{**b, "model": names[i % len(names)]} for i, b in enumerate(bodies)]
+            tokens = args.soak_max_tokens if args.soak else args.max_tokens
+            rotating = [
+                {**b, "model": names[i % len(names)], "max_tokens": tokens} for i, b in enumerate(bodies)
+            ]
             clients = args.soak_clients if args.soak else 8
             report["swaps"] = await swaps_under_load(url, rotating, index, src, clients, args.soak)
             report["swaps"]["models"] = names
     if args.llamacpp_baseline:
-        report["llamacpp_baseline"] = llamacpp_baseline(model, index, args)
+        report["llamacpp_baseline"] = await llamacpp_baseline(model, index, args)
     by = {lv["clients"]: lv for lv in report["levels"]}
     if 1 in by and 8 in by:
         report["batching_gain_8_over_1"] = by[8]["out_tok_per_s"] / by[1]["out_tok_per_s"]
@@ -310,7 +313,7 @@ async def main_async(args) -> dict:
     return report
 
 
-def llamacpp_baseline(model: Path, index: Path, args) -> dict:
+async def llamacpp_baseline(model: Path, index: Path, args) -> dict:
     """llama-cpp-python's own single-stream `create_completion` (streamed, greedy) on the GGUF the server
     loads, with the prompts the server builds (rendered by its tokenizer): TTFT and decode tokens/s, p50."""
     from llama_cpp import Llama
@@ -321,7 +324,7 @@ def llamacpp_baseline(model: Path, index: Path, args) -> dict:
     files = resolve_files(model, {}, args.gguf_type)
     be = load_backend("llama.cpp", model, max_batch_size=1, llamacpp_options={"gguf_type": args.gguf_type})
     prompts = [be.prepare(m).prompt_ids for m in rag_messages(index, args.top_k)]
-    asyncio.run(be.aclose())
+    await be.aclose()
     threads = len(os.sched_getaffinity(0))
     llm = Llama(
         str(files.gguf), n_ctx=2048, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False
@@ -465,10 +468,11 @@ def parse_args() -> argparse.Namespace:
         help="transformers' own decode path (the backend before issue 10)",
     )
     ap.add_argument("--backend", choices=["transformers", "ctranslate2", "llama.cpp"], default="transformers")
-    ap.add_argument("--gguf-type", default="q8_0", help="llama.cpp: the type a model folder is converted to")
+    ap.add_argument("--gguf-type", default="f16", help="llama.cpp: the type a model folder is converted to")
     ap.add_argument("--lora", action="append", default=[], help="llama.cpp: NAME=ADAPTER, served and rotated")
     ap.add_argument("--soak", type=float, default=0, help="seconds of load around the two index swaps")
     ap.add_argument("--soak-clients", type=int, default=16)
+    ap.add_argument("--soak-max-tokens", type=int, default=16, help="answer tokens of the soak's requests")
     ap.add_argument(
         "--llamacpp-baseline", action="store_true", help="llama-cpp-python create_completion, single stream"
     )
@@ -478,7 +482,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def print_report(report: dict) -> None:
-    for i, r in enumerate(report["overhead_rounds"]):
+    for i, r in enumerate(report.get("overhead_rounds", [])):
         print(
             f"round {i + 1}, 8 clients, e2e mean ms: gateway {r['gateway']['e2e_mean_ms']:.1f}, "
             f"raw-prompt HTTP {r['raw_http']['e2e_mean_ms']:.1f}, "

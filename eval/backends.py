@@ -194,8 +194,19 @@ def open_backend(spec: SystemSpec, cache: _Cache, known_doc_ids: set[str] | None
     if key not in cache.generators:
         from serve import load_generator
 
-        cache.generators[key] = load_generator(str(model))
+        cache.generators[key] = load_generator(str(model), backend=_engine(model))
     return InProcess(spec, cache.generators[key], retr)
+
+
+def _engine(model: Path) -> str:
+    """The engine in-process systems generate with: the serving setting (RAGTUNE_BACKEND, default auto: the
+    engine `ragtune serve` would pick here for this model), so a comparison measures what would be deployed;
+    a remote backend (openai) has no place in process, so transformers then."""
+    from ragtune.settings import load_settings
+    from serve import resolve_backend
+
+    kind = resolve_backend(load_settings().backend, model)
+    return kind if kind in ("transformers", "llama.cpp", "ctranslate2", "vllm") else "transformers"
 
 
 def _open_retriever(spec: SystemSpec, cache: _Cache) -> Any:

@@ -1,9 +1,13 @@
 """Choosing and loading a generation backend, and the in-process generator other stages use.
 
-`auto` picks vLLM when it is installed and a CUDA device is present, else llama.cpp when llama-cpp-python
-is installed and the model is a Llama-architecture folder or a GGUF file (it has a GGUF or gets one by
-conversion), else transformers; `openai` is never picked automatically (it needs a remote URL);
-`ctranslate2` (CPU, the `ct2` extra) only when asked for.
+`auto` picks vLLM when it is installed and a CUDA device is present; on a CPU, llama.cpp when
+llama-cpp-python is installed, the model is a GGUF file or a Llama-architecture folder (it has a GGUF or gets
+one by conversion) and the CPU has no native bf16; else transformers. Why the bf16 condition (docs/llamacpp.md,
+bench/serve.py and bench/engines.py, one machine): with native bf16 the transformers backend prefills a RAG
+prompt ~3x faster than llama.cpp's portable AVX2 kernels and serves 16 clients with a third of llama.cpp's p95
+latency, though llama.cpp decodes one stream ~3.6x faster; without it torch runs fp32, whose prefill is no
+faster than llama.cpp's, so llama.cpp's decode wins. `openai` is never picked automatically (it needs a remote
+URL); `ctranslate2` (CPU, the `ct2` extra) only when asked for.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from serve.types import Backend, Completion, Delta, SamplingOptions, backend_fai
 
 logger = logging.getLogger(__name__)
 
-AUTO_LLAMACPP = False  # decided by measurement (docs/llamacpp.md)
 BACKENDS = ("auto", "vllm", "llama.cpp", "transformers", "ctranslate2", "openai")
 
 
@@ -35,7 +38,14 @@ def resolve_backend(name: str, model: str | Path | None = None) -> str:
         return name
     if is_vllm_available() and cuda_available():
         return "vllm"
-    if AUTO_LLAMACPP and llamacpp_engine.available() and _has_or_gets_gguf(model):
+    return auto_cpu_backend(model, llamacpp_engine.available())
+
+
+def auto_cpu_backend(model: str | Path | None, llamacpp_installed: bool, cpuinfo: str | None = None) -> str:
+    """`auto` on a CPU (the module docstring says why): llama.cpp or transformers."""
+    from ragtune.hardware import cpu_native_bf16
+
+    if llamacpp_installed and _has_or_gets_gguf(model) and not cpu_native_bf16(cpuinfo):
         return "llama.cpp"
     return "transformers"
 

@@ -141,9 +141,9 @@ logger = logging.getLogger(__name__)
 )
 @click.option(
     "--gguf-type",
-    type=click.Choice(["f32", "f16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"]),
+    type=click.Choice(["f32", "f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"]),
     default=None,
-    help="llama.cpp: the type a model folder without its own model.gguf is converted to (default q8_0).",
+    help="llama.cpp: the type a model folder without its own model.gguf is converted to (default f16).",
 )
 @click.option("--llamacpp-ctx", type=int, default=None, help="llama.cpp: context positions per request.")
 @click.option("--tensor-parallel-size", type=int, default=None, help="vllm: tensor-parallel GPUs.")

@@ -61,7 +61,7 @@ class LlamaCppBackend(TransformersBackend):
         model: str | Path,
         *,
         loras: dict[str, str | Path] | None = None,
-        gguf_type: str = "q8_0",
+        gguf_type: str = "f16",
         max_batch_size: int = 16,
         batch_window_ms: float = 10.0,
         ctx_per_seq: int = 2048,
@@ -197,13 +197,11 @@ class LlamaCppBackend(TransformersBackend):
 
     def _sample(self, got: list[tuple[_Seq, object]]) -> None:
         import numpy as np
-        import torch
 
         if not got:
             return
-        logits = torch.from_numpy(np.stack([lg for _, lg in got]))  # [B, vocab]
         rows = [s.row for s, _ in got]
-        toks = sample_next(logits, rows).tolist()
+        toks = next_tokens(np.stack([lg for _, lg in got]), rows)  # logits [B, vocab]
         self.tokens_generated += len(rows)
         for (s, _), t in zip(got, toks):
             s.row.push(int(t))
@@ -234,6 +232,23 @@ class LlamaCppBackend(TransformersBackend):
         await super().aclose()
         with self._model_lock:
             self.engine.close()
+
+
+def next_tokens(logits, rows: list[RowState]) -> list[int]:
+    """Greedy rows by numpy's argmax; sampled rows (temperature > 0) by the transformers backend's seeded
+    sampler. Why not torch for all: torch's OpenMP threads would wake and spin beside llama.cpp's own on
+    every step (two OpenMP runtimes in one process), slowing the next decode."""
+    import numpy as np
+
+    out = np.argmax(logits, axis=1).tolist()
+    sampled = [r for r, st in enumerate(rows) if st.generator is not None]
+    if sampled:
+        import torch
+
+        picked = sample_next(torch.from_numpy(logits[sampled]), [rows[r] for r in sampled]).tolist()
+        for r, t in zip(sampled, picked):
+            out[r] = int(t)
+    return out
 
 
 def _signalling(sink: Callable[[Delta], None], done: threading.Event) -> Callable[[Delta], None]:

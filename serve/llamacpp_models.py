@@ -6,7 +6,7 @@ Face tokenizer renders its prompts.
 - a `.gguf` file: as is; the tokenizer is the folder beside it when that folder has one, else the one
   transformers reads out of the GGUF itself.
 - a model folder: its `model.gguf` when `ragtune export --gguf` wrote one, else a conversion made once and
-  cached under $RAGTUNE_CACHE_DIR/gguf/ (q8_0 unless `--gguf-type` says otherwise).
+  cached under $RAGTUNE_CACHE_DIR/gguf/ (f16 unless `--gguf-type` says otherwise).
 - an adapter: a GGUF LoRA file as is, or a PEFT LoRA folder (the output of `ragtune tune generator`)
   converted once and cached the same way.
 """
@@ -79,9 +79,9 @@ def _same(a: str | Path, b: Path) -> bool:
 
 def _model_files(model: str | Path, gguf_type: str) -> LlamaModelFiles:
     if models.is_default(model) or _same(model, models.default_generator_dir(materialise=False)):
-        return LlamaModelFiles(
-            models.gguf_path(), models.default_generator_dir(), models.DEFAULT_GENERATOR.name
-        )
+        # named as the transformers backend names it: the folder's name when a folder was given
+        name = models.DEFAULT_GENERATOR.name if models.is_default(model) else Path(model).name
+        return LlamaModelFiles(models.gguf_path(), models.default_generator_dir(), name)
     path = Path(model)
     if path.is_file():
         if path.suffix != ".gguf":
@@ -95,9 +95,7 @@ def _model_files(model: str | Path, gguf_type: str) -> LlamaModelFiles:
     return LlamaModelFiles(folder_gguf(path, gguf_type), path, path.name)
 
 
-def resolve_files(
-    model: str | Path, loras: dict[str, str | Path], gguf_type: str = "q8_0"
-) -> LlamaModelFiles:
+def resolve_files(model: str | Path, loras: dict[str, str | Path], gguf_type: str = "f16") -> LlamaModelFiles:
     files = _model_files(model, gguf_type)
     files.tokenizer_kwargs.setdefault("local_files_only", True)
     for name, adapter in loras.items():

@@ -12,6 +12,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The servers tests start answer with the reference backend on every machine kind (`auto` would pick llama.cpp
+# on a CPU without native bf16 when it is installed); the llama.cpp tests ask for it by flag.
+os.environ.setdefault("RAGTUNE_BACKEND", "transformers")
 
 # Helpers that test modules import live in cli_helpers.py: several folders have a conftest.py of their
 # own, so `from conftest import ...` would find whichever was imported last.

@@ -238,6 +238,32 @@ def test_two_adapters_answer_differently_in_one_server(chatty_generator, adapter
         handle.stop()
 
 
+@pytest.mark.parametrize(
+    "installed, flags, model, want",
+    [
+        (True, "fpu avx2 fma", "default", "llama.cpp"),  # no native bf16: llama.cpp decodes ~3.6x faster
+        (True, "fpu avx2 avx512f avx512_bf16", "default", "transformers"),  # bf16 prefill ~3x faster
+        (True, "fpu avx2 amx_bf16", "default", "transformers"),
+        (False, "fpu avx2 fma", "default", "transformers"),  # not installed (or its build failed)
+        (True, "fpu avx2 fma", "gguf", "llama.cpp"),
+        (True, "fpu avx2 fma", "llama-folder", "llama.cpp"),  # gets a GGUF by conversion
+        (True, "fpu avx2 fma", "other-folder", "transformers"),  # no GGUF writer for its architecture
+    ],
+)
+def test_auto_on_a_cpu(installed, flags, model, want, chatty_generator, tmp_path):
+    from serve.backends import auto_cpu_backend
+
+    paths = {"default": "default", "llama-folder": chatty_generator}
+    paths["gguf"] = tmp_path / "m.gguf"
+    paths["gguf"].write_bytes(b"GGUF")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"]}))
+    paths["other-folder"] = other
+    cpuinfo = f"processor\t: 0\nflags\t\t: {flags}\n"
+    assert auto_cpu_backend(paths[model], installed, cpuinfo) == want
+
+
 def test_auto_falls_back_to_transformers_without_llama_cpp():
     """A failed or skipped compile leaves the package missing: `auto` serves with transformers, and asking for
     llama.cpp says how to install it."""

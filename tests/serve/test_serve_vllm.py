@@ -135,9 +135,11 @@ def test_sampling_arguments():
 
 
 def test_auto_picks_vllm_only_with_vllm_and_cuda(monkeypatch):
+    import serve.llamacpp_engine as le
     import serve.vllm_backend as vb
     from serve.backends import resolve_backend
 
+    monkeypatch.setattr(le, "available", lambda: False)  # the CPU choice is tested in test_serve_llamacpp.py
     for has_vllm, has_cuda, want in [
         (False, False, "transformers"),
         (True, False, "transformers"),
