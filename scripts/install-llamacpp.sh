@@ -4,10 +4,14 @@
 # with AVX2 (a native build has died with "Illegal instruction" on another machine of the same kind); on a CPU
 # without AVX2 it is skipped. A failed build never fails the install: the log says why, and ragtune serves
 # with the transformers backend.
-#   usage: install-llamacpp.sh PYTHON LOGFILE
+#   usage: install-llamacpp.sh PYTHON LOGFILE [auto|always]
+# auto (make install): only on a CPU without native bf16, the only kind where `--backend auto` serves with it
+# (docs/llamacpp.md: with native bf16 the transformers backend is faster on RAG prompts, so the compile would
+# only cost time); always (make llamacpp, CI): on any CPU.
 set -uo pipefail
 PY=${1:?python}
 LOG=${2:?log file}
+WHEN=${3:-always}
 VERSION=0.3.36
 mkdir -p "$(dirname "$LOG")"
 if "$PY" -c "import llama_cpp" >/dev/null 2>&1; then
@@ -15,6 +19,11 @@ if "$PY" -c "import llama_cpp" >/dev/null 2>&1; then
 fi
 if [ "$(uname -m)" = x86_64 ] && ! grep -qw avx2 /proc/cpuinfo; then
     echo "llama.cpp backend not installed: this CPU has no AVX2; serving uses the transformers backend"
+    exit 0
+fi
+if [ "$WHEN" = auto ] && grep -qwE "avx512_bf16|amx_bf16" /proc/cpuinfo; then
+    echo "llama.cpp backend not built: this CPU has native bf16, where the transformers backend serves RAG" \
+        "prompts faster (docs/llamacpp.md); \`make llamacpp\` builds it anyway (~3.5 min)"
     exit 0
 fi
 FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
