@@ -121,7 +121,7 @@ def simulate_users(args, base: Path, index: Path, asked: list[dict], db: Path) -
     return counts
 
 
-def tune(args, base: Path, out: Path, index: Path, data: Path, name: str, **kw) -> tuple[Path, dict]:
+def tune(args, base: Path, out: Path, data: Path, name: str, **kw) -> tuple[Path, dict]:
     from tuner import export_model, train_generator
 
     adapter, merged = out / "adapters" / name, out / "models" / name
@@ -151,24 +151,26 @@ def train_all(args, base: Path, out: Path, index: Path, paths: dict, data: Path,
     from ragtune.records import iter_jsonl, write_jsonl
 
     n = sum(1 for _ in iter_jsonl(data / "sft.jsonl"))
-    gold = random.Random(args.seed).sample(asked, n)  # RAFT on as many gold examples, drawn at random
+    # RAFT on as many gold examples of random facts, in another training wording than the users asked
+    # (where the users' answers were all wrong, their questions would be the corrections' very rows)
+    pool = [o for _, o in iter_jsonl(paths["train"]) if o["id"].endswith(":q1")]
+    gold = random.Random(args.seed).sample(pool, min(n, len(pool)))
     write_jsonl(out / "raft_gold.jsonl", gold)
     raft = {"mode": "raft", "index": str(index), "k": args.top_k, "learning_rate": args.lr}
     models, lines = {}, {}
     t = time.perf_counter()
-    models["sft+rag"], lines["sft"] = tune(args, base, out, index, data / "sft.jsonl", "sft", **raft)
+    models["sft+rag"], lines["sft"] = tune(args, base, out, data / "sft.jsonl", "sft", **raft)
     models["dpo+rag"], lines["dpo"] = tune(
         args,
         base,
         out,
-        index,
         data / "preferences.jsonl",
         "dpo",
         objective="dpo",
         learning_rate=args.dpo_lr,
         beta=args.beta,
     )
-    models["raft+rag"], lines["raft"] = tune(args, base, out, index, out / "raft_gold.jsonl", "raft", **raft)
+    models["raft+rag"], lines["raft"] = tune(args, base, out, out / "raft_gold.jsonl", "raft", **raft)
     lines["seconds"] = round(time.perf_counter() - t, 1)
     return models, lines
 
