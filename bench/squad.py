@@ -1,6 +1,7 @@
 """SQuAD v1.1 as a RAG-versus-fine-tune benchmark on real Wikipedia text, through ragtune's own commands.
 
     .venv/bin/python bench/squad.py [--work DIR] [--cb-questions 640] [--raft-questions 64] [--n-test 80] [--threads 1]
+                                    [--retrieval dense|bm25|hybrid]
 
 From the raw dev-v1.1.json (../shared/data/squad_v1.1) to the table, with the default generator
 (SmolLM2-135M-Instruct) and the default retriever (all-MiniLM-L6-v2):
@@ -18,7 +19,12 @@ From the raw dev-v1.1.json (../shared/data/squad_v1.1) to the table, with the de
                                    candidates) with bootstrap 95% CIs, recall@k, paired differences and the
                                    report's verdict on --metric (default contains), printed beside the
                                    verdict EM would give. The eval step always reruns: its predictions are
-                                   cached, so only the scoring is repeated.
+                                   cached, so only the scoring is repeated. With --retrieval, the RAG
+                                   systems retrieve that way (eval-MODE/, squad-MODE.json; unset: eval's
+                                   default, hybrid on an index with a lexical part); once both
+                                   eval-dense/ and hybrid results exist (eval-hybrid/, or the default eval/
+                                   when it recorded hybrid RRF for every RAG system), the paired differences
+                                   hybrid − dense per RAG system (same models, same questions) are printed too.
 LoRA settings are the demo's (r 16, alpha 32, all linear layers, lr 1e-3, batch 8, one epoch, no
 validation split), as are k = 3 passages and 16 answer tokens; RAFT runs its steps of 8 as micro-batches
 of 4 (memory). --threads 1 sets OMP_NUM_THREADS for every step: on cores shared with other jobs one thread
@@ -109,14 +115,16 @@ def run(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     index, cb_qa, raft_qa, test_qa = prepare(args, work, times)
     ft_model, raft_model, ft_rec, raft_rec = train(args, work, index, cb_qa, raft_qa, times)
-    report = evaluate(args, work / "eval", index, test_qa, ft_model, raft_model, times)
+    ev = work / (f"eval-{args.retrieval}" if args.retrieval else "eval")
+    report = evaluate(args, ev, index, test_qa, ft_model, raft_model, times)
     times["total (this invocation)"] = time.perf_counter() - t_start
     result = summarise(
         json.loads(report.read_text()), json.loads(ft_rec.read_text()), json.loads(raft_rec.read_text()), args
     )
     result["published_on_sample"] = published_on_sample(test_qa, work / "published")
+    result["hybrid_minus_dense"] = retrieval_differences(work, args.top_k)
     # Wall times accumulate over invocations that reused earlier steps: keep the ones measured before.
-    out = work / "squad.json"
+    out = work / (f"squad-{args.retrieval}.json" if args.retrieval else "squad.json")
     old = json.loads(out.read_text()).get("seconds", {}) if out.exists() else {}
     result["seconds"] = {**old, **times}
     out.write_text(json.dumps(result, indent=2))
@@ -188,6 +196,7 @@ def evaluate(
         "--index",
         str(index),
         *gen,
+        *(["--retrieval", args.retrieval] if args.retrieval else []),
     ]
     report = ev / "results.json"
     cmd += ["--metric", args.metric, "--seed", str(args.seed), "--out", str(ev)]
@@ -210,6 +219,50 @@ def published_on_sample(test_qa: Path, out: Path) -> dict:
         res = json.loads(ragtune("eval", "score", "--qa", str(test_qa), "--predictions", str(path), "--json"))
         scores[f.stem] = {m: {key: res["ci"][m][key] for key in ("mean", "low", "high")} for m in METRICS}
     return scores
+
+
+def hybrid_results(work: Path) -> Path | None:
+    """eval-hybrid/results.json, else the default eval/ when every RAG system there ran hybrid with RRF."""
+    named, default = work / "eval-hybrid" / "results.json", work / "eval" / "results.json"
+    if named.exists() or not default.exists():
+        return named if named.exists() else None
+    systems = json.loads(default.read_text())["splits"]["test"]["systems"].values()
+    rag = [s for s in systems if s["spec"].get("retrieval")]
+    ran = {(s["describe"].get("retrieval_kind"), s["spec"].get("fusion", "rrf")) for s in rag}
+    return default if ran == {("hybrid", "rrf")} else None
+
+
+def retrieval_differences(work: Path, k: int) -> dict:
+    """Hybrid − dense per RAG system, paired over the same questions (points; recall@k on 0–1): {} until both
+    eval-dense/ and hybrid results (hybrid_results) exist."""
+    from eval.stats import paired_bootstrap
+
+    paths = [hybrid_results(work), work / "eval-dense" / "results.json"]
+    if paths[0] is None or not paths[1].exists():
+        return {}
+    print(f"hybrid − dense: {paths[0]} against {paths[1]}", flush=True)
+    hyb, den = _per_question(paths)
+    out: dict = {}
+    for name in [n for n in SYSTEMS if "rag" in n and n in hyb]:
+        ids = sorted(set(hyb[name]) & set(den[name]))
+        for m, scale in [*((x, 100.0) for x in METRICS), (f"recall@{k}", 1.0)]:
+
+            def val(row: dict, m: str = m) -> float:
+                return float(row["retrieval"][m] if m.startswith("recall@") else row[m])
+
+            a = [val(hyb[name][i]) for i in ids]
+            b = [val(den[name][i]) for i in ids]
+            out.setdefault(name, {})[m] = paired_bootstrap(a, b, seed=0, scale=scale)
+    return out
+
+
+def _per_question(paths: list[Path]) -> list[dict]:
+    """{system: {question id: row}} of each results.json's test split."""
+    out = []
+    for p in paths:
+        pq = json.loads(p.read_text())["splits"]["test"]["per_question"]
+        out.append({name: {r["id"]: r for r in rows} for name, rows in pq.items()})
+    return out
 
 
 def summarise(res: dict, ft: dict, raft: dict, args: argparse.Namespace) -> dict:
@@ -307,6 +360,13 @@ def print_table(result: dict) -> None:
         print(f"\nverdict ({result['verdict_metric']}): {line}")
     for line in result["verdict_on_em"]:
         print(f"\nverdict (exact_match): {line}")
+    if result.get("hybrid_minus_dense"):
+        print("\nhybrid − dense retrieval, same models and questions (points; recall on 0–1; paired 95% CI):")
+        for name, d in result["hybrid_minus_dense"].items():
+            cells = "  ".join(
+                f"{m} {v['diff']:+.3g} [{v['low']:+.3g}, {v['high']:+.3g}]" for m, v in d.items()
+            )
+            print(f"  {name:<9} {cells}")
     print("\nwall times:")
     for name, s in result["seconds"].items():
         print(f"  {name}: {s:.0f} s")
@@ -336,6 +396,11 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--eval-batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--retrieval",
+        choices=["dense", "bm25", "hybrid"],
+        help="How the RAG systems retrieve at eval (default: eval's, hybrid on an index with BM25).",
+    )
     p.add_argument(
         "--metric", default="contains", choices=["em", "f1", "contains"], help="The verdict's metric."
     )
