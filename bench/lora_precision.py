@@ -4,7 +4,7 @@
     .venv/bin/python bench/lora_precision.py --preset quick --no-em
 
 Trains the demo's closed-book LoRA (demo/pipeline.py: the target world's training wordings, r16 on every
-linear layer, lr 1e-3, batch 8, one epoch, no validation split, the default generator) with
+linear layer, lr 1e-3, batch 8 as lifecycle/training.py, one epoch, no validation split, the default generator) with
 `ragtune tune generator --dtype float32` and `--dtype bf16-autocast` (fp32 master weights, bf16 matmuls;
 a CPU with avx512_bf16 or AMX), for each seed, interleaved in one process. Then, per run:
 - train loss: the mean of the last --last logged steps (logged every step);
@@ -36,10 +36,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DTYPES = ("float32", "bf16-autocast")
+BATCH = 8  # the lifecycle's generator batch (lifecycle/training.py), which the demo runs
 
 
 def train(run, out: Path, seed: int, dtype: str):
-    """The demo's closed-book fine-tune (demo.pipeline._DemoRun.tune_generators), at `seed` and `dtype`."""
+    """The demo's closed-book fine-tune (its settings in demo.pipeline.run_config), at `seed` and `dtype`."""
     from tuner import train_generator
 
     cfg = run.cfg
@@ -47,13 +48,13 @@ def train(run, out: Path, seed: int, dtype: str):
         str(run.base_dir),
         str(run.cb_train),
         str(out),
-        method=cfg.generator_method,
+        method="lora",
         mode="closed-book",
         epochs=cfg.generator_epochs,
         learning_rate=cfg.generator_lr,
         seed=seed,
         val_fraction=0.0,
-        batch_size=cfg.batch_size,
+        batch_size=BATCH,
         lora_r=cfg.lora_r,
         lora_alpha=2 * cfg.lora_r,
         cpu_threads=cfg.cpu_threads,
@@ -136,12 +137,18 @@ def verdict(rows: dict[str, dict], seeds: list[int], em: dict | None) -> list[st
 
 def measure(args: argparse.Namespace, work: Path) -> tuple[object, dict, dict, dict | None]:
     """(the demo config, figures per run, held-out NLL per question per run, EM with paired CIs)."""
+    from types import SimpleNamespace
+
     from demo.config import PRESETS
-    from demo.pipeline import _DemoRun
+    from demo.pipeline import write_demo_world
+    from ragtune.models import resolve_generator
     from tuner import export_model
 
-    run = _DemoRun(work, PRESETS[args.preset], echo=lambda s: None, progress=False)
-    run.prepare()  # the demo's generator and world; run.cb_train is its closed-book training set
+    cfg = PRESETS[args.preset]
+    paths = write_demo_world(work, cfg, echo=lambda s: None)  # the world; its closed-book training set
+    run = SimpleNamespace(
+        cfg=cfg, base_dir=resolve_generator(cfg.generator), cb_train=paths["train_closed_book"], paths=paths
+    )
     rows, models, per_q = {}, {}, {}
     for seed, dtype in itertools.product(args.seeds, DTYPES):  # interleaved: same load for both
         n = name(dtype, seed)
@@ -170,7 +177,7 @@ def report(cfg, args: argparse.Namespace, rows: dict, per_q: dict, em: dict | No
     steps = rows[name("float32", args.seeds[0])]["steps"]
     print(
         f"\nclosed-book LoRA r{cfg.lora_r} on the demo's {args.preset} world ({steps} steps, batch "
-        f"{cfg.batch_size}, lr {cfg.generator_lr}); train loss = mean of the last {args.last} steps; "
+        f"{BATCH}, lr {cfg.generator_lr}); train loss = mean of the last {args.last} steps; "
         "held-out NLL in nats per answer token; EM in %"
     )
     cols = ["first_loss", "train_loss", "heldout_nll", "em", "tokens_per_second", "train_seconds"]

@@ -18,7 +18,7 @@ import click
     default="ragtune-demo",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Folder for the world, index, models, predictions and report.",
+    help="Folder for the world and the run: index, models, predictions, report, winner.json.",
 )
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed for the world, training and evaluation."
@@ -34,13 +34,15 @@ import click
     "--cpu-threads",
     default=None,
     type=click.IntRange(min=1),
-    help="torch CPU threads for training in this process (1 is fastest on a busy machine).",
+    help="torch CPU threads in this process (1 is fastest on a busy machine).",
 )
 def demo(
     quick: bool, out_dir: str, seed: int, no_progress: bool, generator: str, cpu_threads: int | None
 ) -> None:
-    """Teach the embedded SmolLM2-135M-Instruct a fictional world by RAG, fine-tuning and both, serve
-    every system, compare them over HTTP, refresh the index, and write report.html."""
+    """Teach the embedded SmolLM2-135M-Instruct a fictional world by RAG, fine-tuning and both: the
+    generated world through the same lifecycle as `ragtune run` (compare every system, measure each
+    fine-tune's forgetting, write report.html and winner.json), plus an index refresh and its freshness
+    check. `ragtune serve --from OUT` then serves the winner."""
     from dataclasses import replace
 
     from demo.config import PRESETS

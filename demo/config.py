@@ -24,12 +24,8 @@ class DemoConfig:
     n_validation: int = _f(40, "Validation questions (written, not used for training).")
     update_fraction: float = _f(0.25, "Share of people with a changed fact after the refresh.")
     top_k: int = _f(3, "Passages retrieved per question (and per RAFT example).")
-    retriever_epochs: int = _f(1, "Retriever fine-tuning epochs.")
-    retriever_questions: int = _f(320, "Training questions sampled for the retriever.")
-    retriever_batch_size: int = _f(32, "Retriever batch (in-batch negatives).")
-    generator_method: str = _f("lora", "PEFT method for the generator.")
-    lora_r: int = _f(16, "LoRA rank (all linear layers).")
-    batch_size: int = _f(8, "Generator examples per optimizer step.")
+    retriever_questions: int = _f(320, "Training questions sampled for the retriever (LoRA).")
+    lora_r: int = _f(16, "LoRA rank (all linear layers; the lifecycle trains LoRA at batch 8).")
     closed_book_wordings: int = _f(3, "Training wordings per fact for closed-book fine-tuning (1-3).")
     generator_epochs: float = _f(1, "Closed-book fine-tuning epochs (over every training wording).")
     generator_lr: float = _f(1e-3, "Closed-book learning rate (facts must be memorised).")
@@ -38,7 +34,7 @@ class DemoConfig:
     raft_lr: float = _f(1e-3, "RAFT learning rate (few steps: high for LoRA).")
     fewshot: int = _f(3, "Examples in the few-shot baseline's prompt.")
     max_tokens: int = _f(16, "Most tokens per answer (a short answer needs under 10; rambling is cut).")
-    cpu_threads: int | None = _f(None, "torch CPU threads for training (None: torch's default).")
+    cpu_threads: int | None = _f(None, "torch CPU threads in this process (None: torch's default).")
 
 
 FULL = DemoConfig()

@@ -157,8 +157,10 @@ def _ci_text(v: Mapping[str, Any] | None) -> str:
 
 def _forgetting_cell(c: Mapping[str, Any]) -> str:
     role = c["forgetting_role"]
-    if role == "tuned":
+    if role == "tuned":  # points lost: answer-contained (what a loss of knowledge moves), else F1
         f = c["forgetting"]
+        if f.get("contained_points") is not None:
+            return f"{f['contained_points']:.1f} contained pts [{f['contained_low']:+.1f}, {f['contained_high']:+.1f}]"
         if f.get("f1_points") is None:
             return "measured, no F1"
         return f"{f['f1_points']:.1f} F1 pts [{f['f1_low']:+.1f}, {f['f1_high']:+.1f}]"

@@ -7,7 +7,7 @@ It sits above every stage (shared/DESIGN.md: demo → lifecycle → synth, tuner
 uses each through its public API; nothing below imports it. Importing it loads no heavy library.
 """
 
-from lifecycle.config import DEFAULT_SYSTEMS, KNOWN_SYSTEMS, RunConfig
+from lifecycle.config import DEFAULT_SYSTEMS, KNOWN_SYSTEMS, RunConfig, TuneSettings
 from lifecycle.pipeline import run_lifecycle
 
-__all__ = ["DEFAULT_SYSTEMS", "KNOWN_SYSTEMS", "RunConfig", "run_lifecycle"]
+__all__ = ["DEFAULT_SYSTEMS", "KNOWN_SYSTEMS", "RunConfig", "TuneSettings", "run_lifecycle"]

@@ -20,6 +20,21 @@ def _f(default: Any, help_: str) -> Any:
 
 
 @dataclass
+class TuneSettings:
+    """One fine-tune kind's settings where they differ from the run's (the demo's world sets them)."""
+
+    train: str | None = _f(None, "QA file to train on instead of the run's train split.")
+    epochs: float | None = _f(None, "Epochs, fixed, instead of the budget's (3 or fewer).")
+    learning_rate: float | None = _f(None, "Learning rate instead of --learning-rate.")
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "learning_rate"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise RagtuneError(f"`{name}` should be positive but the value passed is {v}")
+
+
+@dataclass
 class RunConfig:
     docs: str = _f("", "Folder of your documents (.txt .md .html .pdf .jsonl), ingested and refreshed.")
     out: str = _f("", "Run folder: index, QA splits, adapters, models, eval, report, winner.json.")
@@ -65,6 +80,21 @@ class RunConfig:
         "(as `ragtune feedback export` writes them, with their passages).",
     )
     force: bool = _f(False, "Start over when --out holds a run made from other inputs.")
+    qa_dir: str | None = _f(
+        None,
+        "Folder of given QA splits (train.jsonl, validation.jsonl, test.jsonl) used instead of writing "
+        "questions from the chunks (the demo's world; no command-line flag).",
+    )
+    retriever_pairs: int | None = _f(
+        None,
+        "At most this many training pairs for the retriever LoRA (a seeded sample; no flag: the demo's).",
+    )
+    tuning: dict[str, TuneSettings] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Per fine-tune kind (ft, raft): its own training file, epochs, learning rate (no flag)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.docs:
@@ -89,8 +119,19 @@ class RunConfig:
             raise RagtuneError(
                 f"--metric should be contains, f1 or em but the value passed is {self.metric!r}"
             )
+        if self.retriever_pairs is not None and self.retriever_pairs < 1:
+            raise RagtuneError(
+                f"`retriever_pairs` should be a positive integer but the value passed is {self.retriever_pairs}"
+            )
         if self.fewshot < 0:
             raise RagtuneError(f"--fewshot should be >= 0 but the value passed is {self.fewshot}")
+        self.tuning = {
+            k: v if isinstance(v, TuneSettings) else TuneSettings(**v) for k, v in (self.tuning or {}).items()
+        }
+        if set(self.tuning) - {"ft", "raft"}:
+            raise RagtuneError(
+                f"`tuning` keys should be ft or raft but the value passed has {sorted(self.tuning)}"
+            )
         names = self.system_names()
         unknown = [s for s in names if s not in KNOWN_SYSTEMS]
         if unknown or not names:
@@ -104,6 +145,9 @@ class RunConfig:
     def trains(self, kind: str) -> bool:
         """Does any chosen system need the `kind` ("ft" or "raft") fine-tune?"""
         return any(s.split("+")[0] == kind for s in self.system_names())
+
+    def tune(self, kind: str) -> TuneSettings:
+        return self.tuning.get(kind) or TuneSettings()
 
     def public(self) -> dict[str, Any]:
         """The settings as recorded in the run (no key; `force` is not a setting of the result)."""

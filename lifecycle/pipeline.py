@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +31,33 @@ N_STEPS = 9  # check, ingest, synth, retriever, raft, ft, evaluate, forgetting, 
 
 
 def run_lifecycle(
-    cfg: RunConfig, echo: Callable[[str], None] = print, progress: bool = True
+    cfg: RunConfig,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
+    extra_steps: Sequence[Callable[[Any], dict[str, Any]]] = (),
 ) -> dict[str, Any]:
-    """Run (or resume, or refresh) the lifecycle into `cfg.out`; return the summary (RUN/summary.json)."""
-    run = _Run(cfg, echo, progress)
+    """Run (or resume, or refresh) the lifecycle into `cfg.out`; return the summary (RUN/summary.json).
+
+    `extra_steps`: functions of the run, called after the forgetting check, in order; each runs its own
+    keyed step (`run.steps.run`) and returns a results part merged into the report (the demo's freshness
+    split). What they may read of the run: `out`, `cfg`, `echo`, `steps`, `models`, `index`, `retriever`,
+    `train_qa`, `system_specs()`, `index_version()`."""
+    run = _Run(cfg, echo, progress, len(extra_steps))
     run.check()
     run.build_index()
     run.write_questions()
     run.tune_retriever()
     run.tune_generators()
-    results = run.evaluate()
+    run.evaluate()
     run.measure_forgetting()
-    return run.conclude(results)
+    parts = [step(run) for step in extra_steps]
+    return run.conclude(parts)
 
 
 class _Run:
-    def __init__(self, cfg: RunConfig, echo: Callable[[str], None], progress: bool):
+    def __init__(self, cfg: RunConfig, echo: Callable[[str], None], progress: bool, n_extra: int = 0):
         self.cfg, self.echo, self.progress = cfg, echo, progress
+        self.total = N_STEPS + n_extra
         self.out = Path(cfg.out)
         self.t0 = time.perf_counter()
         self.notes: list[str] = []
@@ -55,7 +65,7 @@ class _Run:
     # --- 1. inputs -------------------------------------------------------------------------------------
     def check(self) -> None:
         cfg = self.cfg
-        self.echo(f"[1/{N_STEPS}] check the inputs ...")
+        self.echo(f"[1/{self.total}] check the inputs ...")
         t0 = time.perf_counter()
         doc_ids = inputs.check_documents(cfg.docs)
         n_docs = len(doc_ids)
@@ -63,12 +73,12 @@ class _Run:
         self.base_dir = inputs.check_base(cfg.base)
         budget.check_budget(cfg.budget_minutes, cfg.trains("raft") or cfg.trains("ft"))
         inputs.check_run_folder(cfg, inputs.run_identity(cfg))
-        self.steps = StepStore(self.out, self.echo, N_STEPS)
+        self.steps = StepStore(self.out, self.echo, self.total)
         self.steps.n = 1
         self.docs_key = docs_hash(cfg.docs)
         self.base_key = model_fingerprint(self.base_dir)
         self.echo(
-            f"[1/{N_STEPS}] check the inputs: {n_docs} documents"
+            f"[1/{self.total}] check the inputs: {n_docs} documents"
             + (f", {self.n_user_qa} questions of yours" if self.n_user_qa else "")
             + f", base {cfg.base} ({time.perf_counter() - t0:.1f} s)"
         )
@@ -96,6 +106,9 @@ class _Run:
 
     # --- 3. questions ----------------------------------------------------------------------------------
     def write_questions(self) -> None:
+        if self.cfg.qa_dir:
+            self._given_questions()
+            return
         from synth import SynthConfig
 
         cfg = self.cfg
@@ -139,6 +152,29 @@ class _Run:
         self.train_qa, self.val_qa = self.out / "qa" / "train.jsonl", self.out / "qa" / "validation.jsonl"
         self.test_qa = self.out / "qa" / "test.jsonl"
 
+    def _given_questions(self) -> None:
+        """The given QA splits (RunConfig.qa_dir) stand for the written ones: no question is written."""
+        qa_dir = Path(self.cfg.qa_dir)
+        self.train_qa, self.val_qa, self.test_qa = (
+            qa_dir / f"{s}.jsonl" for s in ("train", "validation", "test")
+        )
+        splits = {}
+        for name, path in (("train", self.train_qa), ("validation", self.val_qa), ("test", self.test_qa)):
+            rows = [o for _, o in iter_jsonl(path)] if path.is_file() else []
+            docs = {d for r in rows for d in r.get("doc_ids") or []}
+            splits[name] = {"pairs": len(rows), "documents": len(docs)}
+        if not splits["train"]["pairs"] or not splits["test"]["pairs"]:
+            from ragtune.errors import RagtuneError
+
+            raise RagtuneError(f"the given QA folder {qa_dir} needs train.jsonl and test.jsonl with rows")
+        self.qa = {"given": str(qa_dir), "kept": sum(v["pairs"] for v in splits.values()), "splits": splits}
+        self.steps.n += 1
+        self.echo(
+            f"[{self.steps.n}/{self.total}] questions: given in {qa_dir} ("
+            + ", ".join(f"{k} {v['pairs']}" for k, v in splits.items())
+            + "), none written"
+        )
+
     def _synth_gen_key(self) -> str:
         g = self.cfg.synth_generator
         return g if g.startswith(("http://", "https://")) else model_fingerprint(self._synth_dir())
@@ -167,6 +203,7 @@ class _Run:
             "index": self.index_base["version"],
             "seed": self.cfg.seed,
             "k": self.cfg.top_k,
+            "pairs": self.cfg.retriever_pairs,
         }
         res = self.steps.run(
             "retriever",
@@ -197,33 +234,40 @@ class _Run:
     def _tune(self, kind: str, mode: str, title: str) -> tuple[Path, dict[str, Any]]:
         from lifecycle.training import train_and_export
 
-        cfg = self.cfg
-        n_train = sum(1 for _ in iter_jsonl(self.train_qa))
-        per_example = budget.TRAIN_S_PER_EXAMPLE if kind == "raft" else budget.CLOSED_BOOK_S_PER_EXAMPLE
-        plan = budget.Plan(**{**self.plan.to_dict(), "cuts": []})
-        plan.max_train_examples = int(self.plan.max_train_examples * budget.TRAIN_S_PER_EXAMPLE / per_example)
-        epochs, cut = budget.epochs_for(plan, n_train, 3.0)
-        if cut:
-            self.notes.append(f"{kind}: {cut}")
+        cfg, given = self.cfg, self.cfg.tune(kind)
+        train_qa = Path(given.train) if given.train else self.train_qa
+        lr = given.learning_rate or cfg.learning_rate
+        if given.epochs:
+            epochs = given.epochs
+        else:
+            n_train = sum(1 for _ in iter_jsonl(train_qa))
+            per_example = budget.TRAIN_S_PER_EXAMPLE if kind == "raft" else budget.CLOSED_BOOK_S_PER_EXAMPLE
+            plan = budget.Plan(**{**self.plan.to_dict(), "cuts": []})
+            plan.max_train_examples = int(
+                self.plan.max_train_examples * budget.TRAIN_S_PER_EXAMPLE / per_example
+            )
+            epochs, cut = budget.epochs_for(plan, n_train, 3.0)
+            if cut:
+                self.notes.append(f"{kind}: {cut}")
         key = {
             "base": self.base_key,
-            "train": file_hash(self.train_qa),
-            "index": self._index_version() if kind == "raft" else None,
+            "train": file_hash(train_qa),
+            "index": self.index_version() if kind == "raft" else None,
             "epochs": epochs,
-            "settings": [cfg.lora_r, cfg.learning_rate, cfg.top_k, cfg.seed],
+            "settings": [cfg.lora_r, lr, cfg.top_k, cfg.seed],
         }
         model_dir = self.out / "models" / kind
 
         def run() -> dict[str, Any]:
             return train_and_export(
-                self.base_dir, self.train_qa, self.out, kind, mode, epochs, cfg,
+                self.base_dir, train_qa, self.out, kind, mode, epochs, cfg, learning_rate=lr,
                 index=self.index if kind == "raft" else None, echo=self.echo,
             )  # fmt: skip
 
         res = self.steps.run(kind, title, key, run, [model_dir])
         return model_dir, res
 
-    def _index_version(self) -> str:
+    def index_version(self) -> str:
         from retriever import current_version
 
         return current_version(self.index)
@@ -239,7 +283,7 @@ class _Run:
         key = {
             "specs": specs,
             "models": {k: model_fingerprint(p) for k, p in self.models.items()},
-            "index": self._index_version(),
+            "index": self.index_version(),
             "test": file_hash(test["path"]),
             "train": file_hash(self.train_qa),
             "user": file_hash(self.cfg.qa) if self.cfg.qa else None,
@@ -257,7 +301,8 @@ class _Run:
         """Each fine-tuned generator against the base on general-knowledge questions (eval.GENERAL_QA)."""
         from lifecycle.evaluation import measure_forgetting, sample_general
 
-        tuned = {k: p for k, p in self.models.items() if k in budget.tuned_models(self.cfg.system_names())}
+        kinds = budget.tuned_models(self.cfg.system_names())  # ft before raft, whichever trained first
+        tuned = {k: self.models[k] for k in kinds if k in self.models}
         forget = self.out / "eval" / "forgetting.json"
         if not tuned or not self.plan.general_questions:
             forget.unlink(missing_ok=True)  # a rerun without fine-tunes reports none
@@ -313,14 +358,15 @@ class _Run:
         return out
 
     # --- 7. report and winner --------------------------------------------------------------------------
-    def conclude(self, results_ref: dict[str, Any]) -> dict[str, Any]:
+    def conclude(self, parts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        from eval import merge_results
         from lifecycle.evaluation import load_results
         from lifecycle.report import write_run_report
 
-        results = load_results(self.out)
+        results = merge_results(load_results(self.out), *parts)
         winner = choose_winner(results, self)
         self.steps.n += 1
-        self.echo(f"[{self.steps.n}/{N_STEPS}] report and winner ...")
+        self.echo(f"[{self.steps.n}/{self.total}] report and winner ...")
         files = write_run_report(results, self, winner)
         summary = {
             "run": str(self.out),
@@ -339,7 +385,7 @@ class _Run:
         tmp = self.out / ".summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
         tmp.replace(self.out / "summary.json")
-        self.echo(f"[{self.steps.n}/{N_STEPS}] report and winner: {files['md']}")
+        self.echo(f"[{self.steps.n}/{self.total}] report and winner: {files['md']}")
         self.echo(f"verdict: {winner.won_on.get('text', winner.system)}")
         self.echo(f"serve it: {serve_command(self.out)}")
         return summary

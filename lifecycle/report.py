@@ -13,10 +13,14 @@ def write_run_report(results: dict[str, Any], run: Any, winner: Winner) -> dict[
     from eval import write_report
 
     qa = run.qa
+    splits = ", ".join(
+        f"{s} {c['pairs']} pairs / {c['documents']} documents" for s, c in qa["splits"].items()
+    )
     lines = [
         f"Serve the winner ({winner.system}, chosen on {winner.won_on['questions']}): `{winner.serve_command}`",
-        f"Questions written from the documents: {qa['kept']} pairs kept from {qa['chunks']} chunks: "
-        + ", ".join(f"{s} {c['pairs']} pairs / {c['documents']} documents" for s, c in qa["splits"].items()),
+        f"Questions given ({Path(qa['given']).name}/): {splits}"
+        if qa.get("given")
+        else f"Questions written from the documents: {qa['kept']} pairs kept from {qa['chunks']} chunks: {splits}",
     ]
     if "same_winner_on_synthetic_test" in winner.won_on:
         same = winner.won_on["same_winner_on_synthetic_test"]

@@ -26,6 +26,19 @@ def recall_at_k(index: Path, qa: Path, k: int, retriever: Path | None = None) ->
     return sum(bool(set(e.doc_ids) & {p.doc_id for p in ps}) for e, ps in zip(rows, found)) / len(rows)
 
 
+def _sample(qa: Path, n: int | None, dst: Path, seed: int) -> Path:
+    """`qa`, or a seeded sample of `n` of its pairs written to `dst`."""
+    import random
+
+    from ragtune.records import iter_jsonl, write_jsonl
+
+    rows = [o for _, o in iter_jsonl(qa)]
+    if not n or len(rows) <= n:
+        return qa
+    write_jsonl(dst, random.Random(seed).sample(rows, n))
+    return dst
+
+
 def choose_retriever(docs: str, out: Path, train_qa: Path, val_qa: Path, cfg: Any, progress: bool) -> dict:
     """Train the retriever on `train_qa`, index the documents with it, and keep it when its validation
     recall@k beats the base index's; the tuned index and retriever are removed when it is not kept."""
@@ -37,6 +50,7 @@ def choose_retriever(docs: str, out: Path, train_qa: Path, val_qa: Path, cfg: An
         shutil.rmtree(d, ignore_errors=True)
     k = cfg.top_k
     before = recall_at_k(out / "index-base", val_qa, k)
+    train_qa = _sample(train_qa, cfg.retriever_pairs, out / "retriever-data.jsonl", cfg.seed)
     try:
         res = train_retriever(train_qa, out / "index-base", tuned_dir, seed=cfg.seed, recall_k=k)
     except RagtuneError as e:  # too few pairs to train on: the base retriever stays, and the report says why

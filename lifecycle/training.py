@@ -45,6 +45,7 @@ def train_and_export(
     epochs: float,
     cfg: Any,
     *,
+    learning_rate: float | None = None,
     index: Path | None,
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -52,7 +53,8 @@ def train_and_export(
 
     adapter, model = out / "adapters" / kind, out / "models" / kind
     data = feedback_tasks(train_qa, out, mode, getattr(cfg, "feedback_db", None), echo)
-    key = key_of([str(base), str(train_qa), kind, mode, epochs, cfg.lora_r, cfg.learning_rate, cfg.top_k,
+    lr = learning_rate or cfg.learning_rate  # a kind's own (RunConfig.tuning), else the run's
+    key = key_of([str(base), str(train_qa), kind, mode, epochs, cfg.lora_r, lr, cfg.top_k,
                   cfg.seed, str(index), *(file_hash(t["data"]) for t in data[1:])])  # fmt: skip
     marker = adapter / KEY_FILE
     resume = marker.is_file() and marker.read_text() == key
@@ -69,7 +71,7 @@ def train_and_export(
         method="lora",
         mode=mode,
         epochs=epochs,
-        learning_rate=cfg.learning_rate,
+        learning_rate=lr,
         lora_r=cfg.lora_r,
         lora_alpha=2 * cfg.lora_r,
         batch_size=8,

@@ -27,7 +27,9 @@ def choose_winner(results: dict[str, Any], run: Any) -> Winner:
     spec = results["splits"][split]["systems"][v["best"]]["spec"]
     won_on = {
         "split": split,
-        "questions": "yours (--qa)" if split == USER_SPLIT else "the synthetic test split",
+        "questions": "yours (--qa)"
+        if split == USER_SPLIT
+        else ("the given test split" if run.cfg.qa_dir else "the synthetic test split"),
         **{k: v.get(k) for k in ("metric", "n", "best_ci", "runner_up", "vs_runner_up", "distinguishable")},
         "text": v["text"],
     }
