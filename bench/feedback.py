@@ -134,6 +134,7 @@ def tune(args, base: Path, out: Path, data: Path, name: str, **kw) -> tuple[Path
         "epochs": args.epochs,
         "lora_r": args.lora_r,
         "lora_alpha": 2 * args.lora_r,
+        "resume": True,  # a rerun after a crash goes on from the last checkpoint
     }
     res = train_generator(str(base), str(data), str(adapter), **{**common, **kw})
     export_model(res.out_dir, merged)
