@@ -180,13 +180,14 @@ def evaluate(args, base: Path, out: Path, index: Path, paths: dict, models: dict
     from eval import run_comparison
 
     with contextlib.ExitStack() as stack:
-        urls = {"rag": stack.enter_context(serve(base, index)).base_url}
+        urls = {"rag": stack.enter_context(serve(base, index)).url}
         for name, folder in models.items():
-            urls[name] = stack.enter_context(serve(folder, index)).base_url
+            urls[name] = stack.enter_context(serve(folder, index)).url
         specs = [
             {
                 "name": name,
                 "url": urls[name],
+                "api_key": API_KEY,
                 "retrieval": True,
                 "top_k": args.top_k,
                 "max_tokens": args.max_tokens,
