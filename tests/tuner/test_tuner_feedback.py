@@ -154,7 +154,7 @@ def test_dpo_on_the_tiny_model_through_the_cli_resumes_and_refuses_raft(exported
 
 
 def test_dpo_round_trip_on_the_default_model(exported, tmp_path):
-    """export -> DPO (LoRA, two steps) -> export on the real SmolLM2-135M-Instruct: the merged model loads,
+    """export -> DPO (LoRA, three steps) -> export on the real SmolLM2-135M-Instruct: the merged model loads,
     ragtune.json records the objective, and the chosen answers gained probability over the rejected ones."""
     out, _ = exported
     result = train_generator(
@@ -162,7 +162,7 @@ def test_dpo_round_trip_on_the_default_model(exported, tmp_path):
         str(out / "preferences.jsonl"),
         str(tmp_path / "adapter"),
         objective="dpo",
-        max_steps=2,
+        max_steps=3,
         batch_size=4,
         val_fraction=0,
         logging_steps=1,
@@ -170,7 +170,7 @@ def test_dpo_round_trip_on_the_default_model(exported, tmp_path):
         max_length=256,
     )
     losses = [h["loss"] for h in result.train_losses]
-    assert result.steps == 2 and math.isclose(losses[0], math.log(2), abs_tol=1e-3)  # starts as the base
+    assert result.steps == 3 and math.isclose(losses[0], math.log(2), abs_tol=1e-3)  # starts as the base
     assert losses[-1] < losses[0]
     merged = export_model(str(tmp_path / "adapter"), str(tmp_path / "merged"))
     art = read_artifact(merged)
