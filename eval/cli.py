@@ -118,13 +118,13 @@ def eval_group(
     from eval.report import write_report
 
     specs = _specs(ctx.params)
-    ft_spec = next((s for s in specs if s.model and s.base_model), None)
-    if general_qa and ft_spec is None:
+    tuned = [s for s in specs if s.model and s.base_model]
+    if general_qa and not tuned:
         raise RagtuneError("--general-qa needs a fine-tuned system with a base (--ft DIR and --base DIR)")
     parts = _compare_splits(specs, ctx.params)
     passed, gate_msg = True, None
     if general_qa:
-        forget, passed, gate_msg = _forgetting_gate(ft_spec, ctx.params)
+        forget, passed, gate_msg = _forgetting_gate(tuned, ctx.params)
         parts.append(forget)
     results = merge_results(*parts)
     paths = write_report(results, out)
@@ -193,22 +193,34 @@ def _compare_splits(specs: list, p: dict) -> list[dict]:
     return parts
 
 
-def _forgetting_gate(ft_spec, p: dict) -> tuple[dict, bool, str | None]:
-    """Measure the fine-tune's forgetting on --general-qa; return (results part, passed, gate message)."""
-    from eval.forget import forgetting, gate
+def _forgetting_gate(tuned: list, p: dict) -> tuple[dict, bool, str | None]:
+    """Measure every fine-tuned model's forgetting on --general-qa against its base (each model once, named
+    by the first system that runs it); return (results part, all passed, the gate messages)."""
+    from eval.forget import forgetting_of, gate
 
-    f = forgetting(
-        ft_spec.model,
-        ft_spec.base_model,
-        p["general_qa"],
-        seed=p["seed"],
-        n_resamples=p["n_resamples"],
-        batch_size=p["batch_size"],
-        max_tokens=p["max_tokens"],
-    )
-    passed, gate_msg = gate(f, p["max_forgetting"])
-    f["gate"] = {"max_forgetting": p["max_forgetting"], "passed": passed}
-    return {"forgetting": f}, passed, gate_msg
+    by_base: dict[str, dict[str, str]] = {}
+    for s in tuned:
+        models = by_base.setdefault(str(s.base_model), {})
+        if str(s.model) not in models.values():
+            models[s.name] = str(s.model)
+    measured = []
+    for base, models in by_base.items():
+        measured += forgetting_of(
+            models,
+            base,
+            p["general_qa"],
+            seed=p["seed"],
+            n_resamples=p["n_resamples"],
+            batch_size=p["batch_size"],
+            max_tokens=p["max_tokens"],
+        )
+    messages, passed = [], True
+    for f in measured:
+        ok, msg = gate(f, p["max_forgetting"])
+        f["gate"] = {"max_forgetting": p["max_forgetting"], "passed": ok}
+        passed = passed and ok
+        messages.append(f"{f['name']}: {msg}" if len(measured) > 1 else msg)
+    return {"forgetting": measured}, passed, "\n".join(messages) or None
 
 
 def _summary(results: dict) -> None:

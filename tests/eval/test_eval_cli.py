@@ -81,11 +81,10 @@ def test_eval_cli_freshness_and_forgetting_gate(tiny_generator, toy, tmp_path):
     proc = run_cli(*args, "--max-forgetting", "-1", check=False)
     assert proc.returncode == 1 and "FAIL" in proc.stdout  # ft == base forgets 0 points > -1: the gate fails
     res = json.loads((out / "results.json").read_text())
-    assert (
-        res["forgetting"]["forgetting"]["f1_points"] == 0.0 and res["forgetting"]["gate"]["passed"] is False
-    )
-    assert res["forgetting"]["delta"]["perplexity"]["diff"] == 0.0
+    [f] = res["forgetting"]  # one measurement per fine-tuned model, named by its system
+    assert f["name"] == "ft" and f["forgetting"]["f1_points"] == 0.0 and f["gate"]["passed"] is False
+    assert f["delta"]["perplexity"]["diff"] == 0.0
     assert set(res["splits"]) == {"test", "freshness"}
     assert res["splits"]["freshness"]["systems"]["ft"]["freshness"]["n"] == 1
     assert "Forgetting" in (out / "report.md").read_text()
-    assert gate(res["forgetting"], 0.5)[0] and gate(res["forgetting"], None)[0]
+    assert gate(f, 0.5)[0] and gate(f, None)[0]
