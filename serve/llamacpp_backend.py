@@ -139,6 +139,7 @@ class LlamaCppBackend(TransformersBackend):
                 running = []
 
     def _admit_waiting(self, waiting: deque[Job], running: list[_Seq], free: list[int]) -> None:
+        before = len(running)
         while waiting and free:
             job = waiting.popleft()
             rows = self._admit([job])  # finishes the cancelled and the over-long at once
@@ -149,7 +150,7 @@ class LlamaCppBackend(TransformersBackend):
                 continue
             running.append(_Seq(rows[0], free.pop(0), job.adapter))
             self.batches_run += 1
-        if self.on_batch is not None and running:
+        if self.on_batch is not None and len(running) > before:  # the batch grew: one observation, as hf's
             self.on_batch(len(running))
 
     def _step(self, running: list[_Seq], free: list[int]) -> None:

@@ -13,7 +13,6 @@ Face tokenizer renders its prompts.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +121,3 @@ def parse_lora_specs(specs: tuple[str, ...] | list[str]) -> dict[str, str]:
             raise RagtuneError(f"--lora names {name!r} twice")
         out[name.strip()] = path.strip()
     return out
-
-
-def describe(files: LlamaModelFiles) -> str:
-    return json.dumps({"gguf": str(files.gguf), "loras": {k: str(v) for k, v in files.loras.items()}})
