@@ -6,7 +6,10 @@ blocks. Per split (held-out "test" first, then "freshness", then any other):
 - the verdict metric is the one asked for (`compute_verdict(results, metric)`), else the one
   results["config"] records (`ragtune eval --metric`), else eval.answers.DEFAULT_METRIC (contains);
   where the top two systems tie on it (paired difference exactly 0) F1 decides (EM when the metric is
-  F1), and the split says so;
+  F1), and the split says so; where the best cannot be told apart on it from others (paired CI includes
+  zero) and one of those beats it on F1 with a CI clear of zero, that one is deployed, and the split says
+  why: the verdict metric cannot separate them, F1 can (a terse right answer and a sentence around the same
+  right answer both count as contained; F1 prefers the terse one, and only a CI clear of zero moves it);
 - a system whose contained-rate is FORMAT_GAP points or more above its EM knows answers it does not
   give in the expected form: the split's text says so (a fine-tune or a few-shot prompt fixes that);
 - the best system is the one with the highest mean; the runner-up the next one (ties: the next metric,
@@ -117,6 +120,7 @@ def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dic
     best = ranked[0]
     runner = ranked[1] if len(ranked) > 1 else None
     tied_on: list[str] = []
+    metric = metrics[0]
     if runner is not None:  # the verdict metric steps down the chain while the top two tie on it
         for i, m in enumerate(metrics):
             c = comparison(split, best, runner, m)
@@ -125,12 +129,18 @@ def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dic
             if not tied or i == len(metrics) - 1:
                 break
             tied_on.append(m)
+    peers: list[str] = []
+    if (sep := _separated_on_next(split, ranked, metrics)) is not None:  # after an exact tie's F1 too
+        best, peers = sep
+        runner, metric, tied_on = ranked[0], metrics[1], [metrics[0]]
+        ranked = [best] + [n for n in ranked if n != best]
     out: dict[str, Any] = {
         "split": split_name,
         "label": SPLIT_LABELS.get(split_name, split_name),
         "n": (split.get("qa") or {}).get("n"),
         "metric": metric,
         "tied_on": tied_on,
+        "not_separated": peers,
         "best": best,
         "best_ci": _ci(systems[best], metric),
         "runner_up": runner,
@@ -139,7 +149,7 @@ def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dic
     }
     vs = out["vs_runner_up"]
     out["distinguishable"] = None if vs is None else bool(vs["significant"] and vs["diff"] > 0)
-    others = [comparison(split, best, n, metric) for n in ranked[1:]]
+    others = [comparison(split, best, n, metric) for n in ranked if n != best]
     out["beats"] = [c["b"] for c in others if c and c["significant"] and c["diff"] > 0]
     out["not_distinguishable_from"] = [c["b"] for c in others if c and not c["significant"]]
     base = base_system(split)
@@ -151,6 +161,26 @@ def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dic
     out["format_gaps"] = format_gaps(split)
     out["text"] = _split_text(out)
     return out
+
+
+def _separated_on_next(
+    split: Mapping[str, Any], ranked: list[str], metrics: tuple[str, ...]
+) -> tuple[str, list[str]] | None:
+    """The system the verdict metric cannot tell from the best (paired CI includes zero) that beats the best
+    on the next metric with a CI clear of zero (the highest such on it), with the systems the best could not
+    be told from; None when there is none."""
+    top, first, second = ranked[0], metrics[0], metrics[1]
+    peers = [
+        n for n in ranked[1:] if (c := comparison(split, top, n, first)) is not None and not c["significant"]
+    ]
+    winners = []
+    for n in peers:
+        c = comparison(split, n, top, second)
+        if c is not None and c["significant"] and c["diff"] > 0:
+            winners.append((c["diff"], n))
+    if not winners:
+        return None
+    return max(winners)[1], peers
 
 
 def _ci(system: Mapping[str, Any], metric: str) -> dict[str, float] | None:
@@ -170,7 +200,13 @@ def _split_text(v: Mapping[str, Any]) -> str:
         f"For {v['label']} ({v['split']}, n={v['n']}) deploy {v['best']}: {name} {ci['mean']:.1f} "
         f"[{ci['low']:.1f}, {ci['high']:.1f}]"
     )
-    if v["tied_on"]:
+    if v.get("not_separated"):
+        first = METRIC_NAMES.get(v["tied_on"][0], v["tied_on"][0])
+        head += (
+            f" ({first} cannot tell {v['runner_up']}, the best on {first}, from "
+            f"{' or '.join(v['not_separated'])}: the CIs include zero; {name} can, so {name} decides)"
+        )
+    elif v["tied_on"]:
         tied = " and ".join(METRIC_NAMES.get(m, m) for m in v["tied_on"])
         head += (
             f" ({tied} tie{'s' if len(v['tied_on']) == 1 else ''} with {v['runner_up']}; compared on {name})"
@@ -246,9 +282,13 @@ def _metric_text(metric: str, tie_broken: list[str], note: str | None) -> str:
         text += f" ({note})"
     text += "; paired bootstrap 95% CIs of the differences as stored in results.json (`comparisons`)"
     tie = METRIC_NAMES[chain(metric)[1]]
+    rule = (
+        f"where the top two tie on {name}, or where {name} cannot tell the best from a system that beats it on "
+        f"{tie} with a CI clear of zero, {tie} decides"
+    )
     if tie_broken:
-        return text + f"; where the top two tie on {name}, {tie} decides ({', '.join(tie_broken)})."
-    return text + f"; {tie} would decide only where the top two tie on {name}."
+        return text + f"; {rule} ({', '.join(tie_broken)})."
+    return text + f"; {rule} (no split here)."
 
 
 def compute_verdict(results: Mapping[str, Any], metric: str | None = None) -> dict[str, Any]:

@@ -10,8 +10,8 @@ tiny test models): the hyperparameter keys, the tokenizer, and the q/k row order
 applies rotary embeddings to interleaved pairs while Hugging Face rotates halves, so the rows of q_proj and
 k_proj (and a LoRA's B matrices for them) are permuted exactly as the upstream converters do.
 
-Types: f32, f16 and q8_0 are written by the `gguf` package alone; the k-quants (q4_k_m, q5_k_m, q6_k) go
-through llama.cpp's own quantiser (`llama_model_quantize`), so they need llama-cpp-python.
+Types: f32, f16, bf16, q8_0 and q4_0 are written by the `gguf` package alone; the k-quants (q4_k_m, q5_k_m,
+q6_k) go through llama.cpp's own quantiser (`llama_model_quantize`), so they need llama-cpp-python.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ragtune.errors import RagtuneError
 logger = logging.getLogger(__name__)
 
 GGUF_IN_FOLDER = "model.gguf"  # what `ragtune export --gguf` writes into a merged folder
-GGUF_TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k")
+GGUF_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k")
 _LLAMA_QUANT = {"q4_k_m": 15, "q5_k_m": 17, "q6_k": 18}  # llama_ftype values (llama.h)
 _LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -170,8 +170,9 @@ def _encode(arr: np.ndarray, qtype: str) -> tuple[np.ndarray, Any]:
 
     if arr.ndim == 1 or qtype == "f32":
         return arr.astype(np.float32), None
-    q = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(qtype)
-    if q is not None and arr.shape[-1] % 32 == 0:
+    t = gguf.GGMLQuantizationType
+    q = {"q8_0": t.Q8_0, "q4_0": t.Q4_0, "bf16": t.BF16}.get(qtype)
+    if q is not None and arr.shape[-1] % gguf.GGML_QUANT_SIZES[q][0] == 0:
         return gguf.quants.quantize(arr, q), q
     return arr.astype(np.float16), None
 
@@ -192,7 +193,7 @@ def write_gguf(model_dir: str | Path, out_file: str | Path, qtype: str = "f16") 
             return _llama_quantize(out_file.with_suffix(".f16.gguf"), out_file, qtype)
         finally:
             out_file.with_suffix(".f16.gguf").unlink(missing_ok=True)
-    ftype = {"f32": 0, "f16": 1, "q8_0": 7, "q4_0": 2}[qtype]
+    ftype = {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_0": 2}[qtype]
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, int(cfg["num_hidden_layers"]))
     with publishing_file(out_file) as tmp:
         w = gguf.GGUFWriter(str(tmp), "llama")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ragtune.errors import RagtuneError
+from ragtune.gguf_files import GGUF_TYPES
 from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP
 from ragtune.retrieval import retrieval_options
 
@@ -141,7 +142,7 @@ logger = logging.getLogger(__name__)
 )
 @click.option(
     "--gguf-type",
-    type=click.Choice(["f32", "f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"]),
+    type=click.Choice(GGUF_TYPES),
     default=None,
     help="llama.cpp: the type a model folder without its own model.gguf is converted to (default f16).",
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ragtune.gguf_files import GGUF_TYPES
 from ragtune.settings import Settings, load_settings
 
 
@@ -82,7 +83,7 @@ class ServeSettings(Settings):
     )
     gguf_type: str = Field(
         "f16",
-        pattern="^(f32|f16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k)$",
+        pattern=f"^({'|'.join(GGUF_TYPES)})$",
         description="llama.cpp backend: the type a model folder without its own model.gguf is converted to "
         "(f16: its answers match fp32's on 97.5-100% of questions, docs/llamacpp.md).",
     )

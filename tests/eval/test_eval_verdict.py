@@ -120,6 +120,35 @@ EM_TIE = _split(
 )
 
 
+# The SQuAD shape (docs/benchmarks.md): rag and fewshot+rag say the answer in a sentence, raft+rag says it
+# alone. EM cannot tell the three apart (CIs include zero); raft+rag beats the EM-best on F1, CI clear of 0.
+def _ci_tie(raft_f1_low, rag_em=17):
+    return _split(
+        [
+            ("base", _system("base", 2, 5)),
+            ("rag", _system("rag", rag_em, 11, retrieval=True)),
+            ("fsrag", _system("fsrag", 17.5, 12, retrieval=True)),
+            ("raft", _system("raft", 16, 24, retrieval=True)),
+        ],
+        [
+            _cmp("base", "fsrag", "exact_match", -15.5, -22, -9),
+            _cmp("rag", "fsrag", "exact_match", rag_em - 17.5, -3, 2),
+            _cmp("raft", "fsrag", "exact_match", -1.5, -8, 6),
+            _cmp("raft", "rag", "exact_match", -1.0, -8, 6),
+            _cmp("raft", "fsrag", "f1", 12.0, raft_f1_low, 19.5),
+            _cmp("raft", "rag", "f1", 13.0, 6.1, 20.2),
+            _cmp("rag", "fsrag", "f1", -1.0, -4, 2),
+            _cmp("raft", "base", "f1", 19.0, 12, 26),
+            _cmp("base", "fsrag", "f1", -7.0, -10, -4),
+        ],
+    )
+
+
+CI_TIE_F1_SEPARATES = _ci_tie(5.2)
+CI_TIE_F1_DOES_NOT = _ci_tie(-0.5)
+EXACT_AND_CI_TIE = _ci_tie(5.2, rag_em=17.5)  # rag and fsrag equal on EM (F1 picks fsrag), raft on F1
+
+
 @pytest.mark.parametrize(
     "split, best, runner, metric, distinguishable, says, not_says",
     [
@@ -163,6 +192,38 @@ EM_TIE = _split(
             ],
             [],
         ),
+        (
+            CI_TIE_F1_SEPARATES,
+            "raft",
+            "fsrag",
+            "f1",
+            True,
+            [
+                "deploy raft: F1 24.0",
+                "EM cannot tell fsrag, the best on EM, from rag or raft: the CIs include zero; F1 can",
+                "beats runner-up fsrag by +12.0 F1 points [+5.2, +19.5]",
+                "also beats rag, base",
+            ],
+            ["Choose on cost"],
+        ),
+        (
+            EXACT_AND_CI_TIE,
+            "raft",
+            "fsrag",
+            "f1",
+            True,
+            ["EM cannot tell fsrag, the best on EM, from rag or raft", "by +12.0 F1 points [+5.2, +19.5]"],
+            ["ties with"],
+        ),
+        (
+            CI_TIE_F1_DOES_NOT,
+            "fsrag",
+            "rag",
+            "exact_match",
+            False,
+            ["deploy fsrag: EM 17.5", "not distinguishable from rag", "nor from raft", "Choose on cost"],
+            ["F1 decides", "cannot tell"],
+        ),
     ],
 )
 def test_split_verdict(split, best, runner, metric, distinguishable, says, not_says):
@@ -195,10 +256,20 @@ def test_ci_of_a_pair_stored_the_other_way_round_is_turned_around_not_recomputed
     assert comparison(CLEAR, "rag", "ft", "rouge_l") is None
 
 
-def test_tie_on_em_is_named_in_the_metric_line():
-    v = compute_verdict(_results(EM_TIE))
+@pytest.mark.parametrize(
+    "split, tied_on, not_separated",
+    [(EM_TIE, ["exact_match"], []), (CI_TIE_F1_SEPARATES, ["exact_match"], ["rag", "raft"])],
+)
+def test_tie_on_em_is_named_in_the_metric_line(split, tied_on, not_separated):
+    v = compute_verdict(_results(split))
     assert "F1 decides (test)" in v["metric_text"]
-    assert v["splits"]["test"]["tied_on"] == ["exact_match"]
+    assert v["splits"]["test"]["tied_on"] == tied_on
+    assert v["splits"]["test"]["not_separated"] == not_separated
+
+
+def test_no_tie_no_split_named_in_the_metric_line():
+    v = compute_verdict(_results(CI_TIE_F1_DOES_NOT))
+    assert v["metric_text"].endswith("F1 decides (no split here).")
 
 
 FRESH = _split(

@@ -85,7 +85,7 @@ def test_greedy_matches_transformers_batched_or_alone(gen, hf):
     assert gen.backend.kind == "llama.cpp"
 
 
-@pytest.mark.parametrize("qtype, tol", [("f32", 1e-3), ("f16", 5e-2), ("q8_0", 0.5)])
+@pytest.mark.parametrize("qtype, tol", [("f32", 1e-3), ("f16", 5e-2), ("bf16", 0.5), ("q8_0", 0.5)])
 def test_gguf_export_round_trip_logits(qtype, tol, chatty_generator, tmp_path):
     """`ragtune export --gguf` output loads in llama.cpp and its next-token logits are transformers' (to the
     precision of the type)."""
