@@ -274,6 +274,7 @@ async def main_async(args) -> dict:
     )
     for spec in args.lora:
         extra += ["--lora", spec]
+    extra += ["--gguf-type", args.gguf_type] if args.gguf_type else []
     if args.torch_threads:
         import torch
 
@@ -468,7 +469,9 @@ def parse_args() -> argparse.Namespace:
         help="transformers' own decode path (the backend before issue 10)",
     )
     ap.add_argument("--backend", choices=["transformers", "ctranslate2", "llama.cpp"], default="transformers")
-    ap.add_argument("--gguf-type", default="f16", help="llama.cpp: the type a model folder is converted to")
+    ap.add_argument(
+        "--gguf-type", help="llama.cpp: the type a model folder is converted to (default: serve's default)"
+    )
     ap.add_argument("--lora", action="append", default=[], help="llama.cpp: NAME=ADAPTER, served and rotated")
     ap.add_argument("--soak", type=float, default=0, help="seconds of load around the two index swaps")
     ap.add_argument("--soak-clients", type=int, default=16)

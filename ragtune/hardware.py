@@ -1,7 +1,11 @@
-"""What this CPU computes natively, read from /proc/cpuinfo (never assumed): shared by tuner and serve."""
+"""What this CPU computes natively, read from /proc/cpuinfo (never assumed): shared by tuner and serve.
+
+`RAGTUNE_CPUINFO=FILE` reads FILE instead: bench/as_avx2.sh measures, on a CPU with AVX-512, the choices
+ragtune makes on the AVX2-only machine kind (a cpuinfo without the avx512/amx flags)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -12,7 +16,9 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool:
     than fp32, so autocast pays only where they exist (bench/lora_default.py measures it)."""
     if cpuinfo is None:
         try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+            cpuinfo = Path(os.environ.get("RAGTUNE_CPUINFO") or "/proc/cpuinfo").read_text(
+                encoding="utf-8", errors="replace"
+            )
         except OSError:
             return False
     lines = (line.split(":", 1) for line in cpuinfo.splitlines())

@@ -13,15 +13,16 @@ PY=${1:?python}
 LOG=${2:?log file}
 WHEN=${3:-always}
 VERSION=0.3.36
+CPUINFO=${RAGTUNE_CPUINFO:-/proc/cpuinfo}  # bench/as_avx2.sh points it at another machine kind's flags
 mkdir -p "$(dirname "$LOG")"
 if "$PY" -c "import llama_cpp" >/dev/null 2>&1; then
     exit 0
 fi
-if [ "$(uname -m)" = x86_64 ] && ! grep -qw avx2 /proc/cpuinfo; then
+if [ "$(uname -m)" = x86_64 ] && ! grep -qw avx2 "$CPUINFO"; then
     echo "llama.cpp backend not installed: this CPU has no AVX2; serving uses the transformers backend"
     exit 0
 fi
-if [ "$WHEN" = auto ] && grep -qwE "avx512_bf16|amx_bf16" /proc/cpuinfo; then
+if [ "$WHEN" = auto ] && grep -qwE "avx512_bf16|amx_bf16" "$CPUINFO"; then
     echo "llama.cpp backend not built: this CPU has native bf16, where the transformers backend serves RAG" \
         "prompts faster (docs/llamacpp.md); \`make llamacpp\` builds it anyway (~3.5 min)"
     exit 0

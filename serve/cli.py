@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import click
 
 from ragtune.errors import RagtuneError
-from ragtune.gguf_files import GGUF_TYPES
 from ragtune.models import GENERATOR_HELP, RETRIEVER_HELP
 from ragtune.retrieval import retrieval_options
+from serve.llamacpp_models import SERVE_GGUF_TYPES
 
 if TYPE_CHECKING:
     from serve.config import ServeSettings
@@ -142,9 +142,10 @@ logger = logging.getLogger(__name__)
 )
 @click.option(
     "--gguf-type",
-    type=click.Choice(GGUF_TYPES),
+    type=click.Choice(SERVE_GGUF_TYPES),
     default=None,
-    help="llama.cpp: the type a model folder without its own model.gguf is converted to (default f16).",
+    help="llama.cpp: the type a model folder without its own model.gguf is converted to (default f16); "
+    "`shipped`: the default model's own Q4_1 GGUF as is.",
 )
 @click.option("--llamacpp-ctx", type=int, default=None, help="llama.cpp: context positions per request.")
 @click.option("--tensor-parallel-size", type=int, default=None, help="vllm: tensor-parallel GPUs.")

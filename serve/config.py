@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import Field
 
-from ragtune.gguf_files import GGUF_TYPES
 from ragtune.settings import Settings, load_settings
+from serve.llamacpp_models import SERVE_GGUF_TYPES
 
 
 class ServeSettings(Settings):
@@ -81,11 +81,12 @@ class ServeSettings(Settings):
         description="llama.cpp backend: LoRA adapters served over the one base as NAME=ADAPTER (a GGUF LoRA "
         "or a `ragtune tune generator` folder); a request's `model` picks one by NAME.",
     )
-    gguf_type: str = Field(
-        "f16",
-        pattern=f"^({'|'.join(GGUF_TYPES)})$",
+    gguf_type: str | None = Field(
+        None,
+        pattern=f"^({'|'.join(SERVE_GGUF_TYPES)})$",
         description="llama.cpp backend: the type a model folder without its own model.gguf is converted to "
-        "(f16: its answers match fp32's on 97.5-100% of questions, docs/llamacpp.md).",
+        "(default f16: its answers match fp32's on 97.5-100% of questions, docs/llamacpp.md); `shipped`: the "
+        "default model's own Q4_1 file as is.",
     )
     llamacpp_ctx: int = Field(
         2048, ge=64, description="llama.cpp backend: context positions per request (each slot's KV cache)."

@@ -61,7 +61,7 @@ class LlamaCppBackend(TransformersBackend):
         model: str | Path,
         *,
         loras: dict[str, str | Path] | None = None,
-        gguf_type: str = "f16",
+        gguf_type: str | None = None,
         max_batch_size: int = 16,
         batch_window_ms: float = 10.0,
         ctx_per_seq: int = 2048,

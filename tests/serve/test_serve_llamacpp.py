@@ -123,6 +123,35 @@ def test_export_cli_writes_model_gguf_beside_the_merged_folder(chatty_generator,
     assert not list(cache.glob("gguf/model-*-q8_0.gguf"))
 
 
+@pytest.mark.parametrize(
+    "model, gguf_type, want",
+    [
+        ("default", None, "f16"),  # RAG prompts prefill ~1.7x faster than the shipped Q4_1 on AVX2
+        ("default", "shipped", "shipped"),  # the model's own file, as is
+        ("folder", None, "f16"),
+        ("folder", "q8_0", "q8_0"),
+        ("folder", "shipped", "error"),  # only the default model ships a GGUF
+    ],
+)
+def test_which_gguf_is_served(model, gguf_type, want, chatty_generator, cache):
+    from ragtune import models
+    from ragtune.errors import RagtuneError
+    from serve.llamacpp_models import resolve_files
+
+    path = "default" if model == "default" else chatty_generator
+    if want == "error":
+        with pytest.raises(RagtuneError, match="pick a type to convert to"):
+            resolve_files(path, {}, gguf_type)
+        return
+    files = resolve_files(path, {}, gguf_type)
+    if want == "shipped":
+        assert files.gguf == models.gguf_path()
+    else:
+        assert files.gguf.parent == cache / "gguf" and files.gguf.name.endswith(f"-{want}.gguf")
+    want_dir = models.default_generator_dir() if model == "default" else chatty_generator
+    assert files.tokenizer_dir == want_dir
+
+
 def test_lora_gguf_applies_the_adapter_like_peft(chatty_generator, adapters, cache):
     import torch
     from peft import PeftModel

@@ -26,6 +26,35 @@ def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, native):
     assert cpu_native_bf16(cpuinfo) is native
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_ragtune_cpuinfo_names_the_file_read(native, tmp_path, monkeypatch):
+    """bench/as_avx2.sh measures another machine kind's choices through RAGTUNE_CPUINFO."""
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nflags\t\t: {AVX512}{' avx512_bf16' if native else ''}\n")
+    monkeypatch.setenv("RAGTUNE_CPUINFO", str(info))
+    assert cpu_native_bf16() is native
+
+
+def test_as_avx2_drops_the_avx512_and_amx_flags():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "as_avx2.sh"
+    code = (
+        "import os; from ragtune.hardware import cpu_native_bf16; "
+        "print(cpu_native_bf16(), os.environ['ATEN_CPU_CAPABILITY'], os.environ['RAGTUNE_CPUINFO'])"
+    )
+    out = subprocess.run(
+        [str(script), sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    native, isa, path = out.stdout.split()
+    assert (native, isa) == ("False", "avx2")
+    flags = Path(path).read_text()
+    Path(path).unlink()
+    assert "avx512" not in flags and "amx" not in flags
+
+
 BF16_CPU = f"processor\t: 0\nflags\t\t: {AVX512} avx512_bf16\n"
 AMX_CPU = f"processor\t: 0\nflags\t\t: {AVX512} amx_bf16 amx_tile\n"
 PLAIN_CPU = f"processor\t: 0\nflags\t\t: {AVX512}\n"
