@@ -4,10 +4,12 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
-# The llama.cpp serving backend compiles llama.cpp at install (~3.5 min on 2 cores) on a CPU without native
-# bf16, the only kind where `--backend auto` serves with it (docs/llamacpp.md); `make llamacpp` builds it on
-# any CPU, `make install LLAMACPP=0` never. A failed build never fails the install.
-LLAMACPP ?= 1
+# The llama.cpp serving backend compiles llama.cpp (~3.5 min on 2 cores), so `make install` leaves it out by
+# measurement: on the AVX2-only kind, the one where `--backend auto` would serve with it, the quick demo ran
+# 405 s with it against 427 s without (docs/llamacpp.md), so the compile costs a fresh `make demo` ~3 minutes
+# net. `make llamacpp` builds it on any CPU (4x faster decoding when serving there); `make install
+# LLAMACPP=1` builds it on a CPU without native bf16. A failed build never fails the install.
+LLAMACPP ?= 0
 
 .PHONY: install demo test example-report llamacpp
 install: $(STAMP)

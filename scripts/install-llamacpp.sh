@@ -5,7 +5,7 @@
 # without AVX2 it is skipped. A failed build never fails the install: the log says why, and ragtune serves
 # with the transformers backend.
 #   usage: install-llamacpp.sh PYTHON LOGFILE [auto|always]
-# auto (make install): only on a CPU without native bf16, the only kind where `--backend auto` serves with it
+# auto (make install LLAMACPP=1): only on a CPU without native bf16, the only kind where `--backend auto` serves with it
 # (docs/llamacpp.md: with native bf16 the transformers backend is faster on RAG prompts, so the compile would
 # only cost time); always (make llamacpp, CI): on any CPU.
 set -uo pipefail
