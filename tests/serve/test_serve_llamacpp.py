@@ -311,8 +311,8 @@ def test_auto_falls_back_to_transformers_without_llama_cpp():
 
 
 def test_a_failed_compile_never_breaks_the_install(tmp_path):
-    """`make install` runs scripts/install-llamacpp.sh; when the build fails, the script exits 0, says why and
-    keeps the compiler's error in its log. The Python it is given stands in for one whose pip build of
+    """`make llamacpp` (and `make install LLAMACPP=1`) run scripts/install-llamacpp.sh; when the build fails,
+    the script exits 0, says why and keeps the compiler's error in its log. The Python it is given stands in for one whose pip build of
     llama-cpp-python fails: it compiles a C file that does not compile (a real compiler error)."""
     bad = tmp_path / "ggml.c"
     bad.write_text('#error "this CPU feature is not supported"\n')
