@@ -108,6 +108,7 @@ def load_backend(
             batch_window_ms=batch_window_ms,
             model_id=model_id,
             on_batch=on_batch,
+            reuse_prefixes=prefix_cache_mb > 0,
             **(llamacpp_options or {}),
         )
     if kind == "transformers":

@@ -113,7 +113,8 @@ logger = logging.getLogger(__name__)
     "--prefix-cache-mb",
     type=float,
     default=None,
-    help="transformers: MiB of recent prompts' KV states reused by repeated prompts (default 512; 0: off).",
+    help="transformers: MiB of recent prompts' KV states reused by repeated prompts (default 512; 0: off); "
+    "llama.cpp: 0 turns off the reuse of finished requests' KV cells by prompts sharing their prefix.",
 )
 @click.option(
     "--prefill-chunk-tokens",

@@ -64,7 +64,9 @@ class ServeSettings(Settings):
         512,
         ge=0,
         description="transformers backend: MiB of recent prompts' KV states kept for reuse by prompts that "
-        "repeat them (whole, or a chunk-aligned prefix); 0 turns reuse off. Answers do not change.",
+        "repeat them (whole, or a chunk-aligned prefix), answers unchanged; 0 turns reuse off. llama.cpp backend: "
+        "any size keeps finished requests' KV cells in their slots for prompts that share their prefix (no extra "
+        "memory), 0 turns that off (docs/llamacpp.md).",
     )
     cpu_kernels: bool = Field(
         True,

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragtune.errors import RagtuneError
 from ragtune.prompt import control_token_strings
 from serve.decoding import Job, RowState, sample_next
 from serve.hf_backend import TransformersBackend
@@ -69,6 +70,7 @@ class LlamaCppBackend(TransformersBackend):
         threads: int | None = None,
         model_id: str | None = None,
         on_batch: Callable[[int], None] | None = None,
+        reuse_prefixes: bool = True,
     ):
         from transformers import AutoTokenizer
 
@@ -98,7 +100,10 @@ class LlamaCppBackend(TransformersBackend):
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._model_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self.reuse_prefixes = reuse_prefixes
+        self._resident: list[tuple[str | None, list[int]]] = [(None, [])] * max_batch_size  # per slot
         self.tokens_generated = 0
+        self.prompt_tokens_reused = 0
         self.batches_run = 0
         self.decode_calls = 0
 
@@ -134,8 +139,9 @@ class LlamaCppBackend(TransformersBackend):
                 for s in running:
                     if not s.row.done:
                         s.row.fail(f"generation failed: {type(e).__name__}: {e}")
-                    self.engine.forget(s.slot)
                 free = list(range(self.max_batch_size))
+                for slot in free:
+                    self._drop(slot)
                 running = []
 
     def _admit_waiting(self, waiting: deque[Job], running: list[_Seq], free: list[int]) -> None:
@@ -148,7 +154,8 @@ class LlamaCppBackend(TransformersBackend):
             if job.adapter is not None and job.adapter not in self.files.loras:
                 rows[0].fail(f"no LoRA adapter named {job.adapter!r} is loaded")
                 continue
-            running.append(_Seq(rows[0], free.pop(0), job.adapter))
+            slot, keep = self._pick_slot(free, job)
+            running.append(_Seq(rows[0], slot, job.adapter, done=keep))
             self.batches_run += 1
         if self.on_batch is not None and len(running) > before:  # the batch grew: one observation, as hf's
             self.on_batch(len(running))
@@ -209,11 +216,48 @@ class LlamaCppBackend(TransformersBackend):
             if not s.row.done:
                 s.next_token = int(t)
 
+    def _pick_slot(self, free: list[int], job: Job) -> tuple[int, int]:
+        """The free slot whose resident tokens share the longest prefix with the job's prompt (the oldest
+        freed on a tie), and how many of its positions to keep: at most all but the prompt's last token,
+        whose logits the first step needs."""
+        prompt = job.prompt_ids
+
+        def shared(slot: int) -> int:
+            adapter, tokens = self._resident[slot]
+            if not self.reuse_prefixes or adapter != job.adapter:
+                return 0
+            n = 0
+            for a, b in zip(tokens, prompt[:-1]):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        slot = max(free, key=shared)  # max keeps the first of equals: free is oldest-freed first
+        keep = shared(slot)
+        free.remove(slot)
+        with self._model_lock:
+            try:
+                self.engine.forget(slot, keep)
+            except RagtuneError:  # a memory that cannot drop a tail: start the slot afresh
+                self.engine.forget(slot)
+                keep = 0
+        self._resident[slot] = (job.adapter, [])  # until released: the cells change as it runs
+        self.prompt_tokens_reused += keep
+        return slot, keep
+
+    def _drop(self, slot: int) -> None:
+        with self._model_lock:
+            self.engine.forget(slot)
+        self._resident[slot] = (None, [])
+
     def _release(self, running: list[_Seq], free: list[int]) -> None:
         for s in [s for s in running if s.row.done]:
             running.remove(s)
-            with self._model_lock:
-                self.engine.forget(s.slot)
+            if self.reuse_prefixes:  # the cells stay; record the tokens they hold
+                self._resident[s.slot] = (s.adapter, _in_cache(s))
+            else:
+                self._drop(s.slot)
             free.append(s.slot)
 
     # --- the sync batch API (eval in process): the same loop, the caller waits for its jobs -----------
@@ -250,6 +294,15 @@ def next_tokens(logits, rows: list[RowState]) -> list[int]:
         for r, t in zip(sampled, picked):
             out[r] = int(t)
     return out
+
+
+def _in_cache(s: _Seq) -> list[int]:
+    """The tokens whose KV cells a finished sequence left in its slot: the prompt as far as it was
+    prefilled, then every generated token but the last (sampled, never decoded)."""
+    prompt = s.row.job.prompt_ids
+    if s.prefilling:
+        return list(prompt[: s.done])
+    return list(prompt) + list(s.row.ids[:-1])
 
 
 def _signalling(sink: Callable[[Delta], None], done: threading.Event) -> Callable[[Delta], None]:

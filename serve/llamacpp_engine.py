@@ -141,9 +141,12 @@ class LlamaEngine:
                 out[i] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
         return out
 
-    def forget(self, seq: int) -> None:
-        """Free sequence `seq`'s KV cells at once (a finished or cancelled request)."""
-        self.lib.llama_memory_seq_rm(self.mem, seq, -1, -1)
+    def forget(self, seq: int, keep: int = 0) -> None:
+        """Free sequence `seq`'s KV cells from position `keep` on (0: all of them, at once)."""
+        if not self.lib.llama_memory_seq_rm(self.mem, seq, keep if keep > 0 else -1, -1):
+            raise RagtuneError(
+                f"llama.cpp could not drop the KV cells of sequence {seq} from position {keep}"
+            )
 
     def close(self) -> None:
         lib = self.lib

@@ -183,7 +183,7 @@ def test_cancelling_a_stream_frees_its_slot_at_once(chatty_generator, cache):
     from serve.llamacpp_backend import LlamaCppBackend
     from serve.types import SamplingOptions
 
-    be = LlamaCppBackend(chatty_generator, gguf_type="f32", max_batch_size=1)
+    be = LlamaCppBackend(chatty_generator, gguf_type="f32", max_batch_size=1, reuse_prefixes=False)
 
     async def scenario():
         long = be.stream(be.prepare(msgs("hi")), SamplingOptions(max_tokens=400))
@@ -201,6 +201,41 @@ def test_cancelling_a_stream_frees_its_slot_at_once(chatty_generator, cache):
         time.sleep(0.01)
     assert be.engine.lib.llama_memory_seq_pos_max(be.engine.mem, 0) == -1
     asyncio.run(be.aclose())
+
+
+def test_a_follow_up_turn_reuses_its_history_and_answers_the_same(chatty_generator, cache):
+    """Prefix reuse: the second turn resends the first; its prompt is prefilled only past what the slot holds,
+    and the answers equal those of a backend that prefills everything."""
+    from serve import load_generator
+
+    opts = {"gguf_type": "f32"}
+    reuse = load_generator(chatty_generator, backend="llama.cpp", max_batch_size=2, llamacpp_options=opts)
+    fresh = load_generator(
+        chatty_generator, backend="llama.cpp", max_batch_size=2, prefix_cache_mb=0, llamacpp_options=opts
+    )
+    try:
+        first = msgs(QUESTIONS[0])
+        [a1] = reuse.generate([first], max_tokens=12)
+        assert reuse.backend.prompt_tokens_reused == 0
+        n_first = len(reuse.backend.prepare(first).prompt_ids)
+        follow = [
+            *first,
+            {"role": "assistant", "content": a1.text},
+            {"role": "user", "content": QUESTIONS[1]},
+        ]
+        [a2] = reuse.generate([follow], max_tokens=12)
+        [b1] = fresh.generate([first], max_tokens=12)
+        [b2] = fresh.generate([follow], max_tokens=12)
+        assert (a1.text, a2.text) == (b1.text, b2.text)
+        assert reuse.backend.prompt_tokens_reused >= n_first - 1  # at least the first turn's prompt
+        assert fresh.backend.prompt_tokens_reused == 0
+        other = msgs("Something else entirely, asked afresh")
+        [c] = reuse.generate([other], max_tokens=12)
+        [d] = fresh.generate([other], max_tokens=12)
+        assert c.text == d.text  # a slot whose tokens diverge early is trimmed, not misread
+    finally:
+        asyncio.run(reuse.backend.aclose())
+        asyncio.run(fresh.backend.aclose())
 
 
 def test_seeded_sampling_reruns_are_identical(gen):
