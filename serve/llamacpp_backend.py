@@ -17,6 +17,7 @@ taken by the next waiting request. Sampling happens on our side from each sequen
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections import deque
@@ -220,22 +221,16 @@ class LlamaCppBackend(TransformersBackend):
         """The free slot whose resident tokens share the longest prefix with the job's prompt (the oldest
         freed on a tie), and how many of its positions to keep: at most all but the prompt's last token,
         whose logits the first step needs."""
-        prompt = job.prompt_ids
+        head = job.prompt_ids[:-1]
 
         def shared(slot: int) -> int:
             adapter, tokens = self._resident[slot]
             if not self.reuse_prefixes or adapter != job.adapter:
                 return 0
-            n = 0
-            for a, b in zip(tokens, prompt[:-1]):
-                if a != b:
-                    break
-                n += 1
-            return n
+            return len(os.path.commonprefix([tokens, head]))  # commonprefix compares lists item by item
 
-        slot = max(free, key=shared)  # max keeps the first of equals: free is oldest-freed first
-        keep = shared(slot)
-        free.remove(slot)
+        keep, first = max((shared(slot), -i) for i, slot in enumerate(free))  # ties: the oldest freed
+        slot = free.pop(-first)
         with self._model_lock:
             try:
                 self.engine.forget(slot, keep)

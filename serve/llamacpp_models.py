@@ -85,15 +85,12 @@ def _same(a: str | Path, b: Path) -> bool:
 
 
 def _model_files(model: str | Path, gguf_type: str | None) -> LlamaModelFiles:
+    gguf_type = gguf_type or DEFAULT_CONVERSION
     if models.is_default(model) or _same(model, models.default_generator_dir(materialise=False)):
         # named as the transformers backend names it: the folder's name when a folder was given
         name = models.DEFAULT_GENERATOR.name if models.is_default(model) else Path(model).name
         folder = models.default_generator_dir()
-        gguf = (
-            models.gguf_path()
-            if gguf_type == SHIPPED
-            else folder_gguf(folder, gguf_type or DEFAULT_CONVERSION)
-        )
+        gguf = models.gguf_path() if gguf_type == SHIPPED else folder_gguf(folder, gguf_type)
         return LlamaModelFiles(gguf, folder, name)
     if gguf_type == SHIPPED:
         raise RagtuneError(
@@ -110,7 +107,7 @@ def _model_files(model: str | Path, gguf_type: str | None) -> LlamaModelFiles:
     problem = models.model_dir_problem(path, "--model")
     if problem:
         raise RagtuneError(problem)
-    return LlamaModelFiles(folder_gguf(path, gguf_type or DEFAULT_CONVERSION), path, path.name)
+    return LlamaModelFiles(folder_gguf(path, gguf_type), path, path.name)
 
 
 def resolve_files(
