@@ -38,6 +38,20 @@ def models(as_json: bool, prepare: bool) -> None:
         click.echo(json.dumps(described, indent=2))
         return
     click.echo("\n\n".join(_block(m) for m in described))
+    click.echo(f"\n{_cache_line()}")
+
+
+def _cache_line() -> str:
+    from ragtune.derived_cache import LIMIT_ENV, entries, limit_bytes
+    from ragtune.settings import cache_dir
+
+    found = entries()
+    limit = limit_bytes()
+    held = f"held to {limit / 1024**3:g} GB" if limit else "no limit"
+    return (
+        f"conversions cached in {cache_dir()}: {len(found)}, {sum(e[2] for e in found) / 1024**3:.2f} GB "
+        f"({held}, least recently used evicted first; ${LIMIT_ENV} sets it, 0 for no limit)"
+    )
 
 
 def _block(m: dict) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ragtune.derived_cache import entry, prune
 from ragtune.hashing import folder_hash
-from ragtune.settings import cache_dir
 from retriever.exported import PooledEncoder, trace_module
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def _require_onnxruntime():
 def export_int8(model_dir: Path) -> Path:
     """Export (once) and quantise; returns the int8 .onnx path."""
     _require_onnxruntime()
-    out = cache_dir() / "onnx" / f"{folder_hash(model_dir)[:24]}-{RECIPE}"
+    out = entry("onnx", f"{folder_hash(model_dir)[:24]}-{RECIPE}")
     int8 = out / "model_int8.onnx"
     if int8.is_file():
         return int8
@@ -71,6 +71,7 @@ def export_int8(model_dir: Path) -> Path:
     )
     os.replace(tmp, int8)
     fp32.unlink()
+    prune(keep=out)
     return int8
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ragtune.derived_cache import entry, prune
 from ragtune.hashing import folder_hash
-from ragtune.settings import cache_dir, publishing
+from ragtune.settings import publishing
 from retriever.exported import PooledEncoder, trace_module
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def export_ir(model_dir: Path) -> Path:
     """Convert (once) and return the cached model.xml."""
     import openvino as ov
 
-    out = cache_dir() / "openvino" / f"{folder_hash(model_dir)[:24]}-{RECIPE}"
+    out = entry("openvino", f"{folder_hash(model_dir)[:24]}-{RECIPE}")
     xml = out / "model.xml"
     if xml.is_file():
         return xml
@@ -47,6 +48,7 @@ def export_ir(model_dir: Path) -> Path:
         warnings.simplefilter("ignore")
         converted = ov.convert_model(module, example_input=sample)
         ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
+    prune(keep=out)
     return xml
 
 

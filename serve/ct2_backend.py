@@ -63,11 +63,12 @@ def best_compute_type(supported: set[str]) -> str:
 
 def converted_dir(model_dir: str | Path, quantization: str) -> Path:
     """Convert `model_dir` (a Hugging Face folder) once; return the cached CTranslate2 folder."""
+    from ragtune.derived_cache import entry, prune
     from ragtune.hashing import folder_hash
-    from ragtune.settings import cache_dir, publishing
+    from ragtune.settings import publishing
 
     model_dir = Path(model_dir)
-    out = cache_dir() / "ctranslate2" / f"{folder_hash(model_dir)[:24]}-{quantization}-{RECIPE}"
+    out = entry("ctranslate2", f"{folder_hash(model_dir)[:24]}-{quantization}-{RECIPE}")
     if (out / "model.bin").is_file():
         return out
     from ctranslate2.converters import TransformersConverter
@@ -86,6 +87,7 @@ def converted_dir(model_dir: str | Path, quantization: str) -> Path:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    prune(keep=out)
     return out
 
 

@@ -47,10 +47,17 @@ class LlamaModelFiles:
 
 
 def _cached(kind: str, source: Path, suffix: str) -> Path:
+    from ragtune.derived_cache import entry
     from ragtune.hashing import folder_hash
-    from ragtune.settings import cache_dir
 
-    return cache_dir() / "gguf" / f"{kind}-{folder_hash(source)[:24]}-{suffix}.gguf"
+    return entry("gguf", f"{kind}-{folder_hash(source)[:24]}-{suffix}.gguf")
+
+
+def _made(out: Path) -> Path:
+    from ragtune.derived_cache import prune
+
+    prune(keep=out)
+    return out
 
 
 def folder_gguf(folder: Path, gguf_type: str) -> Path:
@@ -61,7 +68,7 @@ def folder_gguf(folder: Path, gguf_type: str) -> Path:
     if own.is_file():
         return own
     out = _cached("model", folder, gguf_type)
-    return out if out.is_file() else write_gguf(folder, out, gguf_type)
+    return out if out.is_file() else _made(write_gguf(folder, out, gguf_type))
 
 
 def adapter_gguf(adapter: Path, base_config_dir: Path) -> Path:
@@ -77,7 +84,7 @@ def adapter_gguf(adapter: Path, base_config_dir: Path) -> Path:
             "(a LoRA adapter), or a GGUF LoRA file"
         )
     out = _cached("lora", adapter, "f16")
-    return out if out.is_file() else write_lora_gguf(adapter, base_config_dir, out)
+    return out if out.is_file() else _made(write_lora_gguf(adapter, base_config_dir, out))
 
 
 def _same(a: str | Path, b: Path) -> bool:

@@ -159,4 +159,5 @@ def test_models_command_lists_both_defaults(default_dir):
 def test_models_command_says_how_to_build_a_missing_default(tmp_path):
     text = run_cli("models", env={"RAGTUNE_CACHE_DIR": str(tmp_path)}).stdout
     assert "ready         no (built on first use, or now with `ragtune models --prepare`)" in text
+    assert f"conversions cached in {tmp_path}: 0, 0.00 GB (held to 5 GB, least recently used" in text
     assert not any(tmp_path.iterdir())  # listing builds nothing

@@ -24,9 +24,9 @@ STEPS = BaseTrainConfig(steps=6, batch_size=4, warmup=2)
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(module_tmp):
     return general_corpus(
-        tmp_path_factory.mktemp("corpus"),
+        module_tmp("corpus"),
         n_people=40,
         n_heldout=5,
         n_reading=30,

@@ -20,8 +20,8 @@ SYSTEMS = {"base", "fewshot", "rag", "fewshot+rag", "ft", "ft+rag", "raft+rag"}
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
+def demo_run(module_tmp):
+    out = module_tmp("demo")
     proc = run_cli("demo", "--quick", "--out", str(out), "--no-progress", timeout=2400)
     return out, proc
 

@@ -36,8 +36,8 @@ QRELS = [("q1", "d1", 1), ("q2", "d3", 1), ("q3", "d4", 1), ("q3", "d2", 1), ("q
 
 
 @pytest.fixture(scope="module")
-def beir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("beir")
+def beir(module_tmp):
+    root = module_tmp("beir")
     write_jsonl(root / "corpus.jsonl", DOCS)
     write_jsonl(root / "queries.jsonl", QUERIES)
     (root / "qrels").mkdir()

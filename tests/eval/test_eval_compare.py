@@ -45,8 +45,8 @@ def _compare(gen, toy, out, **kw):
 
 
 @pytest.fixture(scope="module")
-def first_run(tiny_generator, toy, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run1")
+def first_run(tiny_generator, toy, module_tmp):
+    out = module_tmp("run1")
     res = _compare(tiny_generator, toy, out)
     return out, res
 

@@ -21,9 +21,9 @@ def corpus(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
+def cache(module_tmp):
     """A cache folder of the test module's own ($RAGTUNE_CACHE_DIR), so exports and conversions are made there."""
     with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
+        path = module_tmp("cache")
         mp.setenv("RAGTUNE_CACHE_DIR", str(path))
         yield path

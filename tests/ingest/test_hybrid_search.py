@@ -27,8 +27,8 @@ NOTES = {f"{name}.md": f"{FILL}{text.capitalize()} ({name})." for name, text in 
 
 
 @pytest.fixture(scope="module")
-def retr(encoder, tmp_path_factory):
-    root = tmp_path_factory.mktemp("hybrid")
+def retr(encoder, module_tmp):
+    root = module_tmp("hybrid")
     write_tree(root / "src", NOTES)
     ingest([root / "src"], root / "idx", encoder=encoder, show_progress=False)
     r = Retriever(KnowledgeIndex.open(root / "idx"), encoder)

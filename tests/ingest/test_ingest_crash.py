@@ -83,8 +83,8 @@ class _Lines:
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    path = tmp_path_factory.mktemp("driver") / "crash_driver.py"
+def driver(module_tmp):
+    path = module_tmp("driver") / "crash_driver.py"
     path.write_text(DRIVER)
     return path
 

@@ -22,12 +22,12 @@ from retriever import (
 
 
 @pytest.fixture(scope="module")
-def other_model(embedder_dir, tmp_path_factory):
+def other_model(embedder_dir, module_tmp):
     """MiniLM with one weight nudged: the same architecture, another embedding space."""
     import torch
     from sentence_transformers import SentenceTransformer
 
-    out = tmp_path_factory.mktemp("other") / "other-minilm"
+    out = module_tmp("other") / "other-minilm"
     m = SentenceTransformer(embedder_dir, device="cpu")
     with torch.no_grad():
         m[0].auto_model.embeddings.word_embeddings.weight.mul_(1.5)
@@ -36,12 +36,12 @@ def other_model(embedder_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def lora_adapter(embedder_dir, tmp_path_factory):
+def lora_adapter(embedder_dir, module_tmp):
     """A PEFT LoRA adapter on MiniLM with non-zero B (so it changes the embeddings)."""
     from peft import LoraConfig, TaskType, get_peft_model
     from sentence_transformers import SentenceTransformer
 
-    out = tmp_path_factory.mktemp("lora") / "adapter"
+    out = module_tmp("lora") / "adapter"
     m = SentenceTransformer(embedder_dir, device="cpu")
     cfg = LoraConfig(
         task_type=TaskType.FEATURE_EXTRACTION,
@@ -55,10 +55,10 @@ def lora_adapter(embedder_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def built(encoder, tmp_path_factory):
+def built(encoder, module_tmp):
     from ingest_helpers import FACTS, write_tree
 
-    root = tmp_path_factory.mktemp("built")
+    root = module_tmp("built")
     src = write_tree(root / "src", FACTS)
     ingest([src], root / "idx", encoder=encoder, show_progress=False)
     return root

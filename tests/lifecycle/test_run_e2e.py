@@ -40,9 +40,9 @@ def _steps(run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run_root(tmp_path_factory, run_generator) -> dict:
+def run_root(module_tmp, run_generator) -> dict:
     """A run killed with SIGKILL once its questions are written, then resumed to the end."""
-    root = tmp_path_factory.mktemp("lifecycle")
+    root = module_tmp("lifecycle")
     write_corpus(root / "docs")
     (root / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in USER_QA))
     args = _args(root, run_generator)

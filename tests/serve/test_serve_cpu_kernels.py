@@ -95,11 +95,11 @@ def test_a_decode_rows_attention_is_what_it_gets_alone():
 
 
 @pytest.fixture(scope="module")
-def gqa_model(chatty_generator, tmp_path_factory) -> Path:
+def gqa_model(chatty_generator, module_tmp) -> Path:
     """chatty_generator's tokenizer on a random model with 4 query heads sharing 2 key/value heads."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    out = tmp_path_factory.mktemp("gqa_generator")
+    out = module_tmp("gqa_generator")
     for f in Path(chatty_generator).iterdir():
         if f.is_file() and not f.name.endswith((".safetensors", "config.json")):
             shutil.copy(f, out / f.name)

@@ -33,9 +33,9 @@ def msgs(q: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
+def cache(module_tmp) -> Path:
     mp = pytest.MonkeyPatch()
-    out = tmp_path_factory.mktemp("ct2_cache")
+    out = module_tmp("ct2_cache")
     mp.setenv("RAGTUNE_CACHE_DIR", str(out))
     yield out
     mp.undo()

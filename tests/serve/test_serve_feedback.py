@@ -38,8 +38,8 @@ def _rows(db) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def fb_server(chatty_generator, index_dir, tmp_path_factory):
-    db = tmp_path_factory.mktemp("feedback") / "feedback.db"
+def fb_server(chatty_generator, index_dir, module_tmp):
+    db = module_tmp("feedback") / "feedback.db"
     handle = _start(chatty_generator, index_dir, db)
     try:
         yield handle, db, _ask(handle, Path(chatty_generator).name)[0]

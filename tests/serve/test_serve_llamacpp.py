@@ -29,10 +29,10 @@ pytest.importorskip("llama_cpp")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
+def cache(module_tmp) -> Path:
     """The GGUF conversions of this module's tests, apart from the user's cache."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("RAGTUNE_CACHE_DIR", str(out := tmp_path_factory.mktemp("gguf_cache")))
+    mp.setenv("RAGTUNE_CACHE_DIR", str(out := module_tmp("gguf_cache")))
     yield out
     mp.undo()
 
@@ -68,8 +68,8 @@ def _adapter(base: Path, out: Path, answer: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def adapters(chatty_generator, tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("adapters")
+def adapters(chatty_generator, module_tmp) -> dict[str, Path]:
+    d = module_tmp("adapters")
     return {
         name: _adapter(chatty_generator, d / name, word)
         for name, word in (("a", "Brightwater"), ("b", "Tomas"))

@@ -13,10 +13,10 @@ QUESTION = "Who founded Brightwater?"
 
 
 @pytest.fixture(scope="module")
-def fb_page_server(chatty_generator, index_dir, tmp_path_factory):
+def fb_page_server(chatty_generator, index_dir, module_tmp):
     from serve import start_server
 
-    db = tmp_path_factory.mktemp("page_feedback") / "fb.db"
+    db = module_tmp("page_feedback") / "fb.db"
     handle = start_server(
         chatty_generator,
         index_dir,

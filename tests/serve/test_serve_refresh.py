@@ -18,12 +18,12 @@ QUESTION = "What is the capital of Avalon?"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, chatty_generator, encoder):
+def live(module_tmp, chatty_generator, encoder):
     """An in-thread uvicorn server over its own index (version v000001), polling CURRENT every 0.3 s."""
     from ingest import ingest
     from serve import create_app
 
-    root = tmp_path_factory.mktemp("refresh")
+    root = module_tmp("refresh")
     index = root / "index"
     ingest([write_docs(root / "docs.jsonl", DOCS)], index, encoder=encoder, show_progress=False)
     app = create_app(model=chatty_generator, index=index, poll_interval=0.3, max_tokens_cap=64)

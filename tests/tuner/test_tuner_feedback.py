@@ -70,8 +70,8 @@ def fill(db) -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    d = tmp_path_factory.mktemp("feedback")
+def exported(module_tmp):
+    d = module_tmp("feedback")
     fill(d / "fb.db")
     proc = run_cli("feedback", "export", "--db", str(d / "fb.db"), "--out", str(d / "data"))
     return d / "data", proc.stdout

@@ -28,10 +28,10 @@ PEOPLE = [
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(module_tmp):
     from ingest import ingest
 
-    root = tmp_path_factory.mktemp("retriever_world")
+    root = module_tmp("retriever_world")
     docs = [
         {
             "id": f"d{i}",
