@@ -14,6 +14,10 @@ from lifecycle.hashes import file_hash
 from lifecycle.steps import key_of
 
 KEY_FILE = ".ragtune-step-key"
+# Tokens per forward pass when training: 8 RAFT examples of Wikipedia-sized passages (~1,100 tokens each)
+# peaked at 16.0 GB RSS in one forward, 5.5 GB as 4 accumulated micro-batches of 2, which also ran 12%
+# faster (bench/train_memory.py). The demo's shorter examples stay in one batch of 8.
+MAX_BATCH_TOKENS = 4096
 
 
 def feedback_tasks(
@@ -55,7 +59,7 @@ def train_and_export(
     data = feedback_tasks(train_qa, out, mode, getattr(cfg, "feedback_db", None), echo)
     lr = learning_rate or cfg.learning_rate  # a kind's own (RunConfig.tuning), else the run's
     key = key_of([str(base), str(train_qa), kind, mode, epochs, cfg.lora_r, lr, cfg.top_k,
-                  cfg.seed, str(index), *(file_hash(t["data"]) for t in data[1:])])  # fmt: skip
+                  cfg.seed, str(index), MAX_BATCH_TOKENS, *(file_hash(t["data"]) for t in data[1:])])  # fmt: skip
     marker = adapter / KEY_FILE
     resume = marker.is_file() and marker.read_text() == key
     if not resume:
@@ -75,6 +79,7 @@ def train_and_export(
         lora_r=cfg.lora_r,
         lora_alpha=2 * cfg.lora_r,
         batch_size=8,
+        max_batch_tokens=MAX_BATCH_TOKENS,
         val_fraction=0.0,
         seed=cfg.seed,
         resume=resume,

@@ -37,6 +37,7 @@ _OPTIONS = [
     ("--lr --learning-rate", "learning_rate", float),
     ("--batch-size", "batch_size", int),
     ("--grad-accum", "grad_accum", int),
+    ("--max-batch-tokens", "max_batch_tokens", int),
     ("--epochs", "epochs", float),
     ("--max-steps", "max_steps", int),
     ("--weight-decay", "weight_decay", float),

@@ -153,6 +153,12 @@ class GeneratorConfig:
     )
     batch_size: int = _f(8, "Examples per device per step.", _positive_int)
     grad_accum: int = _f(1, "Gradient accumulation steps.", _positive_int)
+    max_batch_tokens: int | None = _f(
+        None,
+        "Split each step's batch into micro-batches of at most this many tokens (counted at the longest "
+        "example), accumulating their gradients: the same examples per step, less memory (bench/train_memory.py).",
+        _unset_or(_is_positive_int, "should be a positive integer (or unset: no split)"),
+    )
     epochs: float = _f(3.0, "Training epochs (ignored when max_steps > 0).")
     max_steps: int = _f(
         -1,

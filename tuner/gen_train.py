@@ -317,7 +317,16 @@ def _setup_trainer(
         trainer = dpo_trainer(cfg, model, tokenizer, train_rows, val_rows, dtype, callbacks)
         trainer.remove_callback(PrinterCallback)
         return trainer, trainable, total
-    args = runtime.training_arguments(cfg, Path(cfg.out_dir) / runtime.CHECKPOINTS, dtype, has_val)
+    longest = max(len(r["input_ids"]) for r in (*train_rows, *val_rows))
+    batch = runtime.micro_batches(cfg.batch_size, cfg.grad_accum, longest, cfg.max_batch_tokens)
+    if batch[0] != cfg.batch_size:
+        log.info(
+            "micro-batches of %d examples, %d accumulated per step (longest example %d tokens, "
+            "max_batch_tokens %d)", batch[0], batch[1], longest, cfg.max_batch_tokens,
+        )  # fmt: skip
+    args = runtime.training_arguments(
+        cfg, Path(cfg.out_dir) / runtime.CHECKPOINTS, dtype, has_val, batch=batch
+    )
     trainer_cls = Trainer
     if cfg.method not in PEFT_PROMPT and supports_logits_to_keep(model):
         trainer_cls = AnswerLogitsTrainer  # the output layer only where a label is: same loss, less work

@@ -49,11 +49,30 @@ def complete_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def micro_batches(batch_size: int, grad_accum: int, longest: int, max_tokens: int | None) -> tuple[int, int]:
+    """(examples per forward, steps accumulated) holding batch_size x grad_accum examples per optimizer step,
+    with at most `max_tokens` per forward when every example were `longest` tokens: the largest divisor of
+    batch_size that fits (1 when none does)."""
+    if not max_tokens or batch_size * longest <= max_tokens:
+        return batch_size, grad_accum
+    micro = max(
+        d for d in range(1, batch_size + 1) if batch_size % d == 0 and (d == 1 or d * longest <= max_tokens)
+    )
+    return micro, grad_accum * batch_size // micro
+
+
 def training_arguments(
-    cfg: Any, run_dir: Path, dtype: Any, has_val: bool, cls: Any = None, **extra: Any
+    cfg: Any,
+    run_dir: Path,
+    dtype: Any,
+    has_val: bool,
+    cls: Any = None,
+    batch: tuple[int, int] | None = None,
+    **extra: Any,
 ) -> Any:
     """The Trainer's arguments for a run (`cls`: TrainingArguments or a subclass such as TRL's DPOConfig;
-    `extra`: that subclass's own fields, or overrides)."""
+    `batch`: (examples per forward, steps accumulated), default the config's; `extra`: that subclass's own
+    fields, or overrides)."""
     import torch
     from transformers import TrainingArguments
 
@@ -68,11 +87,12 @@ def training_arguments(
     if is_distributed():
         kwargs["ddp_find_unused_parameters"] = False
     kwargs.update(extra)
+    micro, accum = batch or (cfg.batch_size, cfg.grad_accum)
     return (cls or TrainingArguments)(
         output_dir=str(run_dir),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=micro,
+        per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=accum,
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,  # a float < 1 is a fraction of the total steps
