@@ -14,9 +14,10 @@ from lifecycle.hashes import file_hash
 from lifecycle.steps import key_of
 
 KEY_FILE = ".ragtune-step-key"
-# Tokens per forward pass when training: 8 RAFT examples of Wikipedia-sized passages (~1,100 tokens each)
-# peaked at 16.0 GB RSS in one forward, 5.5 GB as 4 accumulated micro-batches of 2, which also ran 12%
-# faster (bench/train_memory.py). The demo's shorter examples stay in one batch of 8.
+# Tokens per forward pass when training (padded to the longest example): RAFT on 50 Wikipedia paragraphs
+# (bench/run_squad.py's run; its longest example is 513-1,024 tokens) peaked at 16.0 GB RSS as one batch of 8,
+# 8.5 GB as the 2 accumulated halves of 4 that this limit gives, 5.5 GB as 4 quarters, each split 12-14%
+# faster (bench/train_memory.py).
 MAX_BATCH_TOKENS = 4096
 
 
