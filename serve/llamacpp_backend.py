@@ -9,7 +9,8 @@ two backends differ only in the arithmetic; transformers stays the reference (te
 
 Scheduling (one worker thread owns the llama.cpp context): each request gets a sequence slot with its own
 KV cells. Every step builds one batch per adapter in use: the last sampled token of every decoding
-sequence first, then the next chunk of the oldest prompts still being prefilled, up to `n_batch` tokens.
+sequence first, then the next chunk of the oldest prompts still being prefilled, up to `n_batch` tokens in
+the whole step, whatever the number of adapters.
 New requests join between steps; a finished or cancelled request's cells are freed at once and its slot
 taken by the next waiting request. Sampling happens on our side from each sequence's logits.
 """
@@ -167,9 +168,10 @@ class LlamaCppBackend(TransformersBackend):
             if not s.row.done and s.row.job.cancelled.is_set():
                 s.row.cancel_now()
         self._release(running, free)
-        for adapter in dict.fromkeys(s.adapter for s in running):
-            group = [s for s in running if s.adapter == adapter and not s.row.done]
-            tokens, owners = self._batch_for(group)
+        live = [s for s in running if not s.row.done]
+        chunks = self._prefill_chunks(live)
+        for adapter in dict.fromkeys(s.adapter for s in live):
+            tokens, owners = self._batch_for([s for s in live if s.adapter == adapter], chunks)
             if not tokens:
                 continue
             with self._model_lock:
@@ -179,8 +181,25 @@ class LlamaCppBackend(TransformersBackend):
             self._sample([(owners[i], logits[i]) for i in sorted(logits)])
         self._release(running, free)
 
-    def _batch_for(self, group: list[_Seq]) -> tuple[list[Token], list[_Seq]]:
-        """The decoding sequences' next tokens, then prompt chunks (oldest first) up to the batch size."""
+    def _prefill_chunks(self, live: list[_Seq]) -> dict[int, int]:
+        """How many prompt tokens each prefilling sequence (by slot) decodes this step: the oldest first, at
+        most `prefill_chunk_tokens` each, within one budget for the whole step. The budget is shared by the
+        adapters' decode calls, so a step costs the same with one adapter in use or three: a budget per call
+        made every decoding answer wait for up to one chunk per adapter (bench/serve.py's soak, two adapters beside
+        the base: TPOT p50 1.6 s before, 0.55-0.66 s since; docs/llamacpp.md)."""
+        budget = self.engine.n_batch - sum(s.next_token is not None for s in live)
+        chunks = {}
+        for s in live:
+            if budget <= 0:
+                break
+            if s.prefilling:
+                n = min(len(s.row.job.prompt_ids) - s.done, budget, self.prefill_chunk_tokens)
+                chunks[s.slot] = n
+                budget -= n
+        return chunks
+
+    def _batch_for(self, group: list[_Seq], chunks: dict[int, int]) -> tuple[list[Token], list[_Seq]]:
+        """The decoding sequences' next tokens, then the planned prompt chunks, oldest first."""
         tokens: list[Token] = []
         owners: list[_Seq] = []
         for s in group:
@@ -189,18 +208,14 @@ class LlamaCppBackend(TransformersBackend):
                 tokens.append(Token(s.next_token, pos, s.slot, True))
                 owners.append(s)
                 s.next_token = None
-        budget = self.engine.n_batch - len(tokens)
         for s in group:
-            if budget <= 0:
-                break
-            if not s.prefilling:
+            if s.slot not in chunks:
                 continue
             ids = s.row.job.prompt_ids
-            end = min(len(ids), s.done + min(budget, self.prefill_chunk_tokens))
+            end = s.done + chunks[s.slot]
             for p in range(s.done, end):
                 tokens.append(Token(ids[p], p, s.slot, p == len(ids) - 1))
                 owners.append(s)
-            budget -= end - s.done
             s.done = end
         return tokens, owners
 

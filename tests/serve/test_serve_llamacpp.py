@@ -238,6 +238,59 @@ def test_a_follow_up_turn_reuses_its_history_and_answers_the_same(chatty_generat
         asyncio.run(fresh.backend.aclose())
 
 
+def test_a_step_decodes_one_batch_of_tokens_whatever_the_number_of_adapters(
+    chatty_generator, adapters, cache
+):
+    """Three prompts prefilling at once under the base and two adapters: the adapters still decode in calls
+    of their own, but one step's calls together hold at most `n_batch` tokens (one budget, not one per
+    adapter), every prompt token is decoded once, and the answers are those each request gets alone."""
+    from serve.llamacpp_backend import LlamaCppBackend
+    from serve.types import SamplingOptions
+
+    be = LlamaCppBackend(
+        chatty_generator,
+        loras={"a": adapters["a"], "b": adapters["b"]},
+        gguf_type="f32",
+        max_batch_size=4,
+        prefill_chunk_tokens=8,
+        reuse_prefixes=False,
+    )
+    prepared = []
+    for adapter in (None, "a", "b"):
+        p = be.prepare(msgs(QUESTIONS[0]))
+        p.extra["adapter"] = adapter
+        prepared.append(p)
+    n_prompt = len(prepared[0].prompt_ids)  # one question for all three
+    steps: list[list[tuple[int, int]]] = []  # per step, per decode call: (prompt tokens, all tokens)
+    step, decode = be._step, be.engine.decode
+
+    def recording_step(running, free):
+        steps.append([])
+        step(running, free)
+
+    def recording_decode(tokens):
+        steps[-1].append((sum(t.pos < n_prompt for t in tokens), len(tokens)))
+        return decode(tokens)
+
+    be._step, be.engine.decode = recording_step, recording_decode
+
+    async def answer(p):
+        return "".join([d.text async for d in be.stream(p, SamplingOptions(max_tokens=6))])
+
+    async def together():
+        return await asyncio.gather(*(answer(p) for p in prepared))
+
+    try:
+        texts = asyncio.run(asyncio.wait_for(together(), 120))
+        assert max(len(calls) for calls in steps) == 3  # base, a and b in one step
+        assert max(sum(n for _, n in calls) for calls in steps) <= be.engine.n_batch == 12
+        assert sum(p for calls in steps for p, _ in calls) == 3 * n_prompt
+        alone = [asyncio.run(answer(p)) for p in prepared]
+        assert texts == alone and len(set(texts)) == 3  # three models, three answers
+    finally:
+        asyncio.run(be.aclose())
+
+
 def test_seeded_sampling_reruns_are_identical(gen):
     s1 = gen.generate([msgs("hi")] * 2, max_tokens=12, seed=5, temperature=1.0)
     s2 = gen.generate([msgs("hi")], max_tokens=12, seed=5, temperature=1.0)
