@@ -7,9 +7,11 @@ blocks. Per split (held-out "test" first, then "freshness", then any other):
   results["config"] records (`ragtune eval --metric`), else eval.answers.DEFAULT_METRIC (contains);
   where the top two systems tie on it (paired difference exactly 0) F1 decides (EM when the metric is
   F1), and the split says so; where the best cannot be told apart on it from others (paired CI includes
-  zero) and one of those beats it on F1 with a CI clear of zero, that one is deployed, and the split says
-  why: the verdict metric cannot separate them, F1 can (a terse right answer and a sentence around the same
-  right answer both count as contained; F1 prefers the terse one, and only a CI clear of zero moves it);
+  zero), F1 decides between them when it can: one of those that beats the best on F1 with a CI clear of
+  zero is deployed, and where instead the best beats each of them on F1 with a CI clear of zero, the best
+  stays and is compared on F1; the split says why: the verdict metric cannot separate them, F1 can (a terse
+  right answer and a sentence around the same right answer both count as contained; F1 prefers the terse
+  one, and only a CI clear of zero counts);
 - a system whose contained-rate is FORMAT_GAP points or more above its EM knows answers it does not
   give in the expected form: the split's text says so (a fine-tune or a few-shot prompt fixes that);
 - the best system is the one with the highest mean; the runner-up the next one (ties: the next metric,
@@ -130,9 +132,16 @@ def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dic
                 break
             tied_on.append(m)
     peers: list[str] = []
-    if (sep := _separated_on_next(split, ranked, metrics)) is not None:  # after an exact tie's F1 too
+    first_best = ranked[0]
+    sep = _separated_on_next(split, ranked, metrics)  # after an exact tie's F1 too
+    if sep is not None and not (sep[0] == first_best and tied_on):  # (an exact tie already compares on F1)
         best, peers = sep
-        runner, metric, tied_on = ranked[0], metrics[1], [metrics[0]]
+        metric, tied_on = metrics[1], [metrics[0]]
+        # the runner-up: the system it displaced, or when the best stays, its closest peer on F1
+        if best == first_best:
+            runner = max(peers, key=lambda n: metric_mean(systems[n], metric) or 0.0)
+        else:
+            runner = first_best
         ranked = [best] + [n for n in ranked if n != best]
     out: dict[str, Any] = {
         "split": split_name,
@@ -141,6 +150,7 @@ def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dic
         "metric": metric,
         "tied_on": tied_on,
         "not_separated": peers,
+        "first_best": first_best,
         "best": best,
         "best_ci": _ci(systems[best], metric),
         "runner_up": runner,
@@ -166,9 +176,10 @@ def split_verdict(split_name: str, split: Mapping[str, Any], metric: str) -> dic
 def _separated_on_next(
     split: Mapping[str, Any], ranked: list[str], metrics: tuple[str, ...]
 ) -> tuple[str, list[str]] | None:
-    """The system the verdict metric cannot tell from the best (paired CI includes zero) that beats the best
-    on the next metric with a CI clear of zero (the highest such on it), with the systems the best could not
-    be told from; None when there is none."""
+    """Where the verdict metric cannot tell the best from others (paired CI includes zero) and the next metric
+    can: the one of them that beats the best on it with a CI clear of zero (the highest such), else the best
+    itself when it beats each of them so; with the systems the best could not be told from. None otherwise
+    (no such systems, or the next metric cannot separate them either)."""
     top, first, second = ranked[0], metrics[0], metrics[1]
     peers = [
         n for n in ranked[1:] if (c := comparison(split, top, n, first)) is not None and not c["significant"]
@@ -178,9 +189,14 @@ def _separated_on_next(
         c = comparison(split, n, top, second)
         if c is not None and c["significant"] and c["diff"] > 0:
             winners.append((c["diff"], n))
-    if not winners:
-        return None
-    return max(winners)[1], peers
+    if winners:
+        return max(winners)[1], peers
+    if peers and all(
+        (c := comparison(split, top, n, second)) is not None and c["significant"] and c["diff"] > 0
+        for n in peers
+    ):
+        return top, peers
+    return None
 
 
 def _ci(system: Mapping[str, Any], metric: str) -> dict[str, float] | None:
@@ -203,7 +219,7 @@ def _split_text(v: Mapping[str, Any]) -> str:
     if v.get("not_separated"):
         first = METRIC_NAMES.get(v["tied_on"][0], v["tied_on"][0])
         head += (
-            f" ({first} cannot tell {v['runner_up']}, the best on {first}, from "
+            f" ({first} cannot tell {v['first_best']}, the best on {first}, from "
             f"{' or '.join(v['not_separated'])}: the CIs include zero; {name} can, so {name} decides)"
         )
     elif v["tied_on"]:
@@ -283,8 +299,8 @@ def _metric_text(metric: str, tie_broken: list[str], note: str | None) -> str:
     text += "; paired bootstrap 95% CIs of the differences as stored in results.json (`comparisons`)"
     tie = METRIC_NAMES[chain(metric)[1]]
     rule = (
-        f"where the top two tie on {name}, or where {name} cannot tell the best from a system that beats it on "
-        f"{tie} with a CI clear of zero, {tie} decides"
+        f"where the top two tie on {name}, or where {name} cannot tell the best from other systems and {tie} "
+        f"can (one beats the best, or the best beats each, with a CI clear of zero), {tie} decides"
     )
     if tie_broken:
         return text + f"; {rule} ({', '.join(tie_broken)})."

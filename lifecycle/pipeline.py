@@ -228,6 +228,7 @@ class _Run:
         ):
             if not self.cfg.trains(kind):
                 self.steps.n += 1  # the step numbers stay those of a run that trains both
+                self.echo(f"[{self.steps.n}/{self.total}] {title}: not asked (no {kind} system in --systems)")
                 continue
             self.models[kind], self.training[kind] = self._tune(kind, mode, title)
 

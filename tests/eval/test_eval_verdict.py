@@ -144,6 +144,30 @@ def _ci_tie(raft_f1_low, rag_em=17):
     )
 
 
+# The SciFact shape (`ragtune run` on 50 abstracts): raft is the best on EM, but EM cannot tell it from rag
+# or fsrag; raft beats both on F1 (fsrag with a CI clear of zero or not, by `fsrag_low`).
+def _best_on_both(fsrag_low):
+    return _split(
+        [
+            ("base", _system("base", 7, 3)),
+            ("rag", _system("rag", 33, 6, retrieval=True)),
+            ("fsrag", _system("fsrag", 37, 7, retrieval=True)),
+            ("raft", _system("raft", 44, 40, retrieval=True)),
+        ],
+        [
+            _cmp("raft", "fsrag", "exact_match", 7.4, -14.8, 33.3),
+            _cmp("raft", "rag", "exact_match", 11.1, -7.4, 29.6),
+            _cmp("raft", "base", "exact_match", 37.0, 18.5, 59.3),
+            _cmp("fsrag", "rag", "exact_match", 3.7, -7.4, 14.8),
+            _cmp("raft", "fsrag", "f1", 33.5, fsrag_low, 51.0),
+            _cmp("raft", "rag", "f1", 33.7, 16.9, 52.0),
+            _cmp("raft", "base", "f1", 37.5, 20.1, 55.0),
+        ],
+    )
+
+
+BEST_ON_BOTH = _best_on_both(16.0)
+BEST_ON_BOTH_BUT_ONE = _best_on_both(-2.0)
 CI_TIE_F1_SEPARATES = _ci_tie(5.2)
 CI_TIE_F1_DOES_NOT = _ci_tie(-0.5)
 EXACT_AND_CI_TIE = _ci_tie(5.2, rag_em=17.5)  # rag and fsrag equal on EM (F1 picks fsrag), raft on F1
@@ -224,6 +248,29 @@ EXACT_AND_CI_TIE = _ci_tie(5.2, rag_em=17.5)  # rag and fsrag equal on EM (F1 pi
             ["deploy fsrag: EM 17.5", "not distinguishable from rag", "nor from raft", "Choose on cost"],
             ["F1 decides", "cannot tell"],
         ),
+        (
+            BEST_ON_BOTH,
+            "raft",
+            "fsrag",
+            "f1",
+            True,
+            [
+                "deploy raft: F1 40.0",
+                "EM cannot tell raft, the best on EM, from fsrag or rag: the CIs include zero; F1 can",
+                "beats runner-up fsrag by +33.5 F1 points [+16.0, +51.0]",
+                "also beats rag, base",
+            ],
+            ["Choose on cost"],
+        ),
+        (
+            BEST_ON_BOTH_BUT_ONE,
+            "raft",
+            "fsrag",
+            "exact_match",
+            False,
+            ["deploy raft: EM 44.0", "not distinguishable from fsrag", "nor from rag", "Choose on cost"],
+            ["F1 decides", "cannot tell"],
+        ),
     ],
 )
 def test_split_verdict(split, best, runner, metric, distinguishable, says, not_says):
@@ -258,7 +305,11 @@ def test_ci_of_a_pair_stored_the_other_way_round_is_turned_around_not_recomputed
 
 @pytest.mark.parametrize(
     "split, tied_on, not_separated",
-    [(EM_TIE, ["exact_match"], []), (CI_TIE_F1_SEPARATES, ["exact_match"], ["rag", "raft"])],
+    [
+        (EM_TIE, ["exact_match"], []),
+        (CI_TIE_F1_SEPARATES, ["exact_match"], ["rag", "raft"]),
+        (BEST_ON_BOTH, ["exact_match"], ["fsrag", "rag"]),
+    ],
 )
 def test_tie_on_em_is_named_in_the_metric_line(split, tied_on, not_separated):
     v = compute_verdict(_results(split))

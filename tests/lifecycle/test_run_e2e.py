@@ -67,6 +67,7 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(run_root):
     assert "ingest the documents (refresh: only changed ones are embedded): unchanged, skipped" in out
     assert "write and check question-answer pairs from the chunks: unchanged, skipped" in out
     assert "fine-tune the generator RAFT-style (LoRA) and export: done" in out
+    assert "[6/9] fine-tune the generator closed-book (LoRA) and export: not asked (no ft system" in out
     winner = json.loads((run / "winner.json").read_text())
     assert winner["system"] in SYSTEMS.split(",")
     assert winner["won_on"]["split"] == "user" and winner["won_on"]["n"] == len(USER_QA)
